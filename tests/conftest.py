@@ -1,0 +1,15 @@
+"""Make this checkout importable as ansible_collections.logstack.elk (see `make collection`)."""
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COLLECTIONS = os.path.join(ROOT, ".collections")
+link = os.path.join(COLLECTIONS, "ansible_collections", "logstack", "elk")
+if not os.path.exists(link):
+    os.makedirs(os.path.dirname(link), exist_ok=True)
+    os.symlink("../../..", link)
+if COLLECTIONS not in sys.path:
+    sys.path.insert(0, COLLECTIONS)
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+os.environ.setdefault("ANSIBLE_CONFIG", os.path.join(ROOT, "ansible.cfg"))
