@@ -50,7 +50,9 @@ class Aws:
         if not self.session.region_name:
             raise AwsError("No AWS region: set `region` or AWS_REGION / AWS_DEFAULT_REGION.")
         self.endpoint_url = endpoint_url
-        self.config = Config(retries={"mode": retry_mode, "max_attempts": max_attempts},
+        # total_max_attempts counts the first call too (botocore's "max_attempts" does not),
+        # which is what aws_max_attempts documents.
+        self.config = Config(retries={"mode": retry_mode, "total_max_attempts": max_attempts},
                              connect_timeout=10, read_timeout=60)
         self._clients = {}
 

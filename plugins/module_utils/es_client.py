@@ -133,6 +133,7 @@ class EsClient:
         self.transport = Transport(nodes, max_retries=max_retries, retry_on_status=RETRY_ON_STATUS,
                                    retry_on_timeout=True, meta_header=False,
                                    retry_backoff_base=0.5, retry_backoff_cap=5)
+        self.timeout = timeout
         self.request_count = 0
         self._info = None
 
@@ -166,13 +167,13 @@ class EsClient:
             resp = self.transport.perform_request(method, target, body=payload, **kwargs)
         except elastic_transport.TlsError as exc:
             raise EsError("TLS to %s failed (%s): check es_ca_file (the CA that signed the server's "
-                          "certificate) and the URL's host name." % (", ".join(self.urls), _first_line(exc)))
+                          "certificate) and the URL's host name." % (", ".join(self.urls), connection_reason(exc)))
         except elastic_transport.ConnectionTimeout as exc:
-            raise EsError("Elasticsearch at %s did not answer %s %s within the timeout (%s)."
-                          % (", ".join(self.urls), method, path, _first_line(exc)))
+            raise EsError("Elasticsearch at %s did not answer %s %s within %s seconds (%s)."
+                          % (", ".join(self.urls), method, path, timeout or self.timeout, connection_reason(exc)))
         except elastic_transport.ConnectionError as exc:
             raise EsError("Cannot connect to Elasticsearch at %s (%s): check es_url and that the "
-                          "cluster is reachable from this host." % (", ".join(self.urls), _first_line(exc)))
+                          "cluster is reachable from this host." % (", ".join(self.urls), connection_reason(exc)))
         status = resp.meta.status
         data = resp.body
         if status >= 400 and status not in allow:
@@ -260,6 +261,52 @@ def _encode_api_key(api_key):
     if ":" in api_key:
         return base64.b64encode(api_key.encode()).decode()
     return api_key
+
+
+# Substrings of socket / urllib3 / ssl errors -> the short reason an operator acts on.
+_REASONS = (
+    ("CERTIFICATE_VERIFY_FAILED", "certificate verify failed"),
+    ("certificate verify failed", "certificate verify failed"),
+    ("Hostname mismatch", "certificate does not match the host name"),
+    ("WRONG_VERSION_NUMBER", "the server does not speak TLS: use http:// or enable TLS on the server"),
+    ("wrong version number", "the server does not speak TLS: use http:// or enable TLS on the server"),
+    ("Connection refused", "connection refused"),
+    ("Name or service not known", "cannot resolve the host name"),
+    ("nodename nor servname", "cannot resolve the host name"),
+    ("Temporary failure in name resolution", "cannot resolve the host name"),
+    ("No address associated with hostname", "cannot resolve the host name"),
+    ("Failed to resolve", "cannot resolve the host name"),
+    ("Network is unreachable", "network unreachable"),
+    ("No route to host", "no route to host"),
+    ("Connection reset", "connection reset by peer"),
+    ("RemoteDisconnected", "the server closed the connection without answering"),
+    ("timed out", "timed out"),
+)
+
+
+def connection_reason(exc):
+    """The underlying reason of an elastic_transport connection error, in a few words.
+
+    elastic_transport's own str() is just "Connection error"; the cause (urllib3 /
+    socket / ssl error) is in ``exc.message`` and the exception chain.
+    """
+    texts = []
+    seen = set()
+    current = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        for attr in ("message", "reason"):
+            value = getattr(current, attr, None)
+            if isinstance(value, str) and value:
+                texts.append(value)
+        texts.append(str(current))
+        current = current.__cause__ or current.__context__
+    joined = " | ".join(texts)
+    for needle, reason in _REASONS:
+        if needle in joined:
+            return reason
+    detail = next((t for t in texts if t and t not in ("Connection error", "Connection timed out", "TLS error")), "")
+    return _first_line(detail) if detail else exc.__class__.__name__
 
 
 def _first_line(exc):

@@ -1,0 +1,1 @@
+"""Benchmarks: each prints ratios against a bound or a baseline measured in the same run."""

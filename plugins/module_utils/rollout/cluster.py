@@ -1,0 +1,227 @@
+# -*- coding: utf-8 -*-
+# Copyright: logstack.elk contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Elasticsearch reads and writes of the rollout.
+
+Everything the planner and the steps decide on is read here into a
+:class:`View`, a plain snapshot of the cluster: a rerun after a crash sees the
+same world the crashed run left (exclusions, shutdown records, voting
+exclusions) and continues from it.
+"""
+from __future__ import annotations
+
+import re
+
+from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsError, parse_version
+
+EXCLUDE_NAME = "cluster.routing.allocation.exclude._name"
+WATERMARK_HIGH = "cluster.routing.allocation.disk.watermark.high"
+TIER_ORDER = ("data_frozen", "data_cold", "data_warm", "data_hot", "data_content", "data")
+VERSION_DECIDER = "node_version"
+
+
+class View:
+    """One consistent-enough read of the cluster."""
+
+    def __init__(self, health, nodes, shards, master_id, voting_exclusions, voting_config,
+                 excluded_names, shutdowns):
+        self.health = health
+        self.nodes = nodes  # id -> GET _nodes entry
+        self.shards = shards  # _cat/shards rows
+        self.master_id = master_id
+        self.voting_exclusions = voting_exclusions  # [{node_id, node_name}]
+        self.voting_config = voting_config  # set of node ids
+        self.excluded_names = excluded_names  # allocation exclude._name entries
+        self.shutdowns = shutdowns  # node id -> shutdown record
+
+    # -- nodes ------------------------------------------------------------
+    def node_by_name(self, name):
+        for node_id, node in self.nodes.items():
+            if node.get("name") == name:
+                return node_id, node
+        return None, None
+
+    def present(self, node_id=None, name=None):
+        if node_id and node_id in self.nodes:
+            return True
+        return bool(name) and self.node_by_name(name)[0] is not None
+
+    @property
+    def status(self):
+        return self.health.get("status")
+
+    @property
+    def moving(self):
+        return int(self.health.get("relocating_shards", 0)) + int(self.health.get("initializing_shards", 0))
+
+    def master_eligible_ids(self):
+        return [i for i, n in self.nodes.items() if is_master_eligible(n)]
+
+    def data_ids(self):
+        return [i for i, n in self.nodes.items() if is_data(n)]
+
+    # -- shards -----------------------------------------------------------
+    def shards_on(self, node_name):
+        """Copies held by a node: started, initializing, or relocating to or from it."""
+        out = []
+        for row in self.shards:
+            src, dst = shard_nodes(row)
+            if node_name in (src, dst):
+                out.append(row)
+        return out
+
+    def unassigned(self):
+        return [r for r in self.shards if r.get("state") == "UNASSIGNED"]
+
+    def voting_excluded_names(self):
+        return sorted({e.get("node_name") for e in self.voting_exclusions if e.get("node_name")})
+
+
+def shard_nodes(row):
+    """(node, relocation target) of a _cat/shards row; ES writes "a -> ip id b" while relocating."""
+    node = row.get("node") or ""
+    if "->" in node:
+        src, rest = node.split("->", 1)
+        parts = rest.split()
+        return src.strip(), parts[-1] if parts else None
+    return node or None, None
+
+
+def is_master_eligible(node):
+    return "master" in (node.get("roles") or [])
+
+
+def is_data(node):
+    return any(r == "data" or r.startswith("data_") for r in node.get("roles") or [])
+
+
+def tier_rank(node):
+    """Elasticsearch's documented upgrade order: frozen, cold, warm, hot, then generic data."""
+    roles = node.get("roles") or []
+    ranks = [TIER_ORDER.index(r) for r in roles if r in TIER_ORDER]
+    return min(ranks) if ranks else len(TIER_ORDER)
+
+
+def node_version(node):
+    return parse_version(node.get("version", "0"))
+
+
+class Cluster:
+    """Reads and writes on top of an EsClient."""
+
+    def __init__(self, es):
+        self.es = es
+
+    # -- reads ------------------------------------------------------------
+    def view(self):
+        health = self.es.get("/_cluster/health")
+        nodes = self.es.get("/_nodes").get("nodes", {})
+        shards = self.es.get("/_cat/shards", params={"format": "json", "bytes": "b"})
+        state = self.es.get("/_cluster/state/master_node,metadata")
+        coord = (state.get("metadata") or {}).get("cluster_coordination") or {}
+        return View(health=health, nodes=nodes, shards=shards if isinstance(shards, list) else [],
+                    master_id=state.get("master_node"),
+                    voting_exclusions=coord.get("voting_config_exclusions") or [],
+                    voting_config=set(coord.get("last_committed_config") or []),
+                    excluded_names=self.excluded_names(), shutdowns=self.shutdowns())
+
+    def settings(self, defaults=False):
+        params = {"flat_settings": True}
+        if defaults:
+            params["include_defaults"] = True
+        return self.es.get("/_cluster/settings", params=params)
+
+    def excluded_names(self):
+        data = self.settings()
+        # transient wins over persistent in Elasticsearch; either can hold a leftover.
+        names = set()
+        for scope in ("persistent", "transient"):
+            value = (data.get(scope) or {}).get(EXCLUDE_NAME)
+            names.update(split_list(value))
+        return sorted(names)
+
+    def shutdowns(self):
+        if not self.es.has_shutdown_api():
+            return {}
+        data = self.es.get("/_nodes/shutdown")
+        return {rec.get("node_id"): rec for rec in data.get("nodes", [])}
+
+    def explain(self, index, shard, primary, current_node=None):
+        body = {"index": index, "shard": int(shard), "primary": bool(primary)}
+        if current_node:
+            body["current_node"] = current_node
+        return self.es.post("/_cluster/allocation/explain", body=body)
+
+    def watermark_high(self):
+        data = self.settings(defaults=True)
+        for scope in ("transient", "persistent", "defaults"):
+            value = (data.get(scope) or {}).get(WATERMARK_HIGH)
+            if value:
+                return value
+        return "90%"
+
+    def fs_stats(self):
+        """node id -> (total_bytes, available_bytes)."""
+        data = self.es.get("/_nodes/stats/fs")
+        out = {}
+        for node_id, node in (data.get("nodes") or {}).items():
+            total = ((node.get("fs") or {}).get("total")) or {}
+            if "total_in_bytes" in total:
+                out[node_id] = (int(total["total_in_bytes"]),
+                                int(total.get("available_in_bytes", total.get("free_in_bytes", 0))))
+        return out
+
+    # -- writes -----------------------------------------------------------
+    def set_excluded_names(self, names):
+        """Persistent, so a crashed run's exclusion stays visible to the rerun."""
+        value = ",".join(sorted(set(names))) or None
+        self.es.put("/_cluster/settings", body={"persistent": {EXCLUDE_NAME: value}})
+        # A transient value would override ours; a leftover one is cleared with it.
+        current = self.settings()
+        if (current.get("transient") or {}).get(EXCLUDE_NAME) is not None:
+            self.es.put("/_cluster/settings", body={"transient": {EXCLUDE_NAME: None}})
+
+    def put_shutdown(self, node_id, reason):
+        self.es.put("/_nodes/%s/shutdown" % node_id, body={"type": "remove", "reason": reason})
+
+    def delete_shutdown(self, node_id):
+        self.es.delete("/_nodes/%s/shutdown" % node_id, allow=(404,))
+
+    def add_voting_exclusion(self, node_name):
+        self.es.post("/_cluster/voting_config_exclusions", params={"node_names": node_name, "timeout": "30s"})
+
+    def clear_voting_exclusions(self):
+        self.es.delete("/_cluster/voting_config_exclusions", params={"wait_for_removal": False})
+
+
+def split_list(value):
+    if not value:
+        return []
+    if isinstance(value, list):
+        return [v.strip() for v in value if v and v.strip()]
+    return [v.strip() for v in str(value).split(",") if v.strip()]
+
+
+_UNITS = {"b": 1, "kb": 1024, "mb": 1024 ** 2, "gb": 1024 ** 3, "tb": 1024 ** 4, "pb": 1024 ** 5}
+
+
+def watermark_limit(value, total_bytes):
+    """Bytes a node may fill before the watermark: "90%", "0.9" or an absolute free-space "50gb"."""
+    text = str(value).strip().lower()
+    if text.endswith("%"):
+        return int(total_bytes * float(text[:-1]) / 100.0)
+    match = re.match(r"^([0-9.]+)\s*([kmgtp]?b)$", text)
+    if match:
+        return total_bytes - int(float(match.group(1)) * _UNITS[match.group(2)])
+    try:
+        ratio = float(text)
+    except ValueError:
+        raise EsError("Cannot read the disk watermark %r." % value)
+    return int(total_bytes * ratio)
+
+
+def shard_bytes(row):
+    try:
+        return int(row.get("store") or 0)
+    except (TypeError, ValueError):
+        return 0

@@ -1,0 +1,195 @@
+# -*- coding: utf-8 -*-
+# Copyright: logstack.elk contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A run lock kept as a tag on every Auto Scaling Group of the cluster.
+
+The tag lives with the groups it protects, so two operators, or AWX and a
+laptop, see the same lock. Its value names the run, when it started, and the
+process holding it (host, pid and the pid's start time, so a reused pid is not
+mistaken for the holder) plus a heartbeat refreshed by every step.
+
+A lock is taken over without asking only when it is provably dead: held by a
+process of this host that no longer exists (a killed ``ansible-playbook``).
+Any other lock refuses; one whose heartbeat is older than ``stale_seconds`` is
+reported as stale with how to clear it.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import time
+from datetime import datetime, timezone
+
+from ansible_collections.logstack.elk.plugins.module_utils.aws import tag_dict
+
+LOCK_TAG = "logstack:rollout-lock"
+
+
+class LockError(Exception):
+    def __init__(self, message, holder=None):
+        super().__init__(message)
+        self.message = message
+        self.holder = holder
+
+
+def now_iso(clock=time.time):
+    return datetime.fromtimestamp(clock(), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse(value):
+    out = {}
+    for part in (value or "").split():
+        if "=" in part:
+            key, val = part.split("=", 1)
+            out[key] = val
+    return out
+
+
+def render(holder):
+    return " ".join("%s=%s" % (k, holder[k]) for k in ("run", "start", "beat", "host", "pid") if holder.get(k))
+
+
+def age_seconds(iso, clock=time.time):
+    try:
+        then = datetime.strptime(iso, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
+    except (TypeError, ValueError):
+        return None
+    return clock() - then
+
+
+def _proc_start(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as handle:
+            return handle.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def holder_process():
+    """"pid:starttime" of the ansible-playbook (or ansible-runner) process above us, if any."""
+    pid = os.getppid()
+    for _ in range(12):
+        if pid <= 1:
+            break
+        try:
+            with open("/proc/%d/cmdline" % pid, "rb") as handle:
+                cmd = handle.read().replace(b"\0", b" ").decode("utf-8", "replace")
+        except OSError:
+            break
+        if "ansible-playbook" in cmd or "ansible-runner" in cmd:
+            return "%d:%s" % (pid, _proc_start(pid))
+        try:
+            with open("/proc/%d/stat" % pid) as handle:
+                pid = int(handle.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            break
+    return None
+
+
+def process_alive(pid_token):
+    """True/False when we can tell on this host, None when we cannot."""
+    if not pid_token or ":" not in pid_token:
+        return None
+    pid, start = pid_token.split(":", 1)
+    try:
+        pid = int(pid)
+    except ValueError:
+        return None
+    current = _proc_start(pid)
+    return current is not None and current == start
+
+
+class GroupLock:
+    def __init__(self, aws, group_names, stale_seconds=3600, clock=time.time, hostname=None):
+        self.aws = aws
+        self.group_names = list(group_names)
+        self.stale_seconds = stale_seconds
+        self.clock = clock
+        self.hostname = hostname or socket.gethostname()
+
+    def holders(self):
+        groups = self.aws.find_groups(names=self.group_names)
+        return {g["AutoScalingGroupName"]: parse(tag_dict(g.get("Tags")).get(LOCK_TAG)) for g in groups}
+
+    def _write(self, holder):
+        self.aws.call("autoscaling", "CreateOrUpdateTags", Tags=[
+            {"ResourceId": name, "ResourceType": "auto-scaling-group", "Key": LOCK_TAG, "Value": render(holder),
+             "PropagateAtLaunch": False} for name in self.group_names])
+
+    def describe(self, holder):
+        return "run %s started %s by pid %s on %s (last heartbeat %s)" % (
+            holder.get("run"), holder.get("start"), (holder.get("pid") or "?").split(":")[0],
+            holder.get("host"), holder.get("beat") or holder.get("start"))
+
+    def verdict(self, holder):
+        """'dead' (provably gone), 'stale' (silent too long) or 'live'."""
+        if holder.get("host") == self.hostname and process_alive(holder.get("pid")) is False:
+            return "dead"
+        age = age_seconds(holder.get("beat") or holder.get("start"), self.clock)
+        if age is not None and age > self.stale_seconds:
+            return "stale"
+        return "live"
+
+    def acquire(self, run_id, break_lock=None, settle_seconds=1.0, sleep=time.sleep):
+        """Take the lock for run_id. Returns (changed, note)."""
+        note = None
+        for name, holder in self.holders().items():
+            if not holder or holder.get("run") == run_id:
+                continue
+            verdict = self.verdict(holder)
+            if break_lock and break_lock == holder.get("run"):
+                note = "broke the lock of %s as asked (break_lock)" % self.describe(holder)
+            elif verdict == "dead":
+                note = ("took over the lock of %s: that process no longer exists on this host (an interrupted "
+                        "run); its leftovers are reconciled first" % self.describe(holder))
+            elif verdict == "stale":
+                raise LockError(
+                    "Another rollout holds the lock on %s: %s, silent for more than %ss, so it is probably "
+                    "stale. If no run is in progress, clear it with `ansible-playbook playbooks/upgrade-es.yml "
+                    "-e upgrade_break_lock=%s` or delete the tag %s from the group(s)." % (
+                        name, self.describe(holder), self.stale_seconds, holder.get("run"), LOCK_TAG), holder)
+            else:
+                raise LockError(
+                    "Another rollout holds the lock on %s: %s. Wait for it to finish; if it was interrupted on "
+                    "another machine, clear it with `-e upgrade_break_lock=%s` or delete the tag %s." % (
+                        name, self.describe(holder), holder.get("run"), LOCK_TAG), holder)
+        current = self.holders()
+        if all(h.get("run") == run_id for h in current.values()):
+            self.heartbeat(run_id)
+            return False, note
+        stamp = now_iso(self.clock)
+        self._write({"run": run_id, "start": stamp, "beat": stamp, "host": self.hostname,
+                     "pid": holder_process()})
+        # Tags are last-writer-wins: re-read after a pause so two runs racing agree on one winner.
+        sleep(settle_seconds)
+        for name, holder in self.holders().items():
+            if holder.get("run") != run_id:
+                raise LockError("Another rollout took the lock on %s at the same moment: %s." % (
+                    name, self.describe(holder)), holder)
+        return True, note
+
+    def check(self, run_id):
+        """Raise unless run_id holds the lock on every group (someone may have broken it)."""
+        for name, holder in self.holders().items():
+            if holder.get("run") != run_id:
+                raise LockError("This run (%s) no longer holds the rollout lock on %s (%s): stopping before "
+                                "touching anything." % (run_id, name, self.describe(holder) if holder else "no lock"),
+                                holder)
+
+    def heartbeat(self, run_id):
+        holders = self.holders()
+        first = next(iter(holders.values()), {})
+        holder = dict(first, run=run_id, beat=now_iso(self.clock), host=self.hostname,
+                      pid=holder_process() or first.get("pid"))
+        holder.setdefault("start", holder["beat"])
+        self._write(holder)
+
+    def release(self, run_id=None, force=False):
+        """Delete the tag where run_id (or anyone, with force) holds it. Returns the groups released."""
+        released = []
+        for name, holder in self.holders().items():
+            if holder and (force or holder.get("run") == run_id):
+                self.aws.call("autoscaling", "DeleteTags", Tags=[
+                    {"ResourceId": name, "ResourceType": "auto-scaling-group", "Key": LOCK_TAG}])
+                released.append(name)
+        return released

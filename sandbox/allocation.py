@@ -1,0 +1,586 @@
+"""Shard allocation: deciders, what happens when a node leaves, placement, moves, rebalancing.
+
+Decider names and explanation texts are Elasticsearch's own (8.x), so what
+``_cluster/allocation/explain`` shows here reads like the real thing.
+"""
+from __future__ import annotations
+
+import fnmatch
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .engine import Cluster, Copy, Node
+
+YES, NO, THROTTLE = "YES", "NO", "THROTTLE"
+LIMIT_SETTING = "cluster.routing.allocation.node_concurrent_recoveries"
+
+
+def _limit(cluster: "Cluster", which: str) -> int:
+    raw = cluster.setting(f"cluster.routing.allocation.node_concurrent_{which}_recoveries",
+                          cluster.setting(LIMIT_SETTING, 2))
+    try:
+        return int(raw)
+    except (TypeError, ValueError):
+        return 2
+
+
+# ---------------------------------------------------------------- filters
+def _split(value: Any) -> List[str]:
+    if isinstance(value, list):
+        return [str(v).strip() for v in value if str(v).strip()]
+    return [v.strip() for v in str(value).split(",") if v.strip()]
+
+
+def _node_values(node: "Node", attr: str) -> List[str]:
+    if attr == "_name":
+        return [node.name]
+    if attr == "_ip":
+        return [node.ip]
+    if attr == "_host":
+        return [node.host, node.ip]
+    if attr == "_id":
+        return [node.id]
+    if attr == "_host_ip" or attr == "_publish_ip":
+        return [node.ip]
+    if attr == "_tier":
+        return list(node.roles)
+    v = node.attributes.get(attr)
+    return [v] if v is not None else []
+
+
+def _matches(node: "Node", attr: str, patterns: List[str]) -> bool:
+    values = _node_values(node, attr)
+    return any(fnmatch.fnmatchcase(v, p) for v in values for p in patterns)
+
+
+def _filters(settings: Dict[str, Any], prefix: str) -> Dict[str, Dict[str, List[str]]]:
+    out: Dict[str, Dict[str, List[str]]] = {"require": {}, "include": {}, "exclude": {}}
+    for key, value in settings.items():
+        if not key.startswith(prefix):
+            continue
+        rest = key[len(prefix):]
+        kind, _, attr = rest.partition(".")
+        if kind in out and attr and attr != "_tier_preference" and value not in (None, ""):
+            vals = _split(value)
+            if vals:
+                out[kind][attr] = vals
+    return out
+
+
+def _describe(filters: Dict[str, List[str]]) -> str:
+    return ",".join(f'{attr}:"{" OR ".join(vals)}"' for attr, vals in sorted(filters.items()))
+
+
+def filter_decision(cluster: "Cluster", copy: "Copy", node: "Node") -> Tuple[str, str]:
+    meta = cluster.state.indices.get(copy.index)
+    index_settings = meta.settings if meta else {}
+    for scope, settings, prefix in (
+        ("index", index_settings, "index.routing.allocation."),
+        ("cluster", cluster.settings_with_prefix("cluster.routing.allocation."), "cluster.routing.allocation."),
+    ):
+        f = _filters(settings, prefix)
+        sep = "." if scope == "index" else ""
+        if f["require"] and not all(_matches(node, a, v) for a, v in f["require"].items()):
+            return NO, (f"node does not match {scope} setting [{prefix}require{sep}] filters "
+                        f"[{_describe(f['require'])}]")
+        if f["include"] and not any(_matches(node, a, v) for a, v in f["include"].items()):
+            return NO, (f"node does not match {scope} setting [{prefix}include{sep}] filters "
+                        f"[{_describe(f['include'])}]")
+        if f["exclude"] and any(_matches(node, a, v) for a, v in f["exclude"].items()):
+            return NO, (f"node matches {scope} setting [{prefix}exclude{sep}] filters "
+                        f"[{_describe(f['exclude'])}]")
+    return YES, "node passes include/exclude/require filters"
+
+
+# --------------------------------------------------------------- deciders
+def _copy_on(cluster: "Cluster", copy: "Copy", node: "Node") -> Optional["Copy"]:
+    for other in cluster.shards[copy.index][copy.shard]:
+        if other is copy:
+            continue
+        if other.node_id == node.id or other.relocating_node_id == node.id:
+            return other
+    return None
+
+
+def _routing(cluster: "Cluster", c: "Copy") -> str:
+    node = c.node_id or "null"
+    return (f"[{c.index}][{c.shard}], node[{node}], [{'P' if c.primary else 'R'}], "
+            f"s[{c.state}], a[id={c.allocation_id}]")
+
+
+def primary_of(cluster: "Cluster", copy: "Copy") -> Optional["Copy"]:
+    return next((c for c in cluster.shards[copy.index][copy.shard] if c.primary), None)
+
+
+def recoveries(cluster: "Cluster") -> Tuple[Dict[str, int], Dict[str, int]]:
+    incoming: Dict[str, int] = {}
+    outgoing: Dict[str, int] = {}
+    for c in cluster.all_copies():
+        if c.state == "INITIALIZING" and c.node_id and c.recovery_source:
+            incoming[c.node_id] = incoming.get(c.node_id, 0) + 1
+            outgoing[c.recovery_source] = outgoing.get(c.recovery_source, 0) + 1
+        elif c.state == "RELOCATING" and c.relocating_node_id:
+            incoming[c.relocating_node_id] = incoming.get(c.relocating_node_id, 0) + 1
+            outgoing[c.node_id] = outgoing.get(c.node_id, 0) + 1
+    return incoming, outgoing
+
+
+def deciders(cluster: "Cluster", copy: "Copy", node: "Node", moving: bool = False,
+             rec: Optional[Tuple[Dict[str, int], Dict[str, int]]] = None) -> List[Dict[str, str]]:
+    """Every decider's verdict on putting ``copy`` on ``node`` (ES debug mode order)."""
+    out: List[Dict[str, str]] = []
+
+    def add(name: str, decision: str, explanation: str) -> None:
+        out.append({"decider": name, "decision": decision, "explanation": explanation})
+
+    # replica_after_primary_active
+    primary = primary_of(cluster, copy)
+    if not copy.primary:
+        if primary is None or primary.state not in ("STARTED", "RELOCATING"):
+            add("replica_after_primary_active", NO, "primary shard for this replica is not yet active")
+        else:
+            add("replica_after_primary_active", YES, "primary shard for this replica is already active")
+    # enable
+    enable = str(cluster.setting("cluster.routing.allocation.enable", "all")).lower()
+    new_primary = copy.primary and not copy.ever_started
+    if enable == "none":
+        add("enable", NO, "no allocations are allowed due to cluster setting [cluster.routing.allocation.enable=none]")
+    elif enable == "new_primaries" and not new_primary:
+        what = "non-new primary" if copy.primary else "replica"
+        add("enable", NO, f"{what} allocations are forbidden due to cluster setting "
+                          "[cluster.routing.allocation.enable=new_primaries]")
+    elif enable == "primaries" and not copy.primary:
+        add("enable", NO, "replica allocations are forbidden due to cluster setting "
+                          "[cluster.routing.allocation.enable=primaries]")
+    else:
+        add("enable", YES, "all allocations are allowed")
+    # node_version
+    if copy.primary:
+        if moving and copy.node_id in cluster.nodes and node.vt < cluster.nodes[copy.node_id].vt:
+            src = cluster.nodes[copy.node_id]
+            add("node_version", NO, f"cannot relocate primary shard from a node with version [{src.version}] "
+                                    f"to a node with older version [{node.version}]")
+        else:
+            add("node_version", YES, "the primary shard is new or already existed on the node")
+    else:
+        pnode = cluster.nodes.get(primary.node_id) if primary is not None and primary.node_id else None
+        if pnode is None:
+            add("node_version", YES, "no active primary shard yet")
+        elif node.vt < pnode.vt:
+            add("node_version", NO, f"cannot allocate replica shard to a node with version [{node.version}] "
+                                    f"since this is older than the primary version [{pnode.version}]")
+        else:
+            add("node_version", YES, f"can allocate replica shard to a node with version [{node.version}] "
+                                     f"since this is equal-or-newer than the primary version [{pnode.version}]")
+    # same_shard
+    other = _copy_on(cluster, copy, node)
+    if other is not None or (moving and copy.node_id == node.id):
+        held = other if other is not None else copy
+        add("same_shard", NO, "a copy of this shard is already allocated to this node "
+                              f"[{_routing(cluster, held)}]")
+    else:
+        add("same_shard", YES, "this node does not hold a copy of this shard")
+    # filter
+    decision, text = filter_decision(cluster, copy, node)
+    add("filter", decision, text)
+    # node_shutdown
+    sd = cluster.shutdowns.get(node.id)
+    if sd and sd["type"] in ("remove", "replace"):
+        add("node_shutdown", NO, f"node [{node.id}] is preparing to be removed from the cluster")
+    elif sd:
+        add("node_shutdown", YES, f"node [{node.id}] is preparing to restart, but will remain in the cluster")
+    else:
+        add("node_shutdown", YES, "this node is not currently shutting down")
+    # throttling (only matters for copies that need a recovery)
+    incoming, outgoing = rec if rec is not None else recoveries(cluster)
+    lim_in, lim_out = _limit(cluster, "incoming"), _limit(cluster, "outgoing")
+    n_in = incoming.get(node.id, 0)
+    source = copy.node_id if moving else (primary.node_id if primary is not None and not copy.primary else None)
+    n_out = outgoing.get(source, 0) if source else 0
+    if n_in >= lim_in:
+        add("throttling", THROTTLE, f"reached the limit of incoming shard recoveries [{n_in}], cluster setting "
+                                    f"[cluster.routing.allocation.node_concurrent_incoming_recoveries={lim_in}] "
+                                    f"(can also be set via [{LIMIT_SETTING}])")
+    elif source and n_out >= lim_out:
+        add("throttling", THROTTLE, f"reached the limit of outgoing shard recoveries [{n_out}] on the node "
+                                    f"[{source}] which holds the primary, cluster setting "
+                                    f"[cluster.routing.allocation.node_concurrent_outgoing_recoveries={lim_out}] "
+                                    f"(can also be set via [{LIMIT_SETTING}])")
+    else:
+        add("throttling", YES, f"below shard recovery limit of outgoing: [{n_out} < {lim_out}] "
+                               f"incoming: [{n_in} < {lim_in}]")
+    return out
+
+
+def verdict(ds: List[Dict[str, str]]) -> str:
+    decisions = {d["decision"] for d in ds}
+    return NO if NO in decisions else THROTTLE if THROTTLE in decisions else YES
+
+
+def can_remain(cluster: "Cluster", copy: "Copy", node: "Node") -> List[Dict[str, str]]:
+    out = []
+    decision, text = filter_decision(cluster, copy, node)
+    out.append({"decider": "filter", "decision": decision, "explanation": text})
+    sd = cluster.shutdowns.get(node.id)
+    if sd and sd["type"] in ("remove", "replace"):
+        out.append({"decider": "node_shutdown", "decision": NO,
+                    "explanation": f"node [{node.id}] is preparing to be removed from the cluster"})
+    else:
+        out.append({"decider": "node_shutdown", "decision": YES,
+                    "explanation": "this node is not currently shutting down"})
+    return out
+
+
+def data_nodes(cluster: "Cluster") -> List["Node"]:
+    return sorted((n for n in cluster.nodes.values() if n.is_data), key=lambda n: n.name)
+
+
+def shard_counts(cluster: "Cluster") -> Dict[str, int]:
+    counts = {n.id: 0 for n in cluster.nodes.values() if n.is_data}
+    for c in cluster.all_copies():
+        if c.node_id in counts:
+            counts[c.node_id] += 1
+        if c.relocating_node_id in counts:
+            counts[c.relocating_node_id] += 1
+    return counts
+
+
+# ----------------------------------------------------------- node departure
+def node_left(cluster: "Cluster", node: "Node", now: float) -> None:
+    from .engine import _ms, delayed_timeout_seconds
+
+    sd = cluster.shutdowns.get(node.id)
+    for index, groups in cluster.shards.items():
+        for copies in groups:
+            touched = False
+            for c in copies:
+                if c.relocating_node_id == node.id:  # target left: the relocation is cancelled
+                    c.state, c.relocating_node_id, c.recovery_left = "STARTED", None, 0.0
+            for c in copies:
+                if c.node_id != node.id:
+                    continue
+                touched = True
+                was_primary_active = c.primary and c.state in ("STARTED", "RELOCATING")
+                _unassign(c, "NODE_LEFT", now, f"node_left [{node.id}]")
+                if c.primary:
+                    promoted = next((r for r in copies if not r.primary and r.state in ("STARTED", "RELOCATING")), None)
+                    if promoted is not None:
+                        promoted.primary, c.primary = True, False
+                        cluster.log("replica_promoted", f"[{index}][{c.shard}] replica on "
+                                    f"{cluster.node_name(promoted.node_id)} promoted to primary",
+                                    index=index, shard=c.shard)
+                    else:
+                        for r in copies:
+                            if not r.primary and r.state == "INITIALIZING":
+                                _unassign(r, "PRIMARY_FAILED", now, "primary failed while replica initializing")
+                        if was_primary_active and not any(x.node_id for x in copies):
+                            _lose(cluster, index, c.shard)
+                if not c.primary:
+                    if sd and sd["type"] == "restart":
+                        delay = _duration(sd.get("allocation_delay") or "5m")
+                    elif sd:
+                        delay = 0.0  # leaving for good: no point waiting for it
+                    else:
+                        delay = delayed_timeout_seconds(cluster, index)
+                    c.delayed_until = now + delay
+                    c.unassigned_at_ms = _ms()
+            if touched:
+                cluster.version += 1
+
+
+def _duration(raw: Any) -> float:
+    from .scenario import parse_seconds
+    try:
+        return parse_seconds(raw, "allocation_delay")
+    except ValueError:
+        return 300.0
+
+
+def _unassign(c: "Copy", reason: str, now: float, details: str) -> None:
+    from .engine import _ms
+
+    c.node_id = None
+    c.state = "UNASSIGNED"
+    c.relocating_node_id = None
+    c.recovery_left = 0.0
+    c.recovery_source = None
+    c.unassigned_reason = reason
+    c.unassigned_at = now
+    c.unassigned_at_ms = _ms()
+    c.unassigned_details = details
+    c.delayed_until = 0.0
+
+
+def _lose(cluster: "Cluster", index: str, shard: int) -> None:
+    meta = cluster.state.indices.get(index)
+    lost = meta.doc_count(shard) if meta else 0
+    docs = cluster.state.documents
+    if docs is not None and hasattr(docs, "drop_shard"):
+        docs.drop_shard(index, shard)
+    elif meta is not None:
+        meta.docs[shard] = {}
+        meta.synthetic_docs[shard] = 0
+    if meta is not None:
+        meta.size_bytes[shard] = 0
+    cluster.lost[(index, shard)] = lost
+    cluster.log("shard_lost", f"[{index}][{shard}] has no copy left: {lost} documents lost", index=index,
+                shard=shard, docs=lost)
+
+
+# -------------------------------------------------------------- allocation
+def _best(cluster: "Cluster", copy: "Copy", moving: bool, rec: Any, counts: Dict[str, int]) -> Tuple[Optional["Node"], bool]:
+    """The YES node with the fewest shards, and whether some node was only throttled."""
+    best, throttled = None, False
+    for node in data_nodes(cluster):
+        v = verdict(deciders(cluster, copy, node, moving=moving, rec=rec))
+        if v == YES and (best is None or counts[node.id] < counts[best.id]):
+            best = node
+        elif v == THROTTLE:
+            throttled = True
+    return best, throttled
+
+
+def allocate(cluster: "Cluster", now: float) -> None:
+    counts = shard_counts(cluster)
+    # 1. unassigned copies: primaries first
+    pending = [c for c in cluster.all_copies() if c.state == "UNASSIGNED"]
+    pending.sort(key=lambda c: (not c.primary, c.index, c.shard))
+    for c in pending:
+        if (c.index, c.shard) in cluster.lost:
+            continue
+        if c.primary and c.ever_started:
+            continue  # its data went with its node: only that node's return could bring it back
+        if not c.primary and c.delayed_until > now:
+            continue
+        rec = recoveries(cluster)
+        node, _ = _best(cluster, c, False, rec, counts)
+        if node is None:
+            continue
+        size = cluster.shard_size(c.index, c.shard)
+        c.node_id = node.id
+        c.unassigned_reason = None
+        c.unassigned_details = None
+        counts[node.id] += 1
+        if c.primary or size == 0:
+            c.state = "STARTED"  # empty new primary (or empty replica): nothing to copy
+            c.ever_started = True
+            c.recovery_source = None
+        else:
+            c.state = "INITIALIZING"
+            c.recovery_left = float(size)
+            c.recovery_source = primary_of(cluster, c).node_id
+        cluster.version += 1
+    # 2. copies that cannot remain where they are (exclusions, shutdown remove) move away
+    for c in list(cluster.all_copies()):
+        if c.state != "STARTED" or c.node_id not in cluster.nodes:
+            continue
+        node = cluster.nodes[c.node_id]
+        if verdict(can_remain(cluster, c, node)) == YES:
+            continue
+        target, _ = _best(cluster, c, True, recoveries(cluster), counts)
+        if target is not None:
+            _relocate(cluster, c, target, counts)
+    # 3. rebalance when everything is active (cluster.routing.allocation.allow_rebalance=indices_all_active)
+    if str(cluster.setting("cluster.routing.rebalance.enable", "all")).lower() == "none":
+        return
+    if str(cluster.setting("cluster.routing.allocation.enable", "all")).lower() != "all":
+        return
+    if any(c.state != "STARTED" for c in cluster.all_copies()):
+        return
+    eligible = [n for n in data_nodes(cluster) if n.id not in cluster.shutdowns]
+    if len(eligible) < 2:
+        return
+    for _ in range(2):  # cluster.routing.allocation.cluster_concurrent_rebalance default 2
+        eligible.sort(key=lambda n: (counts[n.id], n.name))
+        low, high = eligible[0], eligible[-1]
+        if counts[high.id] - counts[low.id] < 2:
+            return
+        rec = recoveries(cluster)
+        moved = False
+        for c in sorted((c for c in cluster.all_copies() if c.node_id == high.id and c.state == "STARTED"),
+                        key=lambda c: (c.primary, c.index, c.shard)):
+            if verdict(can_remain(cluster, c, high)) != YES:
+                continue
+            if verdict(deciders(cluster, c, low, moving=True, rec=rec)) == YES:
+                _relocate(cluster, c, low, counts)
+                moved = True
+                break
+        if not moved:
+            return
+
+
+def _relocate(cluster: "Cluster", c: "Copy", target: "Node", counts: Dict[str, int]) -> None:
+    size = cluster.shard_size(c.index, c.shard)
+    c.state = "RELOCATING"
+    c.relocating_node_id = target.id
+    c.recovery_left = float(size)
+    counts[target.id] = counts.get(target.id, 0) + 1
+    cluster.version += 1
+    if size == 0:
+        recovery_done(cluster, c)
+
+
+def recovery_done(cluster: "Cluster", c: "Copy") -> None:
+    if c.state == "RELOCATING":
+        if c.node_id in cluster.nodes and c.relocating_node_id in cluster.nodes:
+            counts_from = c.node_id
+            c.node_id = c.relocating_node_id
+            cluster.log("shard_relocated", f"[{c.index}][{c.shard}] moved from {cluster.node_name(counts_from)} "
+                        f"to {cluster.node_name(c.node_id)}", index=c.index, shard=c.shard)
+        c.relocating_node_id = None
+    c.state = "STARTED"
+    c.ever_started = True
+    c.recovery_left = 0.0
+    c.recovery_source = None
+    cluster.version += 1
+
+
+# ---------------------------------------------------------------- explain
+def explain(cluster: "Cluster", copy: "Copy", include_yes: bool, es_major: int) -> Dict[str, Any]:
+    from .engine import _ms
+
+    now = cluster.state.now()
+    rec = recoveries(cluster)
+    counts = shard_counts(cluster)
+    nodes = data_nodes(cluster)
+    ranking = {n.id: i + 1 for i, n in enumerate(sorted(nodes, key=lambda n: (counts[n.id], n.name)))}
+
+    def node_entry(node: "Node", ds: List[Dict[str, str]]) -> Dict[str, Any]:
+        v = verdict(ds)
+        shown = ds if include_yes else [d for d in ds if d["decision"] != YES]
+        entry = {"node_id": node.id, "node_name": node.name, "transport_address": node.transport_address,
+                 "node_attributes": dict(node.attributes), "roles": list(node.roles),
+                 "node_decision": {"YES": "yes", "NO": "no", "THROTTLE": "throttled"}[v],
+                 "weight_ranking": ranking[node.id]}
+        if shown:
+            entry["deciders"] = shown
+        return entry
+
+    out: Dict[str, Any] = {"index": copy.index, "shard": copy.shard, "primary": copy.primary,
+                           "current_state": copy.state.lower()}
+    if copy.state == "UNASSIGNED":
+        out["unassigned_info"] = {
+            "reason": copy.unassigned_reason or "INDEX_CREATED",
+            "at": _iso(copy.unassigned_at_ms or _ms()),
+            "last_allocation_status": "no_valid_shard_copy" if copy.primary and copy.ever_started else "no_attempt",
+        }
+        if copy.unassigned_details:
+            out["unassigned_info"]["details"] = copy.unassigned_details
+        if copy.delayed_until > now and not copy.primary:
+            out["unassigned_info"]["delayed"] = True
+        decisions = [(n, deciders(cluster, copy, n, rec=rec)) for n in nodes]
+        entries = [node_entry(n, ds) for n, ds in decisions]
+        verdicts = [verdict(ds) for _, ds in decisions]
+        if copy.primary and copy.ever_started:
+            out["can_allocate"] = "no_valid_shard_copy"
+            out["allocate_explanation"] = (
+                "Elasticsearch can't allocate this shard because there are no copies of its data in the cluster. "
+                "Elasticsearch will allocate this shard when a node holding a good copy of its data joins the "
+                "cluster. If no such node is available, restore this index from a recent snapshot."
+                if es_major >= 8 else
+                "cannot allocate because a previous copy of the primary shard existed but can no longer be found "
+                "on the nodes in the cluster")
+        elif not copy.primary and copy.delayed_until > now:
+            remaining = copy.delayed_until - now
+            configured = remaining + (now - copy.unassigned_at)
+            out["can_allocate"] = "allocation_delayed"
+            out["allocate_explanation"] = (
+                "The node containing this shard copy recently left the cluster. Elasticsearch is waiting for it "
+                f"to return. If the node does not return, Elasticsearch will allocate this shard to another node "
+                f"in [{remaining:.1f}s]. Please wait." if es_major >= 8 else
+                f"cannot allocate because the cluster is still waiting {remaining:.1f}s for the departed node "
+                "holding a replica to rejoin, despite being allowed to allocate the shard to at least one other node")
+            out["configured_delay_in_millis"] = int(configured * 1000)
+            out["remaining_delay_in_millis"] = int(remaining * 1000)
+        elif YES in verdicts:
+            out["can_allocate"] = "yes"
+            out["allocate_explanation"] = (
+                "Elasticsearch can allocate the shard." if es_major >= 8 else "can allocate the shard")
+        elif THROTTLE in verdicts:
+            out["can_allocate"] = "throttled"
+            out["allocate_explanation"] = (
+                "Elasticsearch is currently busy with other activities. It expects to be able to allocate this "
+                "shard when those activities finish. Please wait." if es_major >= 8 else
+                "allocation temporarily throttled")
+        else:
+            out["can_allocate"] = "no"
+            out["allocate_explanation"] = (
+                "Elasticsearch isn't allowed to allocate this shard to any of the nodes in the cluster. Choose a "
+                "node to which you expect this shard to be allocated, find this node in the node-by-node "
+                "explanation, and address the reasons which prevent Elasticsearch from allocating this shard there."
+                if es_major >= 8 else "cannot allocate because allocation is not permitted to any of the nodes")
+        out["node_allocation_decisions"] = entries
+        return out
+    node = cluster.nodes.get(copy.node_id)
+    if node is None:
+        return out
+    out["current_node"] = {"id": node.id, "name": node.name, "transport_address": node.transport_address,
+                           "attributes": dict(node.attributes), "roles": list(node.roles),
+                           "weight_ranking": ranking.get(node.id, 0)}
+    if copy.state == "RELOCATING" and copy.relocating_node_id in cluster.nodes:
+        out["relocating_node"] = {"id": copy.relocating_node_id,
+                                  "name": cluster.node_name(copy.relocating_node_id)}
+    remain = can_remain(cluster, copy, node)
+    if verdict(remain) == YES:
+        out["can_remain_on_current_node"] = "yes"
+        out["can_rebalance_cluster"] = "yes"
+        out["can_rebalance_to_other_node"] = "no"
+        out["rebalance_explanation"] = (
+            "Elasticsearch cannot rebalance this shard to another node since there is no node to which allocation "
+            "is permitted which would improve the cluster balance. If you expect this shard to be rebalanced to "
+            "another node, find this node in the node-by-node explanation and address the reasons which prevent "
+            "Elasticsearch from rebalancing this shard there." if es_major >= 8 else
+            "cannot rebalance as no target node exists that can both allocate this shard and improve the cluster balance")
+        others = [n for n in nodes if n.id != node.id]
+        out["node_allocation_decisions"] = [node_entry(n, deciders(cluster, copy, n, moving=True, rec=rec))
+                                            for n in others]
+        return out
+    out["can_remain_on_current_node"] = "no"
+    out["can_remain_decisions"] = [d for d in remain if d["decision"] != YES or include_yes]
+    others = [n for n in nodes if n.id != node.id]
+    decisions = [(n, deciders(cluster, copy, n, moving=True, rec=rec)) for n in others]
+    verdicts = [verdict(ds) for _, ds in decisions]
+    if copy.state == "RELOCATING" or YES in verdicts:
+        out["can_move_to_other_node"] = "yes"
+        out["move_explanation"] = ("This shard may not remain on its current node, but Elasticsearch can move it "
+                                   "to another node." if es_major >= 8 else
+                                   "can move the shard to another node")
+    elif THROTTLE in verdicts:
+        out["can_move_to_other_node"] = "throttled"
+        out["move_explanation"] = ("Elasticsearch is currently busy with other activities. It expects to be able "
+                                   "to move this shard when those activities finish. Please wait.")
+    else:
+        out["can_move_to_other_node"] = "no"
+        out["move_explanation"] = (
+            "This shard may not remain on its current node, but Elasticsearch isn't allowed to move it to another "
+            "node. Choose a node to which you expect this shard to be allocated, find this node in the "
+            "node-by-node explanation, and address the reasons which prevent Elasticsearch from allocating this "
+            "shard there." if es_major >= 8 else
+            "cannot move shard to another node, even though it is not allowed to remain on its current node")
+    out["node_allocation_decisions"] = [node_entry(n, ds) for n, ds in decisions]
+    return out
+
+
+def version_skew_only(cluster: "Cluster", copy: "Copy") -> bool:
+    """An unassigned replica blocked only because every eligible node is older than its primary."""
+    if copy.primary or copy.state != "UNASSIGNED" or (copy.index, copy.shard) in cluster.lost:
+        return False
+    if copy.delayed_until > cluster.state.now():
+        return False
+    rec = recoveries(cluster)
+    blocked_by_version = False
+    for node in data_nodes(cluster):
+        ds = deciders(cluster, copy, node, rec=rec)
+        nos = {d["decider"] for d in ds if d["decision"] == NO}
+        if not nos:
+            return False  # some node could take it (maybe throttled): not a version-skew block
+        if nos == {"node_version"}:
+            blocked_by_version = True
+        elif "node_version" not in nos and "same_shard" not in nos:
+            return False
+    return blocked_by_version
+
+
+def _iso(ms: int) -> str:
+    import time
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms / 1000)) + f".{ms % 1000:03d}Z"

@@ -1,0 +1,151 @@
+"""The audit: what happened to the cluster, sampled every engine tick.
+
+Figures count from the moment the cluster formed (before that nothing was
+promised). ``report()`` is the JSON the CLI prints as its last line.
+
+Definitions:
+* ``docs_expected`` = documents in the cluster now + ``docs_lost`` (a deliberate
+  delete, e.g. of a reindexed source, is not a loss; a shard whose every copy
+  went away is).
+* ``degraded_seconds``: time with any wanted shard copy not started (unassigned
+  or initializing; a relocating copy still serves). ``..._excluding_version_skew``
+  leaves out the time when the only missing copies were replicas blocked solely by
+  the ``node_version`` decider.
+* ``max_nodes_out``: the most nodes missing at once against the expected size
+  (sum of the groups' sizes in the scenario).
+* ``lower_bound_seconds``: the time an ideal one-at-a-time replacement of the
+  nodes outdated at start needs under the scenario's figures:
+  sum over those nodes of (boot_to_join_seconds + bytes of the shard copies on
+  the node at start / recovery_bytes_per_second).
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Dict, Optional
+
+from . import allocation
+
+
+class Audit:
+    def __init__(self, state: Any, cluster: Any) -> None:
+        self.state = state
+        self.cluster = cluster
+        self.started: Optional[float] = None
+        self.red_seconds = 0.0
+        self.yellow_seconds = 0.0
+        self.degraded_seconds = 0.0
+        self.degraded_ex_skew = 0.0
+        self.no_master_seconds = 0.0
+        self.min_master_eligible: Optional[int] = None
+        self.max_nodes_out = 0
+        self.lower_bound = 0.0
+        self.initial_nodes: Dict[str, str] = {}  # node id -> group
+        self.outdated_at_start = 0
+        self.state_dir: Optional[str] = None
+        self._events_written = 0
+
+    def begin(self) -> None:
+        """Called when the cluster has formed and the roll-to version exists."""
+        c = self.cluster
+        self.started = self.state.now()
+        self.initial_nodes = {n.id: n.group for n in c.nodes.values()}
+        sc = c.scenario
+        bytes_on: Dict[str, float] = {}
+        for copy in c.all_copies():
+            if copy.node_id:
+                bytes_on[copy.node_id] = bytes_on.get(copy.node_id, 0) + c.shard_size(copy.index, copy.shard)
+        lb, outdated = 0.0, 0
+        for n in c.nodes.values():
+            if self._outdated(n):
+                outdated += 1
+                lb += sc.boot_to_join_seconds + bytes_on.get(n.id, 0) / sc.recovery_bytes_per_second
+        self.lower_bound = lb
+        self.outdated_at_start = outdated
+
+    def _outdated(self, node: Any) -> bool:
+        world = self.cluster.world
+        current = world.current_template(node.group)
+        inst = world.instance(node.instance_id)
+        image = getattr(inst, "image_id", None)
+        tag = world.tags(node.instance_id).get("es_version")
+        return (current["image_id"] is not None and image != current["image_id"]) or \
+            (current["es_version"] is not None and tag != current["es_version"])
+
+    def sample(self, now: float, dt: float) -> None:
+        c = self.cluster
+        if self.started is None:
+            return
+        status = c.status()
+        if status == "red":
+            self.red_seconds += dt
+        elif status == "yellow":
+            self.yellow_seconds += dt
+        missing = [x for x in c.all_copies() if x.state in ("UNASSIGNED", "INITIALIZING")]
+        if missing:
+            self.degraded_seconds += dt
+            if not all(allocation.version_skew_only(c, x) for x in missing):
+                self.degraded_ex_skew += dt
+        if c.master_id is None:
+            self.no_master_seconds += dt
+        masters = sum(1 for n in c.nodes.values() if n.master_eligible)
+        self.min_master_eligible = masters if self.min_master_eligible is None else min(self.min_master_eligible, masters)
+        self.max_nodes_out = max(self.max_nodes_out, c.initial_expected_nodes - len(c.nodes))
+        self._flush_events()
+
+    def _flush_events(self) -> None:
+        if not self.state_dir:
+            return
+        events = self.cluster.events
+        if self._events_written > len(events):
+            self._events_written = 0
+        new = events[self._events_written:]
+        if not new:
+            return
+        with open(os.path.join(self.state_dir, "events.jsonl"), "a", encoding="utf-8") as fh:
+            for e in new:
+                fh.write(json.dumps(e) + "\n")
+        self._events_written = len(events)
+
+    def report(self) -> Dict[str, Any]:
+        c = self.cluster
+        now = self.state.now()
+        docs_now = sum(m.doc_count() for m in self.state.indices.values())
+        docs_lost = sum(c.lost.values())
+        gone = {nid for nid in self.initial_nodes if nid not in c.nodes}
+        joined_new: Dict[str, int] = {}
+        for n in c.nodes.values():
+            if n.id not in self.initial_nodes:
+                joined_new[n.group] = joined_new.get(n.group, 0) + 1
+        gone_per_group: Dict[str, int] = {}
+        for nid in gone:
+            g = self.initial_nodes[nid]
+            gone_per_group[g] = gone_per_group.get(g, 0) + 1
+        replaced = sum(min(v, joined_new.get(g, 0)) for g, v in gone_per_group.items())
+        outdated_left = sum(1 for n in c.nodes.values() if self._outdated(n))
+        return {
+            "scenario": c.scenario.name,
+            "docs_expected": docs_now + docs_lost,
+            "docs_lost": docs_lost,
+            "docs_now": docs_now,
+            "red_seconds": round(self.red_seconds, 2),
+            "yellow_seconds": round(self.yellow_seconds, 2),
+            "degraded_seconds": round(self.degraded_seconds, 2),
+            "degraded_seconds_excluding_version_skew": round(self.degraded_ex_skew, 2),
+            "no_master_seconds": round(self.no_master_seconds, 2),
+            "min_master_eligible_present": self.min_master_eligible,
+            "max_nodes_out": self.max_nodes_out,
+            "nodes_replaced": replaced,
+            "outdated_nodes_at_start": self.outdated_at_start,
+            "outdated_nodes_left": outdated_left,
+            "status": c.status(),
+            "nodes": len(c.nodes),
+            "unknown_requests": len(self.state.unknown_requests),
+            "request_count": self.state.request_count,
+            "shard_bytes_moved": int(c.shard_bytes_moved),
+            "writer_docs_indexed": c.writer_docs_indexed,
+            "writer_docs_rejected": c.writer_docs_rejected,
+            "wall_seconds": round(now - self.started, 2) if self.started is not None else 0.0,
+            "lower_bound_seconds": round(self.lower_bound, 2),
+            "engine_errors": len(c.tick_errors),
+        }

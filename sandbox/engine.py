@@ -1,0 +1,604 @@
+"""The cluster engine: Elasticsearch nodes that follow EC2 instances in moto.
+
+A tick thread (every ~0.15 s, under ``state.lock``) does, in order:
+membership (instances -> nodes), master election and voting configuration,
+shard bookkeeping for departed nodes, allocation (deciders in ``allocation.py``),
+recovery progress, the continuous writer, faults, and an audit sample.
+
+Time is ``state.now()`` (monotonic seconds since start); wall-clock
+timestamps are only used where Elasticsearch shows them.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
+
+from . import allocation
+from .scenario import Scenario, parse_seconds
+from .state import IndexMeta, SandboxState
+
+TICK_SECONDS = 0.15
+CONCURRENT_RECOVERIES = 2  # cluster.routing.allocation.node_concurrent_recoveries default
+
+
+def vtuple(version: str) -> Tuple[int, ...]:
+    return tuple(int(p) for p in version.split("-")[0].split(".")[:3])
+
+
+def node_id_for(instance_id: str) -> str:
+    # ES node ids are random 22-char url-safe strings; derive one so a rerun is readable.
+    return base64.urlsafe_b64encode(hashlib.sha256(instance_id.encode()).digest())[:22].decode()
+
+
+def new_uuid() -> str:
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+@dataclass
+class Node:
+    id: str
+    name: str
+    instance_id: str
+    ip: str
+    host: str
+    version: str
+    roles: List[str]
+    group: str
+    joined_at: float
+    ephemeral_id: str = field(default_factory=new_uuid)
+    attributes: Dict[str, str] = field(default_factory=dict)
+
+    @property
+    def vt(self) -> Tuple[int, ...]:
+        return vtuple(self.version)
+
+    @property
+    def master_eligible(self) -> bool:
+        return "master" in self.roles
+
+    @property
+    def is_data(self) -> bool:
+        return any(r.startswith("data") for r in self.roles)
+
+    @property
+    def transport_address(self) -> str:
+        return f"{self.ip}:9300"
+
+
+@dataclass
+class Copy:
+    """One shard copy (ShardRouting)."""
+
+    index: str
+    shard: int
+    primary: bool
+    node_id: Optional[str] = None
+    state: str = "UNASSIGNED"  # STARTED / INITIALIZING / RELOCATING / UNASSIGNED
+    relocating_node_id: Optional[str] = None
+    recovery_left: float = 0.0  # bytes still to copy (INITIALIZING, or RELOCATING to the target)
+    recovery_source: Optional[str] = None  # node the data comes from
+    allocation_id: str = field(default_factory=new_uuid)
+    unassigned_reason: Optional[str] = "INDEX_CREATED"
+    unassigned_at: float = 0.0  # engine seconds
+    unassigned_at_ms: int = 0
+    unassigned_details: Optional[str] = None
+    delayed_until: float = 0.0
+    ever_started: bool = False
+
+
+@dataclass
+class Instance:
+    """What the engine knows about one EC2 instance of the cluster's groups."""
+
+    id: str
+    group: str
+    seen_at: float
+    ordinal_new: int = 0  # 1 for the first instance launched after formation in its group, ...
+    never_join: bool = False
+    crashed: bool = False
+    joined: bool = False
+    left: bool = False
+    refused_logged: str = ""
+
+
+class Cluster:
+    def __init__(self, state: SandboxState, scenario: Scenario, world: Any) -> None:
+        self.state = state
+        self.scenario = scenario
+        self.world = world
+        self.cluster_uuid = new_uuid()
+        self.nodes: Dict[str, Node] = {}
+        self.departed: Dict[str, Node] = {}
+        self.instances: Dict[str, Instance] = {}
+        self.shards: Dict[str, List[List[Copy]]] = {}
+        self.lost: Dict[Tuple[str, int], int] = {}  # (index, shard) -> documents lost
+        self.master_id: Optional[str] = None
+        self.no_master_since: Optional[float] = 0.0
+        self.voting_config: List[str] = []
+        self.voting_exclusions: List[Dict[str, str]] = []
+        self.term = 0
+        self.version = 1
+        self.persistent: Dict[str, Any] = {}
+        self.transient: Dict[str, Any] = {}
+        self.shutdowns: Dict[str, Dict[str, Any]] = {}
+        self.events: List[Dict[str, Any]] = []
+        self.formed = False
+        self.formed_at: Optional[float] = None
+        self.initial_expected_nodes = sum(g.size for g in scenario.groups)
+        self.new_per_group: Dict[str, int] = {g.name: 0 for g in scenario.groups}
+        self.group_roles = {g.name: g.roles for g in scenario.groups}
+        self.shard_bytes_moved = 0.0
+        self.writer_index: Optional[str] = None
+        self.writer_next_at: Optional[float] = None
+        self.writer_counter = 0
+        self.writer_carry = 0.0
+        self.writer_docs_indexed = 0
+        self.writer_docs_rejected = 0
+        self._crash_done: set = set()
+        self._last_tick = state.now()
+        self._thread: Optional[threading.Thread] = None
+        self._stop = threading.Event()
+        self.tick_errors: List[str] = []
+
+    # ------------------------------------------------------------------ events
+    def log(self, kind: str, message: str, **extra: Any) -> None:
+        self.events.append({"t": round(self.state.now(), 3), "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                            "event": kind, "message": message, **extra})
+        if len(self.events) > 5000:
+            del self.events[:1000]
+
+    # --------------------------------------------------------------- settings
+    def setting(self, key: str, default: Any = None) -> Any:
+        if key in self.transient:
+            return self.transient[key]
+        if key in self.persistent:
+            return self.persistent[key]
+        return default
+
+    def settings_with_prefix(self, prefix: str) -> Dict[str, Any]:
+        merged = {k: v for k, v in self.persistent.items() if k.startswith(prefix)}
+        merged.update({k: v for k, v in self.transient.items() if k.startswith(prefix)})
+        return merged
+
+    # ------------------------------------------------------------ life cycle
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="sandbox-engine", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(TICK_SECONDS):
+            with self.state.lock:
+                try:
+                    self.tick()
+                except Exception as exc:  # keep the sandbox alive; report what broke
+                    import traceback
+                    self.tick_errors.append(traceback.format_exc())
+                    self.log("engine_error", f"tick failed: {exc!r}")
+
+    def tick(self) -> None:
+        now = self.state.now()
+        dt = max(0.0, now - self._last_tick)
+        self._last_tick = now
+        self._membership(now)
+        self._elect(now)
+        if self.master_id is not None:
+            allocation.allocate(self, now)
+        self._recover(dt)
+        if self.formed:
+            self._writer(now, dt)
+            self._faults(now)
+        if self.state.audit is not None:
+            self.state.audit.sample(now, dt)
+
+    # ------------------------------------------------------------ membership
+    def _membership(self, now: float) -> None:
+        world = self.world
+        current: Dict[str, str] = {}
+        for group in self.scenario.groups:
+            for inst in world.group_instances(group.name):
+                current[inst.id] = group.name
+        for iid, group in current.items():
+            if iid not in self.instances:
+                rec = Instance(id=iid, group=group, seen_at=now)
+                if self.formed:
+                    self.new_per_group[group] += 1
+                    rec.ordinal_new = self.new_per_group[group]
+                    for f in self.scenario.faults:
+                        if f.type == "never_join" and f.group == group and f.nth_new_instance == rec.ordinal_new:
+                            rec.never_join = True
+                            self.log("fault", f"instance {iid} of {group} will never join (scenario fault)")
+                self.instances[iid] = rec
+                self._ensure_version_tag(iid, group)
+        for rec in list(self.instances.values()):
+            if rec.left:
+                continue
+            inst = world.instance(rec.id)
+            state = getattr(getattr(inst, "_state", None), "name", None) or getattr(inst, "state", None)
+            running = inst is not None and state == "running"
+            nid = node_id_for(rec.id)
+            if rec.joined and (not running or rec.crashed):
+                self._node_left(nid, now, f"instance {rec.id} is {state or 'gone'}" if not running else "node crashed")
+                rec.joined = False
+                if not running:
+                    rec.left = True
+                continue
+            if not running:
+                if state in ("terminated", "shutting-down", None):
+                    rec.left = True
+                continue
+            if rec.joined or rec.never_join or rec.crashed:
+                continue
+            if now - rec.seen_at < self.scenario.boot_to_join_seconds and self.formed:
+                continue
+            self._try_join(rec, inst, now)
+
+    def _ensure_version_tag(self, iid: str, group: str) -> None:
+        # moto applies the launch template's TagSpecifications; if it ever does not,
+        # tag the instance as its user-data script would, from the AMI it runs.
+        tags = self.world.tags(iid)
+        if "es_version" in tags:
+            return
+        inst = self.world.instance(iid)
+        version = self.world.tags(getattr(inst, "image_id", "")).get("es_version")
+        if version:
+            self.world.ec2.create_tags([iid], {"es_version": version})
+
+    def _try_join(self, rec: Instance, inst: Any, now: float) -> None:
+        version = self.world.tags(inst.image_id).get("es_version") or self.world.tags(rec.id).get("es_version")
+        if version is None:
+            return
+        nid = node_id_for(rec.id)
+        master = self.nodes.get(self.master_id) if self.master_id else None
+        roles = list(self.group_roles[rec.group])
+        if self.formed and master is None and "master" not in roles:
+            return  # nothing to join yet; it keeps trying (discovery)
+        reason = ""
+        if master is not None and vtuple(version) < master.vt:
+            reason = (f"node version [{version}] is older than the elected master's version [{master.version}]; "
+                      "a node older than the master cannot join")
+        elif self.nodes and vtuple(version) < min(n.vt for n in self.nodes.values()):
+            low = min(self.nodes.values(), key=lambda n: n.vt).version
+            reason = f"node version [{version}] may not join a cluster comprising only nodes of version [{low}] or greater"
+        if reason:
+            if rec.refused_logged != reason:
+                rec.refused_logged = reason
+                self.log("join_refused", f"instance {rec.id}: {reason}", instance_id=rec.id)
+            return
+        ip = inst.private_ip_address
+        name = f"{_short_role(roles)}-{rec.id[-6:]}"
+        node = Node(id=nid, name=name, instance_id=rec.id, ip=ip, host=ip, version=version, roles=roles,
+                    group=rec.group, joined_at=now,
+                    attributes={"aws_instance_id": rec.id, "aws_availability_zone": getattr(inst, "placement", "") or "",
+                                "xpack.installed": "true"})
+        self.nodes[nid] = node
+        self.departed.pop(nid, None)
+        rec.joined = True
+        self.version += 1
+        self.log("node_joined", f"node {name} ({ip}, {version}, {','.join(roles)}) joined", node=name, node_id=nid,
+                 instance_id=rec.id)
+
+    def _node_left(self, nid: str, now: float, why: str) -> None:
+        node = self.nodes.pop(nid, None)
+        if node is None:
+            return
+        self.departed[nid] = node
+        self.version += 1
+        self.log("node_left", f"node {node.name} left: {why}", node=node.name, node_id=nid, instance_id=node.instance_id)
+        if nid == self.master_id:
+            self.master_id = None
+            self.no_master_since = now
+            self.log("master_lost", f"elected master {node.name} left; electing a new one", node=node.name)
+        allocation.node_left(self, node, now)
+
+    # -------------------------------------------------------------- masters
+    def quorum(self) -> bool:
+        if not self.voting_config:
+            return False
+        present = sum(1 for nid in self.voting_config if nid in self.nodes)
+        return present * 2 > len(self.voting_config)
+
+    def excluded_ids(self) -> set:
+        ids = set()
+        for ex in self.voting_exclusions:
+            if ex["node_id"] != "_absent_":
+                ids.add(ex["node_id"])
+            for n in self.nodes.values():
+                if n.name == ex["node_name"]:
+                    ids.add(n.id)
+        return ids
+
+    def _elect(self, now: float) -> None:
+        excluded = self.excluded_ids()
+        if not self.formed:
+            eligible = [n for n in self.nodes.values() if n.master_eligible]
+            expected = sum(g.size for g in self.scenario.groups if "master" in g.roles)
+            if len(eligible) < expected:
+                return
+            # cluster.initial_master_nodes: bootstrap with every initial master-eligible node
+            self.voting_config = sorted(n.id for n in eligible)
+            self._become_master(min(eligible, key=lambda n: (n.joined_at, n.name)), now)
+            return
+        if self.master_id is not None:
+            if self.master_id in excluded:
+                m = self.nodes[self.master_id]
+                self.master_id = None
+                self.no_master_since = now
+                self.log("master_abdicated", f"elected master {m.name} is excluded from voting and abdicated",
+                         node=m.name)
+            elif not self.quorum():
+                m = self.nodes[self.master_id]
+                self.master_id = None
+                self.no_master_since = now
+                self.log("quorum_lost", f"master {m.name} stepped down: fewer than a majority of the voting "
+                                        f"configuration ({len(self.voting_config)} nodes) remain", node=m.name)
+            else:
+                self._reconfigure(excluded)
+                return
+        if not self.quorum():
+            return
+        if self.no_master_since is not None and now - self.no_master_since < self.scenario.no_master_seconds:
+            return
+        candidates = [n for n in self.nodes.values() if n.master_eligible and n.id not in excluded]
+        if not candidates:
+            return
+        self._become_master(min(candidates, key=lambda n: (n.joined_at, n.name)), now)
+        self._reconfigure(excluded)
+
+    def _become_master(self, node: Node, now: float) -> None:
+        self.master_id = node.id
+        self.no_master_since = None
+        self.term += 1
+        self.version += 1
+        self.log("master_elected", f"node {node.name} elected master (term {self.term})", node=node.name, node_id=node.id)
+
+    def _reconfigure(self, excluded: set) -> None:
+        # ES auto-shrink: the config follows the live master-eligible nodes, kept odd,
+        # and never drops departed nodes while that would leave fewer than 3 voters.
+        live = sorted(n.id for n in self.nodes.values() if n.master_eligible and n.id not in excluded)
+        if len(live) >= 3:
+            new = live
+        else:
+            new = sorted(set(live) | {nid for nid in self.voting_config if nid not in excluded})
+        if len(new) % 2 == 0 and len(new) > 1:
+            drop = next((nid for nid in new if nid not in self.nodes), None) or \
+                next(nid for nid in reversed(new) if nid != self.master_id)
+            new = [nid for nid in new if nid != drop]
+        if new != self.voting_config:
+            self.voting_config = new
+            self.version += 1
+            names = [self.node_name(nid) for nid in new]
+            self.log("voting_config", f"voting configuration is now {names}")
+
+    def node_name(self, nid: str) -> str:
+        n = self.nodes.get(nid) or self.departed.get(nid)
+        return n.name if n else nid
+
+    # ------------------------------------------------------------- indices
+    def on_index_created(self, meta: IndexMeta) -> None:
+        groups = []
+        for s in range(meta.number_of_shards):
+            copies = [Copy(meta.name, s, True, unassigned_at=self.state.now(), unassigned_at_ms=_ms())]
+            copies += [Copy(meta.name, s, False, unassigned_at=self.state.now(), unassigned_at_ms=_ms())
+                       for _ in range(meta.number_of_replicas)]
+            groups.append(copies)
+        self.shards[meta.name] = groups
+        self.version += 1
+        if self.master_id is not None:
+            allocation.allocate(self, self.state.now())
+
+    def on_index_deleted(self, name: str) -> None:
+        self.shards.pop(name, None)
+        for key in [k for k in self.lost if k[0] == name]:
+            self.lost.pop(key)
+        if self.writer_index == name:
+            self.writer_index = None
+        self.version += 1
+
+    def on_index_settings_changed(self, meta: IndexMeta) -> None:
+        groups = self.shards.get(meta.name)
+        if groups is None:
+            return
+        for copies in groups:
+            replicas = [c for c in copies if not c.primary]
+            want = meta.number_of_replicas
+            while len(replicas) < want:
+                c = Copy(meta.name, copies[0].shard, False, unassigned_reason="REPLICA_ADDED",
+                         unassigned_at=self.state.now(), unassigned_at_ms=_ms())
+                copies.append(c)
+                replicas.append(c)
+            order = {"UNASSIGNED": 0, "INITIALIZING": 1, "RELOCATING": 2, "STARTED": 3}
+            for c in sorted(replicas, key=lambda c: order[c.state])[: max(0, len(replicas) - want)]:
+                copies.remove(c)
+        self.version += 1
+        if self.master_id is not None:
+            allocation.allocate(self, self.state.now())
+
+    def primary_active(self, index: str, shard: int) -> bool:
+        if self.master_id is None:
+            return False
+        groups = self.shards.get(index)
+        if not groups or shard >= len(groups):
+            return False
+        return any(c.primary and c.state in ("STARTED", "RELOCATING") for c in groups[shard])
+
+    def health_of_index(self, index: str) -> str:
+        groups = self.shards.get(index, [])
+        status = "green"
+        for copies in groups:
+            for c in copies:
+                if c.state in ("STARTED", "RELOCATING"):
+                    continue
+                if c.primary:
+                    return "red"
+                status = "yellow"
+        return status
+
+    def data_node_names(self) -> List[str]:
+        return sorted(n.name for n in self.nodes.values() if n.is_data)
+
+    def all_copies(self):
+        for groups in self.shards.values():
+            for copies in groups:
+                yield from copies
+
+    def shard_size(self, index: str, shard: int) -> int:
+        meta = self.state.indices.get(index)
+        if meta is None or shard >= len(meta.size_bytes):
+            return 0
+        return int(meta.size_bytes[shard])
+
+    def status(self) -> str:
+        status = "green"
+        for name in self.shards:
+            h = self.health_of_index(name)
+            if h == "red":
+                return "red"
+            if h == "yellow":
+                status = "yellow"
+        return status
+
+    # ------------------------------------------------------------ recovery
+    def bandwidth(self) -> float:
+        bps = self.scenario.recovery_bytes_per_second
+        for f in self.scenario.faults:
+            if f.type == "slow_recovery" and self.formed_at is not None:
+                t = self.state.now() - self.formed_at
+                if t >= f.at_seconds and (f.for_seconds <= 0 or t < f.at_seconds + f.for_seconds):
+                    bps *= f.factor
+        return bps
+
+    def _recover(self, dt: float) -> None:
+        incoming: Dict[str, List[Copy]] = {}
+        for c in self.all_copies():
+            if c.state == "INITIALIZING" and c.node_id:
+                incoming.setdefault(c.node_id, []).append(c)
+            elif c.state == "RELOCATING" and c.relocating_node_id:
+                incoming.setdefault(c.relocating_node_id, []).append(c)
+        if not incoming:
+            return
+        bps = self.bandwidth()
+        for nid, copies in incoming.items():
+            share = bps * dt / len(copies)
+            for c in copies:
+                moved = min(c.recovery_left, share)
+                c.recovery_left -= moved
+                self.shard_bytes_moved += moved
+                if c.recovery_left <= 1e-6:
+                    allocation.recovery_done(self, c)
+
+    # --------------------------------------------------------------- writer
+    def _writer(self, now: float, dt: float) -> None:
+        w = self.scenario.writer
+        if w is None:
+            return
+        if self.writer_next_at is None or now >= self.writer_next_at:
+            if self.master_id is not None:
+                self.writer_counter += 1
+                name = f"{w.prefix}-{time.strftime('%Y.%m.%d', time.gmtime())}-{self.writer_counter:06d}"
+                if name not in self.state.indices:
+                    create_index(self.state, name, w.shards, w.replicas, docs=0, size_bytes=0)
+                self.writer_index = name
+                self.writer_next_at = now + w.every_seconds
+        if self.writer_index is None:
+            return
+        self.writer_carry += w.docs_per_second * dt
+        n = int(self.writer_carry)
+        if n <= 0:
+            return
+        self.writer_carry -= n
+        meta = self.state.indices.get(self.writer_index)
+        if meta is None:
+            return
+        for i in range(n):
+            shard = (self.writer_docs_indexed + self.writer_docs_rejected + i) % meta.number_of_shards
+            if self.primary_active(meta.name, shard) and (meta.name, shard) not in self.lost:
+                meta.synthetic_docs[shard] += 1
+                meta.size_bytes[shard] += w.bytes_per_doc
+                self.writer_docs_indexed += 1
+            else:
+                self.writer_docs_rejected += 1
+
+    # --------------------------------------------------------------- faults
+    def _faults(self, now: float) -> None:
+        t = now - (self.formed_at or now)
+        for i, f in enumerate(self.scenario.faults):
+            if f.type == "crash" and i not in self._crash_done and t >= f.at_seconds:
+                self._crash_done.add(i)
+                group, n = f.node.rsplit("/", 1)
+                iid = self.world.initial_instances[group][int(n)]
+                rec = self.instances.get(iid)
+                if rec is not None:
+                    rec.crashed = True
+                    self.log("fault", f"the Elasticsearch process on {iid} crashed (scenario fault)", instance_id=iid)
+            elif f.type == "es_unavailable" and f.at_seconds <= t < f.at_seconds + f.for_seconds:
+                until = self.state.now() + (f.at_seconds + f.for_seconds - t)
+                if getattr(self.state, "unavailable_until", 0.0) < until:
+                    self.state.unavailable_until = until
+
+    # ------------------------------------------------------------- formation
+    def mark_formed(self) -> None:
+        self.formed = True
+        self.formed_at = self.state.now()
+        self.log("cluster_formed", f"cluster formed with {len(self.nodes)} nodes, status {self.status()}")
+
+    def is_green_and_complete(self) -> bool:
+        return (self.master_id is not None and len(self.nodes) >= self.initial_expected_nodes
+                and self.status() == "green"
+                and all(c.state == "STARTED" for c in self.all_copies()))
+
+
+def _short_role(roles: List[str]) -> str:
+    master = "master" in roles
+    data = any(r.startswith("data") for r in roles)
+    if master and not data:
+        return "master"
+    if master and data:
+        return "node"
+    tiers = [r[5:] for r in roles if r.startswith("data_") and r not in ("data_content",)]
+    return "data" if "data" in roles or len(tiers) != 1 else tiers[0]
+
+
+def _ms() -> int:
+    return int(time.time() * 1000)
+
+
+def create_index(state: SandboxState, name: str, shards: int, replicas: int, docs: int, size_bytes: int,
+                 settings: Optional[Dict[str, str]] = None) -> IndexMeta:
+    """Create an index with synthetic documents (scenario indices, the writer).
+
+    Uses the documents half's store when it offers ``create_index``; otherwise
+    builds the shared IndexMeta itself (the contract in state.py).
+    """
+    docs_per = [docs // shards + (1 if s < docs % shards else 0) for s in range(shards)]
+    size_per = [size_bytes // shards + (1 if s < size_bytes % shards else 0) for s in range(shards)]
+    flat = {"index.number_of_shards": str(shards), "index.number_of_replicas": str(replicas),
+            "index.uuid": new_uuid(), "index.creation_date": str(_ms()), "index.provided_name": name,
+            "index.version.created": "8500003"}
+    flat.update(settings or {})
+    meta = IndexMeta(name=name, uuid=flat["index.uuid"], number_of_shards=shards, number_of_replicas=replicas,
+                     settings=flat, mappings={}, aliases={}, creation_date_ms=int(flat["index.creation_date"]),
+                     docs=[{} for _ in range(shards)], synthetic_docs=docs_per, size_bytes=size_per)
+    state.indices[name] = meta
+    if state.engine is not None:
+        state.engine.on_index_created(meta)
+    return meta
+
+
+def delayed_timeout_seconds(cluster: Cluster, index: str) -> float:
+    meta = cluster.state.indices.get(index)
+    raw = (meta.settings.get("index.unassigned.node_left.delayed_timeout") if meta else None) \
+        or cluster.scenario.delayed_timeout
+    try:
+        return parse_seconds(raw, "index.unassigned.node_left.delayed_timeout")
+    except ValueError:
+        return 60.0

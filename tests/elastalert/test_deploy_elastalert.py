@@ -1,0 +1,164 @@
+"""End to end: playbooks/deploy-elastalert.yml on this machine's Docker, ElastAlert 2 in its
+container querying osmem-server, alerts posted to a local receiver (see conftest.py)."""
+from __future__ import annotations
+
+import glob
+import os
+import re
+import subprocess
+import time
+
+import pytest
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+SPIKE = "http_5xx_spike.yaml"
+
+
+def _edit(path, old, new):
+    with open(path) as f:
+        text = f.read()
+    assert old in text
+    with open(path, "w") as f:
+        f.write(text.replace(old, new))
+
+
+def test_spike_alert_reaches_receiver_with_environment_tokens(elastalert_deployment):
+    d = elastalert_deployment
+    body = d.receiver.wait_for(lambda b: b.get("summary") == "HTTP 5xx spike")
+    assert body is not None, "no spike alert within 90 s; container log:\n" + subprocess.run(
+        ["docker", "logs", "--tail", "40", d.name], capture_output=True, text=True).stderr
+    # The ci environment's values, from inventories/ci/group_vars/elastalert.yml.
+    with open(os.path.join(ROOT, "inventories", "ci", "group_vars", "elastalert.yml")) as f:
+        ci = yaml.safe_load(f)["elastalert_rule_tokens"]
+    assert body["environment"] == "ci"
+    assert body["kibana_url"] == ci["KIBANA_URL"] + "/app/discover"
+    with open(os.path.join(d.base_dir, "rules", SPIKE)) as f:
+        rendered = yaml.safe_load(f)
+    assert rendered["name"] == "[ci] HTTP 5xx spike"
+    assert rendered["num_events"] == ci["HTTP_5XX_MIN_EVENTS"]
+    assert rendered["timeframe"] == {"minutes": ci["HTTP_5XX_TIMEFRAME_MINUTES"]}
+    assert rendered["http_post2_url"] == d.receiver.url
+
+
+def test_container_runs_non_root_with_sigint_and_read_only_mounts(elastalert_deployment):
+    info = elastalert_deployment.inspect()
+    assert info["running"]
+    assert info["stop_signal"] == "SIGINT"
+    assert info["user"] == "1000:1000"
+    assert {m["Destination"]: m["RW"] for m in info["mounts"]} == {
+        "/opt/elastalert/config.yaml": False, "/opt/elastalert/rules": False, "/opt/elastalert/certs": False}
+    config = os.path.join(elastalert_deployment.base_dir, "config.yaml")
+    st = os.stat(config)
+    assert (oct(st.st_mode & 0o777), st.st_uid) == ("0o600", 1000)
+
+
+def test_redeploy_without_changes_reports_nothing_changed(elastalert_deployment):
+    rc, out = elastalert_deployment.deploy()
+    assert rc == 0, out[-3000:]
+    assert re.search(r"changed=0\s", out), out[-1500:]
+
+
+def test_changed_rule_template_is_hot_reloaded_without_restart(elastalert_deployment):
+    d = elastalert_deployment
+    before = d.inspect()
+    _edit(os.path.join(d.rules_src, SPIKE), 'summary: "HTTP 5xx spike"', 'summary: "HTTP 5xx spike (v2)"')
+    _edit(os.path.join(d.rules_src, SPIKE), 'name: "[@@ENV_NAME@@] HTTP 5xx spike"',
+          'name: "[@@ENV_NAME@@] HTTP 5xx spike v2"')
+    rc, out = d.deploy()
+    assert rc == 0, out[-3000:]
+    after = d.inspect()
+    assert (after["id"], after["started"]) == (before["id"], before["started"]), "container was restarted"
+    # ElastAlert picked the changed file up by itself: the renamed rule alerts.
+    body = d.receiver.wait_for(lambda b: b.get("summary") == "HTTP 5xx spike (v2)")
+    assert body is not None, "the changed rule never alerted"
+
+
+def test_changed_config_restarts_container(elastalert_deployment):
+    d = elastalert_deployment
+    before = d.inspect()
+    d.vars["elastalert_alert_time_limit"] = {"hours": 12}  # kept for later deploys in this module
+    rc, out = d.deploy()
+    assert rc == 0, out[-3000:]
+    after = d.inspect()
+    assert after["running"]
+    assert after["started"] != before["started"]
+    with open(os.path.join(d.base_dir, "config.yaml")) as f:
+        assert yaml.safe_load(f)["alert_time_limit"] == {"hours": 12}
+
+
+BAD_RULES = {
+    "unknown_token": ('name: "[@@ENV_NAME@@] bad"\ntype: any\nindex: "@@NO_SUCH_TOKEN@@"\nalert: [debug]\n',
+                      "NO_SUCH_TOKEN"),
+    "broken_yaml": ('name: "[@@ENV_NAME@@] bad"\ntype: any\nindex: [unclosed\nalert: [debug]\n', "not valid YAML"),
+    "rejected_by_elastalert": ('name: "[@@ENV_NAME@@] bad"\ntype: frequency\nindex: logs-*\nalert: [debug]\n',
+                               "ElastAlert rejected"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_RULES))
+def test_bad_rule_fails_before_touching_deployed_rules(elastalert_deployment, case):
+    d = elastalert_deployment
+    text, expected = BAD_RULES[case]
+    before_files, before_container = d.rules_snapshot(), d.inspect()
+    # A good change rides along: it must not be deployed either.
+    flatline = os.path.join(d.rules_src, "log_source_flatline.yaml")
+    with open(flatline) as f:
+        original = f.read()
+    bad = os.path.join(d.rules_src, "zz_bad_%s.yaml" % case)
+    with open(bad, "w") as f:
+        f.write(text)
+    try:
+        _edit(flatline, "use_count_query: true", "use_count_query: true\n# pending change")
+        rc, out = d.deploy()
+    finally:
+        os.unlink(bad)
+        with open(flatline, "w") as f:
+            f.write(original)
+    assert rc != 0, "a bad rule was deployed"
+    assert expected in out and ("zz_bad_%s.yaml" % case) in out, out[-2000:]
+    assert d.rules_snapshot() == before_files
+    after = d.inspect()
+    assert (after["id"], after["started"], after["running"]) == (
+        before_container["id"], before_container["started"], True)
+    assert d.rules_in_container() == before_files
+
+
+def test_docker_stop_exits_cleanly_within_two_seconds(elastalert_deployment):
+    d = elastalert_deployment
+    t0 = time.monotonic()
+    subprocess.run(["docker", "stop", "-t", "10", d.name], check=True, capture_output=True)
+    elapsed = time.monotonic() - t0
+    state = subprocess.run(["docker", "inspect", "-f", "{{.State.ExitCode}}", d.name],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    subprocess.run(["docker", "start", d.name], check=True, capture_output=True)
+    assert elapsed < 2.0, "docker stop took %.1f s (SIGINT not handled?)" % elapsed
+    assert state == "0"
+
+
+def test_no_secret_in_verbose_playbook_output(elastalert_deployment):
+    d = elastalert_deployment
+    rc, out = d.deploy()
+    assert rc == 0, out[-3000:]
+    for output in d.outputs:
+        for secret in d.secrets:
+            assert secret not in output
+    # ...while the secrets did reach the deployed files (so the check above means something).
+    with open(os.path.join(d.base_dir, "config.yaml")) as f:
+        assert d.secrets[1] in f.read()
+    with open(os.path.join(d.base_dir, "rules", "log_source_flatline.yaml")) as f:
+        assert d.secrets[0] in f.read()
+
+
+def test_inventories_hold_no_clear_text_elastalert_secrets():
+    secret_keys = ("elastalert_es_password", "elastalert_es_api_key")
+    for path in glob.glob(os.path.join(ROOT, "inventories", "*", "group_vars", "elastalert.yml")):
+        with open(path) as f:
+            data = yaml.safe_load(f) or {}
+        env = path.split(os.sep)[-3]
+        values = [data[k] for k in secret_keys if k in data]
+        values += list((data.get("elastalert_rule_secret_tokens") or {}).values())
+        for value in values:
+            # Only references (Vault / AWX / extra vars) may appear, never the secret itself.
+            assert isinstance(value, str) and value.strip().startswith("{{"), "%s: clear-text secret" % env
