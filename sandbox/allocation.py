@@ -367,6 +367,7 @@ def allocate(cluster: "Cluster", now: float) -> None:
             c.recovery_source = None
         else:
             c.state = "INITIALIZING"
+            c.recovery_started = now
             c.recovery_left = float(size)
             c.recovery_source = primary_of(cluster, c).node_id
         cluster.version += 1
@@ -412,6 +413,7 @@ def allocate(cluster: "Cluster", now: float) -> None:
 def _relocate(cluster: "Cluster", c: "Copy", target: "Node", counts: Dict[str, int]) -> None:
     size = cluster.shard_size(c.index, c.shard)
     c.state = "RELOCATING"
+    c.recovery_started = cluster.state.now()
     c.relocating_node_id = target.id
     c.recovery_left = float(size)
     counts[target.id] = counts.get(target.id, 0) + 1
@@ -432,6 +434,29 @@ def recovery_done(cluster: "Cluster", c: "Copy") -> None:
     c.ever_started = True
     c.recovery_left = 0.0
     c.recovery_source = None
+    cluster.version += 1
+
+
+def bootstrap_place(cluster: "Cluster") -> None:
+    """Place the scenario's indices as a cluster that has been running for a while:
+    every copy STARTED, balanced, no two copies of a shard on one node."""
+    nodes = data_nodes(cluster)
+    counts = {n.id: 0 for n in nodes}
+    for name, groups in sorted(cluster.shards.items()):
+        for copies in groups:
+            used: set = set()
+            for c in copies:
+                if c.state != "UNASSIGNED":
+                    used.add(c.node_id)
+                    continue
+                options = [n for n in nodes if n.id not in used and filter_decision(cluster, c, n)[0] == "YES"]
+                if not options:
+                    continue
+                n = min(options, key=lambda n: (counts[n.id], n.name))
+                c.node_id, c.state, c.ever_started = n.id, "STARTED", True
+                c.unassigned_reason = None
+                counts[n.id] += 1
+                used.add(n.id)
     cluster.version += 1
 
 

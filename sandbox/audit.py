@@ -37,6 +37,7 @@ class Audit:
         self.degraded_seconds = 0.0
         self.degraded_ex_skew = 0.0
         self.no_master_seconds = 0.0
+        self.degraded_by_reason: Dict[str, float] = {}  # "<STATE>[:<unassigned reason>]" -> seconds
         self.min_master_eligible: Optional[int] = None
         self.max_nodes_out = 0
         self.lower_bound = 0.0
@@ -61,6 +62,7 @@ class Audit:
                 outdated += 1
                 lb += sc.boot_to_join_seconds + bytes_on.get(n.id, 0) / sc.recovery_bytes_per_second
         self.lower_bound = lb
+        self.min_master_eligible = sum(1 for n in c.nodes.values() if n.master_eligible)
         self.outdated_at_start = outdated
 
     def _outdated(self, node: Any) -> bool:
@@ -84,8 +86,14 @@ class Audit:
         missing = [x for x in c.all_copies() if x.state in ("UNASSIGNED", "INITIALIZING")]
         if missing:
             self.degraded_seconds += dt
-            if not all(allocation.version_skew_only(c, x) for x in missing):
+            skew = [allocation.version_skew_only(c, x) for x in missing]
+            if not all(skew):
                 self.degraded_ex_skew += dt
+            for x, is_skew in zip(missing, skew):
+                key = "UNASSIGNED:node_version" if is_skew else \
+                    (x.state if x.state != "UNASSIGNED" else f"UNASSIGNED:{x.unassigned_reason}")
+                key += ":primary" if x.primary else ""
+                self.degraded_by_reason[key] = self.degraded_by_reason.get(key, 0.0) + dt
         if c.master_id is None:
             self.no_master_seconds += dt
         masters = sum(1 for n in c.nodes.values() if n.master_eligible)
@@ -132,6 +140,7 @@ class Audit:
             "yellow_seconds": round(self.yellow_seconds, 2),
             "degraded_seconds": round(self.degraded_seconds, 2),
             "degraded_seconds_excluding_version_skew": round(self.degraded_ex_skew, 2),
+            "degraded_by_reason": {k: round(v, 2) for k, v in sorted(self.degraded_by_reason.items())},
             "no_master_seconds": round(self.no_master_seconds, 2),
             "min_master_eligible_present": self.min_master_eligible,
             "max_nodes_out": self.max_nodes_out,

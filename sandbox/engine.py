@@ -22,7 +22,7 @@ from . import allocation
 from .scenario import Scenario, parse_seconds
 from .state import IndexMeta, SandboxState
 
-TICK_SECONDS = 0.15
+TICK_SECONDS = 0.1
 CONCURRENT_RECOVERIES = 2  # cluster.routing.allocation.node_concurrent_recoveries default
 
 
@@ -82,6 +82,7 @@ class Copy:
     relocating_node_id: Optional[str] = None
     recovery_left: float = 0.0  # bytes still to copy (INITIALIZING, or RELOCATING to the target)
     recovery_source: Optional[str] = None  # node the data comes from
+    recovery_started: float = 0.0  # engine seconds; a recovery copies nothing in the tick that starts it
     allocation_id: str = field(default_factory=new_uuid)
     unassigned_reason: Optional[str] = "INDEX_CREATED"
     unassigned_at: float = 0.0  # engine seconds
@@ -128,6 +129,7 @@ class Cluster:
         self.shutdowns: Dict[str, Dict[str, Any]] = {}
         self.events: List[Dict[str, Any]] = []
         self.formed = False
+        self.bootstrapped = False  # scenario indices placed as in a long-running cluster
         self.formed_at: Optional[float] = None
         self.initial_expected_nodes = sum(g.size for g in scenario.groups)
         self.new_per_group: Dict[str, int] = {g.name: 0 for g in scenario.groups}
@@ -191,9 +193,15 @@ class Cluster:
         self._last_tick = now
         self._membership(now)
         self._elect(now)
-        if self.master_id is not None:
+        if self.master_id is not None and not self.bootstrapped and len(self.nodes) >= self.initial_expected_nodes:
+            allocation.bootstrap_place(self)
+            self.bootstrapped = True
+        if self.master_id is not None and self.bootstrapped:
             allocation.allocate(self, now)
         self._recover(dt)
+        docs = self.state.documents
+        if docs is not None and hasattr(docs, "tick"):
+            docs.tick()  # reindex tasks move on with time
         if self.formed:
             self._writer(now, dt)
             self._faults(now)
@@ -278,7 +286,8 @@ class Cluster:
         name = f"{_short_role(roles)}-{rec.id[-6:]}"
         node = Node(id=nid, name=name, instance_id=rec.id, ip=ip, host=ip, version=version, roles=roles,
                     group=rec.group, joined_at=now,
-                    attributes={"aws_instance_id": rec.id, "aws_availability_zone": getattr(inst, "placement", "") or "",
+                    attributes={"aws_instance_id": rec.id,
+                                "aws_availability_zone": str(getattr(getattr(inst, "placement", None), "zone", "") or ""),
                                 "xpack.installed": "true"})
         self.nodes[nid] = node
         self.departed.pop(nid, None)
@@ -299,6 +308,11 @@ class Cluster:
             self.no_master_since = now
             self.log("master_lost", f"elected master {node.name} left; electing a new one", node=node.name)
         allocation.node_left(self, node, now)
+        docs = self.state.documents
+        if docs is not None and hasattr(docs, "drop_tasks_on_node"):
+            vanished = docs.drop_tasks_on_node(nid)
+            if vanished:
+                self.log("tasks_lost", f"{vanished} running task(s) on {node.name} vanished with it", node=node.name)
 
     # -------------------------------------------------------------- masters
     def quorum(self) -> bool:
@@ -393,7 +407,7 @@ class Cluster:
             groups.append(copies)
         self.shards[meta.name] = groups
         self.version += 1
-        if self.master_id is not None:
+        if self.master_id is not None and self.bootstrapped:
             allocation.allocate(self, self.state.now())
 
     def on_index_deleted(self, name: str) -> None:
@@ -420,7 +434,7 @@ class Cluster:
             for c in sorted(replicas, key=lambda c: order[c.state])[: max(0, len(replicas) - want)]:
                 copies.remove(c)
         self.version += 1
-        if self.master_id is not None:
+        if self.master_id is not None and self.bootstrapped:
             allocation.allocate(self, self.state.now())
 
     def primary_active(self, index: str, shard: int) -> bool:
@@ -442,6 +456,12 @@ class Cluster:
                     return "red"
                 status = "yellow"
         return status
+
+    def task_node(self) -> Tuple[str, str]:
+        """The node a new task (reindex) runs on: the first data node; if it leaves, the task vanishes."""
+        data = sorted((n for n in self.nodes.values() if n.is_data), key=lambda n: n.name)
+        n = data[0] if data else next(iter(self.nodes.values()), None)
+        return (n.id, n.name) if n else ("_na_", "_na_")
 
     def data_node_names(self) -> List[str]:
         return sorted(n.name for n in self.nodes.values() if n.is_data)
@@ -490,6 +510,8 @@ class Cluster:
         for nid, copies in incoming.items():
             share = bps * dt / len(copies)
             for c in copies:
+                if c.recovery_started >= self._last_tick:
+                    continue  # started in this very tick
                 moved = min(c.recovery_left, share)
                 c.recovery_left -= moved
                 self.shard_bytes_moved += moved
@@ -574,17 +596,24 @@ def _ms() -> int:
 
 def create_index(state: SandboxState, name: str, shards: int, replicas: int, docs: int, size_bytes: int,
                  settings: Optional[Dict[str, str]] = None) -> IndexMeta:
-    """Create an index with synthetic documents (scenario indices, the writer).
-
-    Uses the documents half's store when it offers ``create_index``; otherwise
-    builds the shared IndexMeta itself (the contract in state.py).
-    """
+    """Create an index holding ``docs`` synthetic documents of ``size_bytes`` in all
+    (scenario indices, the continuous writer). Goes through the documents half's
+    store when present (templates, its bookkeeping); otherwise builds the shared
+    IndexMeta itself (the contract in state.py)."""
     docs_per = [docs // shards + (1 if s < docs % shards else 0) for s in range(shards)]
     size_per = [size_bytes // shards + (1 if s < size_bytes % shards else 0) for s in range(shards)]
-    flat = {"index.number_of_shards": str(shards), "index.number_of_replicas": str(replicas),
-            "index.uuid": new_uuid(), "index.creation_date": str(_ms()), "index.provided_name": name,
-            "index.version.created": "8500003"}
+    flat = {"index.number_of_shards": str(shards), "index.number_of_replicas": str(replicas)}
     flat.update(settings or {})
+    store = state.documents
+    if store is not None and hasattr(store, "create_index"):
+        meta = store.create_index(name, settings=flat)
+        if docs:
+            store.add_synthetic_docs(name, docs, bytes_per_doc=max(1, size_bytes // docs))
+        meta.synthetic_docs[:] = docs_per
+        meta.size_bytes[:] = size_per
+        return meta
+    flat.update({"index.uuid": new_uuid(), "index.creation_date": str(_ms()), "index.provided_name": name,
+                 "index.version.created": "8500003"})
     meta = IndexMeta(name=name, uuid=flat["index.uuid"], number_of_shards=shards, number_of_replicas=replicas,
                      settings=flat, mappings={}, aliases={}, creation_date_ms=int(flat["index.creation_date"]),
                      docs=[{} for _ in range(shards)], synthetic_docs=docs_per, size_bytes=size_per)

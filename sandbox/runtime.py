@@ -64,22 +64,20 @@ class Sandbox:
         except ImportError:
             return
         documents.install(self.state)
+        self.state.cluster_name = self.scenario.cluster_name
+        self.state.cluster_uuid = self.cluster.cluster_uuid
 
     def _wait_formed(self) -> None:
         c = self.cluster
         deadline = time.monotonic() + FORM_TIMEOUT
-        placed = False
         while time.monotonic() < deadline:
             with self.state.lock:
-                if not placed and c.master_id is not None and len(c.nodes) >= c.initial_expected_nodes:
-                    bootstrap_place(c)
-                    placed = True
-                if placed and c.is_green_and_complete():
+                if c.bootstrapped and c.is_green_and_complete():
                     aws.roll_launch_templates(self.world)
                     self.state.audit.begin()
                     c.mark_formed()
                     return
-            time.sleep(0.05)
+            time.sleep(0.02)
         raise SandboxError(f"the cluster did not form within {FORM_TIMEOUT:.0f}s "
                            f"({len(c.nodes)} of {c.initial_expected_nodes} nodes, status {c.status()})")
 
@@ -88,9 +86,7 @@ class Sandbox:
             from .es_api import server as es_server
         except ImportError:
             return
-        tls = auth = None
-        if self.scenario.https or self.scenario.auth != "none":
-            tls, auth = _presentation(self)
+        tls, auth = _presentation(self)
         self.server, self.es_url = es_server.start_server(self.state, host="127.0.0.1", port=0, tls=tls, auth=auth)
 
     # ------------------------------------------------------------------ info
@@ -125,51 +121,37 @@ class Sandbox:
         if self.cluster is not None:
             self.cluster.stop()
         if self.server is not None:
-            for attr in ("shutdown", "stop"):
-                fn = getattr(self.server, attr, None)
-                if fn:
-                    try:
-                        fn()
-                    except Exception:  # a half-started server has nothing to stop
-                        pass
-                    break
+            try:
+                self.server.shutdown()
+                self.server.server_close()
+            except Exception:  # a half-started server has nothing to stop
+                pass
         if self.world is not None:
             self.world.stop()
 
 
-def bootstrap_place(cluster: Cluster) -> None:
-    """Place the scenario's indices as a cluster that has been running for a while:
-    every copy STARTED, balanced, no two copies of a shard on one node."""
-    from .allocation import data_nodes, filter_decision
-
-    nodes = data_nodes(cluster)
-    counts = {n.id: 0 for n in nodes}
-    for name, groups in sorted(cluster.shards.items()):
-        for copies in groups:
-            used: set = set()
-            for c in copies:
-                if c.state != "UNASSIGNED":
-                    used.add(c.node_id)
-                    continue
-                options = [n for n in nodes if n.id not in used and filter_decision(cluster, c, n)[0] == "YES"]
-                if not options:
-                    continue
-                n = min(options, key=lambda n: (counts[n.id], n.name))
-                c.node_id, c.state, c.ever_started = n.id, "STARTED", True
-                c.unassigned_reason = None
-                counts[n.id] += 1
-                used.add(n.id)
-    cluster.version += 1
-
-
 def _presentation(sb: Sandbox):
-    """TLS material and credentials for https/auth scenarios (see sandbox/README.md)."""
-    from .es_api import server as es_server
+    """TLS material (a CA generated per sandbox) and generated credentials for https/auth scenarios."""
+    import base64
+    import secrets
+    import tempfile
 
-    make = getattr(es_server, "make_presentation", None)
-    if make is None:
-        raise SandboxError("this scenario asks for https or auth, which the HTTP half does not offer yet")
-    tls, auth, env, ca_file = make(sb.scenario, sb.state_dir)
-    sb.credentials = env
-    sb.ca_file = ca_file
+    from .es_api import tls as es_tls
+
+    sc = sb.scenario
+    tls = auth = None
+    if sc.https:
+        directory = os.path.join(sb.state_dir, "tls") if sb.state_dir else tempfile.mkdtemp(prefix="sandbox-tls-")
+        paths = es_tls.make_ca_and_cert(directory)
+        tls = {"certfile": paths["certfile"], "keyfile": paths["keyfile"]}
+        sb.ca_file = paths["ca_cert"]
+    if sc.auth == "basic":
+        password = secrets.token_urlsafe(12)
+        auth = {"basic": {"user": "elastic", "password": password}}
+        sb.credentials = {"ES_USERNAME": "elastic", "ES_PASSWORD": password}
+    elif sc.auth == "api_key":
+        key = f"{secrets.token_hex(10)}:{secrets.token_urlsafe(16)}"
+        auth = {"api_key": key}
+        # clients send base64("<id>:<key>"), the "encoded" form Elasticsearch hands out
+        sb.credentials = {"ES_API_KEY": base64.b64encode(key.encode()).decode()}
     return tls, auth

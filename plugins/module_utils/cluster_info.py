@@ -299,6 +299,17 @@ def gather(es, aws=None, asg_names=None, asg_tags=None, version_tag=None,
     return result
 
 
+# The role letters of GET _cat/nodes (node.role column).
+_ROLE_LETTERS = {"data_cold": "c", "data": "d", "data_frozen": "f", "data_hot": "h", "ingest": "i", "ml": "l",
+                 "master": "m", "cluster_manager": "m", "remote_cluster_client": "r", "data_content": "s",
+                 "transform": "t", "voting_only": "v", "data_warm": "w"}
+
+
+def role_letters(roles):
+    """Roles as _cat/nodes abbreviates them ("dm", "hiw", "-" for a coordinating-only node)."""
+    return "".join(sorted({_ROLE_LETTERS.get(r, "?") for r in roles})) or "-"
+
+
 def summary_lines(result):
     """Human-readable lines for playbooks/cluster-info.yml (also returned by the module as ``summary``)."""
     health = result["health"]
@@ -313,14 +324,15 @@ def summary_lines(result):
     for node in result["nodes"]:
         flags = []
         if node["elected_master"]:
-            flags.append("elected")
+            flags.append("*elected master*")
         if node["outdated"]:
-            flags.append("OUTDATED: " + "; ".join(node["outdated_reasons"]))
+            # "image ami-1 != ..." / "tag es_version=8.14.3 != ..." -> "image", "tag es_version=8.14.3"
+            flags.append("OUTDATED(%s)" % ", ".join(r.split(" != ")[0] for r in node["outdated_reasons"]))
         elif node["outdated"] is False:
             flags.append("current")
-        lines.append("node %s v%s %s [%s] shards=%d instance=%s asg=%s %s" % (
-            node["name"], node["version"], node["ip"], ",".join(node["roles"]), node["shards"],
-            node["instance_id"] or "-", node["asg"] or "-", " ".join(flags)))
+        lines.append("node %s %s %s roles=%s shards=%d instance=%s asg=%s%s" % (
+            node["name"], node["version"], node["ip"], role_letters(node["roles"]), node["shards"],
+            node["instance_id"] or "-", node["asg"] or "-", (" " + " ".join(flags)) if flags else ""))
     for copy in result["unassigned_shards"]:
         allocation = copy["allocation"] or {}
         lines.append("unassigned %s[%d] %s: %s blocked by %s" % (

@@ -354,8 +354,7 @@ class Reindexer:
             raise ReindexError("%s is an alias, so it cannot hold the copy of %s: choose another suffix."
                                % (tname, name), index=name)
         smeta = src.meta if src.exists else {}
-        finished = smeta.get("restored") and not tmp.exists
-        if src.exists and smeta.get("role") == "final" and not finished:
+        if src.exists and smeta.get("role") == "final" and not smeta.get("restored"):
             # copy_back, second half: the original name holds (part of) the copy back.
             if not tmp.exists:
                 if not smeta.get("verified"):
@@ -490,9 +489,13 @@ class Reindexer:
                 "conflicts": self.opt.conflicts}
         if self.count(dest):
             # A copy started by a run killed before it could record the task: start clean.
+            # Recreated rather than emptied: deleted documents leave versions that an external-version
+            # copy would then conflict with.
             self._cancel_copies_into(dest)
-            self.es.post("/%s/_delete_by_query" % index_path(dest), {"query": {"match_all": {}}},
-                         params={"refresh": "true", "conflicts": "proceed"})
+            meta = dict(self.state(dest).meta)
+            meta.pop("template_meta", None)
+            self.es.delete("/%s" % index_path(dest))
+            self._create_copy(dest, meta["source"], meta)
         expected = self.count(source)
         task = self.es.post("/_reindex", body, params=params).get("task")
         if not task:
@@ -526,7 +529,9 @@ class Reindexer:
                 failures = self._diagnose(source, dest)
                 raise ReindexError("Copying %s into %s ended with %d documents instead of %d%s" % (
                     source, dest, got, expected,
-                    "; first failure: " + _failure_text(failures[0]) if failures else "."), failures=failures)
+                    "; first failure: " + _failure_text(failures[0]) if failures else
+                    (". The server has no _tasks API, so the copy's own errors are unknown." if not self._tasks_api
+                     else ".")), failures=failures)
             if self.count(source) != expected:
                 raise ReindexError("%s changed from %d to %d documents during the copy although it was "
                                    "write-blocked." % (source, expected, self.count(source)))
@@ -714,11 +719,11 @@ def _failure_text(failure):
 def reindex_all(reindexer, check_mode=False):
     """Select, probe, then reindex (or plan) every index in turn; stop at the first failure.
 
-    Returns a dict: changed, results (one per index), skipped, refused, failed (None or
+    Returns a dict: changed, results (one per index), skipped, refused, failure (None or
     {index, step, msg, failures}).
     """
     selected, skipped = reindexer.select()
-    out = {"changed": False, "results": [], "skipped": skipped, "refused": [], "failed": None,
+    out = {"changed": False, "results": [], "skipped": skipped, "refused": [], "failure": None,
            "selected": list(selected)}
     writes = reindexer.probe(selected)
     for name in selected:
@@ -742,8 +747,8 @@ def reindex_all(reindexer, check_mode=False):
                 continue
             result = reindexer.run(name)
         except ReindexError as exc:
-            out["failed"] = {"index": exc.index or name, "msg": exc.message, "failures": exc.failures}
-            out["changed"] = True  # a rollback or an earlier step may have changed the cluster
+            out["failure"] = {"index": exc.index or name, "msg": exc.message, "failures": exc.failures}
+            out["changed"] = not check_mode  # a rollback or an earlier step changed the cluster
             out["results"].append({"index": name, "mode": reindexer.opt.mode, "status": "failed",
                                    "msg": exc.message, "failures": exc.failures})
             break
@@ -751,7 +756,7 @@ def reindex_all(reindexer, check_mode=False):
             out["changed"] = True
             out["results"].append(result)
         else:
-            out["skipped"].append({"index": name, "reason": "already in the current mappings"})
+            out["skipped"].append({"index": name, "reason": reindexer.next_step(name)[1]})
     return out
 
 
@@ -760,3 +765,20 @@ def _count_quietly(reindexer, name):
         return int(reindexer.es.get("/%s/_count" % index_path(name))["count"])
     except (EsError, KeyError, ValueError):
         return None
+
+
+def summary_lines(out):
+    """One readable line per index for the playbook's output."""
+    lines = []
+    for r in out["results"]:
+        if r["status"] == "planned":
+            lines.append("%s: would %s (%s docs, %s)" % (r["index"], ", ".join(r["plan"]), r.get("docs"), r["mode"]))
+        elif r["status"] == "failed":
+            lines.append("%s: FAILED: %s" % (r["index"], r["msg"]))
+        else:
+            lines.append("%s: %s, %s docs in %.1fs (%s docs/s), %s, deleted %s" % (
+                r["index"], r["status"], r["docs"], r["seconds"], r["docs_per_second"], r["mode"],
+                ", ".join(r["deleted"]) or "nothing"))
+    lines += ["%s: refused: %s" % (r["index"], r["reason"]) for r in out["refused"]]
+    lines += ["%s: skipped: %s" % (r["index"], r["reason"]) for r in out["skipped"]]
+    return lines

@@ -20,7 +20,7 @@ description:
     instances is not used because it is unreliable (moto reports it wrongly).
   - Never changes anything. Works against Elasticsearch 7.17, 8.x, 9.x and OpenSearch.
 author:
-  - logstack.elk maintainers
+  - logstack.elk maintainers (@logstack)
 extends_documentation_fragment:
   - logstack.elk.es
   - logstack.elk.aws

@@ -211,7 +211,7 @@ from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsEr
 from ansible_collections.logstack.elk.plugins.module_utils.rollout import planner
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.lock import GroupLock, LockError
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.spec import MODULE_KWARGS, argument_spec, clients, timeouts
-from ansible_collections.logstack.elk.plugins.module_utils.rollout.steps import Rollout, StepFailed
+from ansible_collections.logstack.elk.plugins.module_utils.rollout.steps import Rollout, StepFailed, WaitTimeout
 
 
 def new_run_id():
@@ -286,7 +286,7 @@ def verify(rollout, cluster, aws, opts):
         return view.status == "green" and not view.moving, "cluster is %s" % view.status
     try:
         rollout.wait(rollout.timeouts["health"], green)
-    except Exception as exc:  # _NotYet carries the last status
+    except WaitTimeout as exc:
         problems.append("not green after %ss (%s)" % (rollout.timeouts["health"], exc))
     ok, detail, world = rollout.settled()
     if not ok:

@@ -228,6 +228,13 @@ class DocumentStore:
         eng = self._engine()
         if eng is not None and hasattr(eng, "task_node"):
             return eng.task_node()
+        nodes = getattr(eng, "nodes", None) if eng is not None else None
+        if nodes:
+            # The task runs on the node that took the request: the elected master here, so
+            # it vanishes with that node (engine calls drop_tasks_on_node).
+            nid = getattr(eng, "master_id", None) or next(iter(nodes))
+            if nid in nodes:
+                return nid, getattr(nodes[nid], "name", nid)
         return self.node_id, "sandbox-es"
 
     # -- index expressions --------------------------------------------------------------
@@ -592,7 +599,8 @@ class DocumentStore:
             raise illegal_argument("conflicts may only be \"proceed\" or \"abort\" but was [%s]" % conflicts)
         version_type = dest.get("version_type", "internal")
         op_type = dest.get("op_type", "index")
-        max_docs = body.get("max_docs", params.get("max_docs"))
+        # "size" at the top level is the pre-7.x spelling of max_docs, still accepted.
+        max_docs = body.get("max_docs", body.get("size", params.get("max_docs")))
         queue: List[Tuple[str, Dict[str, Any], int]] = []
         synthetic = 0
         query = src.get("query")
@@ -988,6 +996,9 @@ def _update_aliases(state: Any, req: Request) -> Response:
     if not actions:
         raise ESError(400, "action_request_validation_exception", "Validation Failed: 1: no actions specified;")
     plan = []  # validate everything first: the call is atomic
+    # Indices this same call removes may give their name to an alias (Kibana's reindex
+    # swap: add alias <old> to <new> and remove_index <old> in one request).
+    removed = {(a.get("remove_index") or {}).get("index") for a in actions if isinstance(a, dict)}
     for action in actions:
         (kind, spec), = action.items()
         if kind not in ("add", "remove", "remove_index"):
@@ -1004,7 +1015,7 @@ def _update_aliases(state: Any, req: Request) -> Response:
         alias_names = [spec["alias"]] if "alias" in spec else list(spec.get("aliases", []))
         if kind == "add":
             for a in alias_names:
-                if a in state.indices:
+                if a in state.indices and a not in removed:
                     raise ESError(400, "invalid_alias_name_exception", "Invalid alias name [%s]: an index or data "
                                   "stream exists with the same name as the alias" % a, index_uuid="_na_", index=a)
         else:
@@ -1064,6 +1075,7 @@ def _put_template(state: Any, req: Request) -> Response:
                 "during index creation, please use a different priority"
                 % (name, "[" + ", ".join(body["index_patterns"]) + "]", other, other,
                    "[" + ", ".join(t["index_patterns"]) + "]", prio))
+    body.setdefault("composed_of", [])
     tpl = body.get("template") or {}
     if "settings" in tpl:
         tpl["settings"] = nest_settings({k: v for k, v in flatten_settings(tpl["settings"]).items()})
@@ -1524,6 +1536,12 @@ def _tasks_get(state: Any, req: Request) -> Response:
     key = _task_key(req.parts["task_id"])
     task = store.tasks.get(key)
     if task is None:
+        node = key.partition(":")[0]
+        nodes = getattr(state.engine, "nodes", None) if state.engine is not None else None
+        if nodes is not None and node not in nodes:
+            # The task's node left (a reindex task dies with its node): ES's words for it.
+            raise ESError(404, "resource_not_found_exception", "task [%s] belongs to the node [%s] which isn't part "
+                          "of the cluster and there is no record of the task" % (key, node))
         raise ESError(404, "resource_not_found_exception",
                       "task [%s] isn't running and hasn't stored its results" % key)
     if _bool(req.params, "wait_for_completion"):

@@ -209,7 +209,8 @@ def merge_mappings(old: Dict[str, Any], new: Dict[str, Any]) -> Dict[str, Any]:
             cur_t = cur.get("type", "object" if "properties" in cur else None)
             new_t = m.get("type", "object" if "properties" in m else None)
             if cur_t != new_t:
-                raise ESError(400, "illegal_argument_exception", "mapper [%s%s] cannot be changed from type [%s] to [%s]"
+                raise ESError(400, "illegal_argument_exception",
+                              "mapper [%s%s] cannot be changed from type [%s] to [%s]"
                               % (prefix, name, cur_t, new_t))
             if "properties" in m:
                 merge_props(cur.setdefault("properties", {}), m["properties"], prefix + name + ".")

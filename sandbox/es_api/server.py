@@ -75,8 +75,10 @@ def info_body(state: Any) -> Dict[str, Any]:
     facts = dict(_VERSION_FACTS.get(version_tuple(ver)[0], _VERSION_FACTS[8]))
     name = "sandbox-es"
     engine = state.engine
-    if engine is not None and hasattr(engine, "info_node_name"):
-        name = engine.info_node_name()
+    nodes = getattr(engine, "nodes", None) if engine is not None else None
+    master = getattr(engine, "master_id", None) if engine is not None else None
+    if nodes and master in nodes:
+        name = getattr(nodes[master], "name", name)
     return {
         "name": name,
         "cluster_name": state.cluster_name,
@@ -129,7 +131,8 @@ def _compat_version(value: Optional[str]) -> Optional[int]:
         raise ESError(400, "media_type_header_exception", "Invalid media-type value on headers [Accept, Content-Type]")
 
 
-def check_compatibility(current: int, accept: Optional[str], content_type: Optional[str], has_body: bool) -> Optional[int]:
+def check_compatibility(current: int, accept: Optional[str], content_type: Optional[str],
+                        has_body: bool) -> Optional[int]:
     """Elasticsearch's RestCompatibleVersionHelper: a version accepts its own major and the previous one.
 
     Returns the requested compatible version (None when none was asked for).
@@ -145,14 +148,16 @@ def check_compatibility(current: int, accept: Optional[str], content_type: Optio
                        caused_by={"type": "status_exception", "reason": reason})
 
     if a_v > current or a_v < previous:
-        raise fail("Accept version must be either version %d or %d, but found %d. Accept=%s" % (current, previous, a_v, accept))
+        raise fail("Accept version must be either version %d or %d, but found %d. Accept=%s"
+                   % (current, previous, a_v, accept))
     if has_body:
         if c_v > current or c_v < previous:
             raise fail("Content-Type version must be either version %d or %d, but found %d. Content-Type=%s"
                        % (current, previous, c_v, content_type))
         if c_v != a_v:
             raise fail("A compatible version is required on both Content-Type and Accept headers if either one has "
-                       "requested a compatible version and the compatible versions must match. Accept=%s, Content-Type=%s"
+                       "requested a compatible version and the compatible versions must match. "
+                       "Accept=%s, Content-Type=%s"
                        % (accept, content_type))
         if (c is None) != (a is None):
             raise fail("A compatible version is required on both Content-Type and Accept headers if either one has "
@@ -400,7 +405,8 @@ class _Handler(BaseHTTPRequestHandler):
         text = raw.decode("utf-8")
         if api in ("bulk",):
             if not text.endswith("\n"):
-                raise ESError(400, "illegal_argument_exception", "The bulk request must be terminated by a newline [\\n]")
+                raise ESError(400, "illegal_argument_exception",
+                              "The bulk request must be terminated by a newline [\\n]")
             lines = []
             for n, line in enumerate(text.split("\n")[:-1], 1):
                 if not line.strip():
@@ -408,7 +414,8 @@ class _Handler(BaseHTTPRequestHandler):
                 try:
                     lines.append(json.loads(line))
                 except ValueError as e:
-                    raise ESError(400, "x_content_parse_exception", "[%d:1] Unexpected token in line %d: %s" % (n, n, e))
+                    raise ESError(400, "x_content_parse_exception",
+                                  "[%d:1] Unexpected token in line %d: %s" % (n, n, e))
             return lines
         try:
             return json.loads(text)
@@ -425,7 +432,10 @@ class _Handler(BaseHTTPRequestHandler):
             ctype = ("application/vnd.elasticsearch+json;compatible-with=%d" % compat) if compat else \
                 "application/json"
         self.send_response(resp.status)
-        if resp.status not in (401, 403):
+        opaque = self.headers.get("X-Opaque-Id")
+        if opaque:
+            headers.setdefault("X-Opaque-Id", opaque)  # ES echoes it for request tracing
+        if resp.status not in (401, 403) and version_tuple(state.es_version)[:2] >= (7, 14):
             # 7.14+ sends the product header (clients refuse a server without it on a
             # success), except on 401/403 answered by the security layer.
             self.send_header("X-Elastic-Product", "Elasticsearch")
@@ -472,7 +482,8 @@ def start_server(state: Any, host: str = "127.0.0.1", port: int = 0, tls: Option
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(tls["certfile"], tls["keyfile"])
     server = SandboxHTTPServer((host, port), state, ctx, auth)
-    thread = threading.Thread(target=server.serve_forever, name="sandbox-es-api", daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="sandbox-es-api",
+                              daemon=True)
     thread.start()
     scheme = "https" if tls else "http"
     url = "%s://%s:%d" % (scheme, host, server.server_address[1])

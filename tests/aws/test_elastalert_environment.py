@@ -56,7 +56,7 @@ def test_environment_creates_one_instance_group_whose_user_data_calls_the_awx_ca
     assert len(group["Instances"]) == 1
     assert sorted(group["VPCZoneIdentifier"].split(",")) == sorted(network["subnets"])
     group_tags = {t["Key"]: t["Value"] for t in group["Tags"]}
-    assert group_tags["Environment"] == "staging" and group_tags["Role"] == "elastalert"
+    assert group_tags["environment"] == "staging" and group_tags["logstack:role"] == "elastalert"
 
     version, user_data = _user_data(aws, name)
     data = version["LaunchTemplateData"]
@@ -68,8 +68,9 @@ def test_environment_creates_one_instance_group_whose_user_data_calls_the_awx_ca
     assert sg["IpPermissions"][0]["FromPort"] == 22
     instance_tags = {t["Key"]: t["Value"] for spec in data["TagSpecifications"]
                      if spec["ResourceType"] == "instance" for t in spec["Tags"]}
-    assert instance_tags == {"Name": name, "Environment": "staging", "Role": "elastalert",
-                             "ManagedBy": "logstack.elk", "Team": "observability"}
+    # The tags inventories/<env>/aws_ec2.yml filters and groups on (environment, logstack:role).
+    assert instance_tags == {"Name": name, "environment": "staging", "logstack:role": "elastalert",
+                             "managed-by": "logstack.elk", "Team": "observability"}
     assert aws("iam").get_instance_profile(InstanceProfileName=name)["InstanceProfile"]["Roles"][0]["RoleName"] == name
 
     assert "callback_url=https://awx.example.com/api/v2/job_templates/17/callback/" in user_data

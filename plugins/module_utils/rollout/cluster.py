@@ -162,7 +162,8 @@ class Cluster:
 
     def fs_stats(self):
         """node id -> (total_bytes, available_bytes)."""
-        data = self.es.get("/_nodes/stats/fs")
+        # The whole stats document: the sandbox fails on the fs-only form (reported in /tmp/sandbox-requests.md).
+        data = self.es.get("/_nodes/stats")
         out = {}
         for node_id, node in (data.get("nodes") or {}).items():
             total = ((node.get("fs") or {}).get("total")) or {}

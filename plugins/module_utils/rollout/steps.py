@@ -58,8 +58,11 @@ class StepFailed(Exception):
         self.diagnosis = diagnosis or {}
 
 
-class _NotYet(Exception):
-    pass
+class WaitTimeout(Exception):
+    """A wait ran out of time; the message is the last thing seen."""
+
+
+_NotYet = WaitTimeout
 
 
 class Rollout:
@@ -319,8 +322,8 @@ class NodeReplacement(Rollout):
         view = self.cluster.view()
         if self.node_here(view) is None:
             return True, "node already left"
-        if view.moving:
-            return False, "%d shard(s) initializing or relocating" % view.moving
+        # Copies moving to or from this node count as held (shards_on). Rebalancing between
+        # other nodes does not make terminating this one less safe, so it is not waited for.
         held = view.shards_on(self.node_name)
         stuck, other = [], []
         for row in held:
@@ -328,6 +331,8 @@ class NodeReplacement(Rollout):
                 stuck.append(row)
             else:
                 other.append(row)
+        if stuck and view.moving:
+            return False, "%d shard(s) initializing or relocating; the version-stuck replicas may yet move" % view.moving
         if other:
             return False, "%d shard copies still on %s (%s)" % (
                 len(other), self.node_name, ", ".join(P.describe_shard(r) for r in other[:5]))

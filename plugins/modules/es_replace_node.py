@@ -1,0 +1,244 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: logstack.elk contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: es_replace_node
+short_description: Replace one Elasticsearch node of an Auto Scaling Group, one named step at a time
+version_added: 0.1.0
+description:
+  - Runs one step (or all steps) of the replacement of one outdated node. Every step derives from the
+    cluster and AWS whether its effect already holds and acts only if not, so an interrupted run, rerun,
+    continues where the world is.
+  - "Steps per O(strategy): V(drain): prepare, drain, terminate, wait_left, wait_joined, lift, wait_healthy.
+    V(surge): surge, wait_joined, prepare, drain, terminate, wait_left, lift, wait_healthy.
+    V(terminate): prepare, terminate, wait_left, wait_joined, lift, wait_healthy."
+  - C(prepare) adds a voting configuration exclusion for a master-eligible node and waits until it is out of
+    the voting configuration (another master elected if it was the elected one). C(drain) puts a node shutdown
+    record (type C(remove)) or an allocation exclusion and waits until the node holds no shard (replicas that
+    the C(node_version) decider keeps on it aside) with nothing unassigned or moving. C(terminate) calls
+    TerminateInstanceInAutoScalingGroup (desired capacity kept, decremented with V(surge)) and refuses a
+    node that is not drained. C(lift) removes the exclusions once the node is gone. C(wait_healthy) waits
+    for green, or yellow where only C(node_version)-blocked replicas are unassigned and nothing moves.
+  - Before a node is first taken out, every safety rule (health, nodes out budget, all masters present, one
+    master at a time, data before masters, tier order, elected master last, not a whole tier, no
+    unreplicated primary with V(terminate)) must hold; the step waits for them up to C(timeouts.gate).
+  - On a timeout the module fails naming the node, the step, the cluster health, unassigned shards with
+    their deciders, and what it left in place.
+author:
+  - logstack.elk contributors
+extends_documentation_fragment:
+  - logstack.elk.es
+  - logstack.elk.aws
+attributes:
+  check_mode:
+    support: full
+    description: Reports the step it would run and changes nothing.
+options:
+  instance_id:
+    description: EC2 instance id of the node to replace.
+    type: str
+    required: true
+  node_name:
+    description: Elasticsearch node name of that instance (from the plan).
+    type: str
+    required: true
+  node_id:
+    description: Elasticsearch node id (from the plan).
+    type: str
+    required: true
+  group:
+    description: Auto Scaling Group of the instance.
+    type: str
+    required: true
+  step:
+    description: The step to run, or V(all) for every step of the strategy in order.
+    type: str
+    required: true
+    choices: [all, surge, prepare, drain, terminate, wait_left, wait_joined, lift, wait_healthy]
+  known_instance_ids:
+    description: Instances of the group before this node's replacement, to name the new node in the result.
+    type: list
+    elements: str
+    default: []
+  asg_names:
+    description: Auto Scaling Groups of the cluster, by name. Exclusive with O(asg_tags).
+    type: list
+    elements: str
+  asg_tags:
+    description: Select the cluster's Auto Scaling Groups by tags.
+    type: dict
+  version_tag:
+    description: Instance tag holding the Elasticsearch version.
+    type: str
+    default: es_version
+  compare:
+    description: What makes an instance outdated against its group's launch template.
+    type: list
+    elements: str
+    choices: [image, version]
+    default: [image, version]
+  target_image_id:
+    description: Explicit target AMI.
+    type: str
+  target_version:
+    description: Explicit target value of O(version_tag).
+    type: str
+  node_attribute:
+    description: Node attribute naming the EC2 instance id.
+    type: str
+    default: aws_instance_id
+  strategy:
+    description: Replacement strategy; see M(logstack.elk.es_rolling_upgrade).
+    type: str
+    choices: [drain, surge, terminate]
+    default: drain
+  accept_data_loss:
+    description: With strategy V(terminate), accept losing documents of shards without a started replica.
+    type: bool
+    default: false
+  max_nodes_out:
+    description: Most nodes of the expected cluster size allowed out at once, this one included.
+    type: int
+    default: 1
+  drain_method:
+    description: V(auto) uses the node shutdown API on Elasticsearch 7.15+, the allocation exclusion elsewhere.
+    type: str
+    choices: [auto, shutdown, exclusion]
+    default: auto
+  timeouts:
+    description: Seconds each wait may take; omitted keys keep their defaults.
+    type: dict
+    suboptions:
+      gate: {description: Safety rules allowing the node out (default 600)., type: int}
+      master: {description: Voting exclusion taking effect (default 120)., type: int}
+      drain: {description: Node holding no shard (default 3600)., type: int}
+      terminate: {description: Termination (default 120)., type: int}
+      leave: {description: Node leaving (default 300)., type: int}
+      join: {description: Replacement joining (default 900)., type: int}
+      health: {description: Green or version-skew yellow (default 1800)., type: int}
+  poll_interval:
+    description: Seconds between two reads while waiting.
+    type: float
+    default: 5.0
+  run_id:
+    description: Lock run id from M(logstack.elk.es_rolling_upgrade) V(lock); the step refuses if the run lost the lock.
+    type: str
+  lock_stale_seconds:
+    description: Stale threshold of the lock, as in M(logstack.elk.es_rolling_upgrade).
+    type: int
+    default: 3600
+seealso:
+  - module: logstack.elk.es_rolling_upgrade
+"""
+
+EXAMPLES = r"""
+- name: Drain one node
+  logstack.elk.es_replace_node:
+    asg_tags: {"logstack:cluster": prod-logs}
+    instance_id: i-0123456789abcdef0
+    node_name: data-89abcdef0
+    node_id: 3vN0bTq2QeOwq6c5a8Jx2w
+    group: prod-logs-data
+    step: drain
+    run_id: "{{ lock.run_id }}"
+"""
+
+RETURN = r"""
+step:
+  description: The step run (V(all) for every step).
+  returned: always
+  type: str
+waiting_for:
+  description: What the step waits for.
+  returned: always
+  type: str
+timeline:
+  description: One entry per step run, with C(step), C(started), C(seconds), C(changed), C(detail).
+  returned: always
+  type: list
+  elements: dict
+terminated_instance_ids:
+  description: Instances this call terminated.
+  returned: always
+  type: list
+  elements: str
+new_nodes:
+  description: Nodes that joined the group during the replacement (instance_id, node_name, version, image_id).
+  returned: always
+  type: list
+  elements: dict
+group_instances_before:
+  description: Instances of the group before the surge or terminate step.
+  returned: when the step is surge or terminate and acted
+  type: list
+  elements: str
+diagnosis:
+  description: Health, unassigned shards with deciders, exclusions in place, when the step failed.
+  returned: on failure
+  type: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.logstack.elk.plugins.module_utils.aws import AwsError
+from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsError
+from ansible_collections.logstack.elk.plugins.module_utils.rollout.lock import GroupLock, LockError
+from ansible_collections.logstack.elk.plugins.module_utils.rollout.planner import P_Error
+from ansible_collections.logstack.elk.plugins.module_utils.rollout.spec import MODULE_KWARGS, argument_spec, clients, timeouts
+from ansible_collections.logstack.elk.plugins.module_utils.rollout.steps import (
+    ALL_STEPS, STEPS, WAITING_FOR, NodeReplacement, StepFailed)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=argument_spec(
+            instance_id=dict(type="str", required=True),
+            node_name=dict(type="str", required=True),
+            node_id=dict(type="str", required=True),
+            group=dict(type="str", required=True),
+            step=dict(type="str", required=True, choices=["all"] + ALL_STEPS),
+            known_instance_ids=dict(type="list", elements="str", default=[]),
+            lock_stale_seconds=dict(type="int", default=3600),
+        ),
+        **MODULE_KWARGS)
+    p = module.params
+    steps = STEPS[p["strategy"]] if p["step"] == "all" else [p["step"]]
+    waiting = "; ".join(WAITING_FOR[s] for s in steps)
+    result = dict(changed=False, step=p["step"], waiting_for=waiting, timeline=[], terminated_instance_ids=[],
+                  new_nodes=[])
+    if p["step"] != "all" and p["step"] not in STEPS[p["strategy"]]:
+        module.fail_json(msg="Step %s is not part of strategy %s (steps: %s)." % (
+            p["step"], p["strategy"], ", ".join(STEPS[p["strategy"]])), **result)
+    if module.check_mode:
+        result["timeline"] = [{"step": s, "changed": False, "detail": "check mode: not run"} for s in steps]
+        module.exit_json(**result)
+    try:
+        cluster, aws, opts = clients(p)
+        groups = [g["AutoScalingGroupName"] for g in aws.find_groups(names=opts.asg_names, tags=opts.asg_tags)]
+        lock = GroupLock(aws, groups, stale_seconds=p["lock_stale_seconds"]) if p["run_id"] else None
+        node = NodeReplacement(cluster, aws, opts, p["instance_id"], p["node_name"], p["node_id"], p["group"],
+                               lock=lock, run_id=p["run_id"], known_instance_ids=p["known_instance_ids"],
+                               timeouts=timeouts(p), poll_interval=p["poll_interval"], drain_method=p["drain_method"])
+        for step in steps:
+            entry = node.run(step)
+            result["timeline"].append(entry)
+            result["changed"] = result["changed"] or entry["changed"]
+            result["terminated_instance_ids"].extend(entry.get("terminated_instance_ids", []))
+            result["new_nodes"].extend(entry.get("new_nodes", []))
+            if entry.get("group_instances_before"):
+                result["group_instances_before"] = entry["group_instances_before"]
+                node.known = node.known or set(entry["group_instances_before"])
+    except StepFailed as exc:
+        module.fail_json(msg=exc.message, diagnosis=exc.diagnosis, **result)
+    except LockError as exc:
+        module.fail_json(msg=exc.message, **result)
+    except (EsError, AwsError, P_Error) as exc:
+        module.fail_json(msg="Node %s (%s): %s" % (p["node_name"], p["instance_id"], exc.message), **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""`python -m sandbox`: run / up / audit / env / down as a user (or make demo) calls them."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+
+import pytest
+
+from conftest import ROOT, SCENARIOS
+
+SMALL = os.path.join(SCENARIOS, "small.yml")
+
+
+def sandbox_cmd(*args, timeout=90, env=None):
+    full_env = dict(os.environ)
+    full_env["PYTHONPATH"] = ROOT + os.pathsep + full_env.get("PYTHONPATH", "")
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "sandbox", *args], capture_output=True, text=True,
+                          timeout=timeout, env=full_env, cwd=ROOT)
+
+
+CHECK = (
+    "import os, sys, json, urllib.request, boto3\n"
+    "h = json.load(urllib.request.urlopen(os.environ['ES_URL'] + '/_cluster/health'))\n"
+    "groups = boto3.client('autoscaling').describe_auto_scaling_groups()['AutoScalingGroups']\n"
+    "print('HEALTH', h['status'], h['number_of_nodes'], [g['AutoScalingGroupName'] for g in groups])\n"
+    "sys.exit(int(sys.argv[1]))\n"
+)
+
+
+def test_run_points_the_command_at_the_sandbox_passes_its_exit_status_and_ends_with_the_audit(tmp_path):
+    state = tmp_path / "state"
+    proc = sandbox_cmd("run", "--scenario", SMALL, "--state", str(state), "--",
+                       sys.executable, "-c", CHECK, "7")
+    assert proc.returncode == 7, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert "HEALTH green 3 ['es-nodes']" in lines
+    audit = json.loads(lines[-1])
+    assert audit["docs_lost"] == 0 and audit["unknown_requests"] == 0
+    assert audit["docs_expected"] == 1800 and audit["request_count"] >= 1
+    assert json.loads((state / "audit.json").read_text()) == audit
+    events = [json.loads(x)["event"] for x in (state / "events.jsonl").read_text().splitlines()]
+    assert "master_elected" in events and "cluster_formed" in events
+
+
+def test_run_rejects_a_bad_scenario_with_one_sentence(tmp_path):
+    bad = tmp_path / "bad.yml"
+    bad.write_text("amis: {a: {es_version: 8.15.0}}\ngroups: [{name: g, role: leader, size: 1, ami: a}]\n")
+    proc = sandbox_cmd("run", "--scenario", str(bad), "--", "true")
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == ("sandbox: groups[0].role must be master, data or mixed (or give 'roles'), "
+                                   "not 'leader'")
+    assert "Traceback" not in proc.stderr
+
+
+def test_up_audit_env_down_round_trip_serves_several_commands_against_one_cluster(tmp_path):
+    state = tmp_path / "bg"
+    up = sandbox_cmd("up", "--scenario", SMALL, "--state", str(state))
+    assert up.returncode == 0, up.stderr + (state / "sandbox.log").read_text()
+    try:
+        info = json.loads(up.stdout.strip().splitlines()[-1])
+        health = json.load(urllib.request.urlopen(info["es_url"] + "/_cluster/health"))
+        assert health["status"] == "green" and health["number_of_nodes"] == 3
+
+        again = sandbox_cmd("up", "--scenario", SMALL, "--state", str(state))
+        assert again.returncode == 2 and "already running" in again.stderr
+
+        env = sandbox_cmd("env", "--state", str(state))
+        exports = dict(line[len("export "):].split("=", 1) for line in env.stdout.splitlines())
+        assert exports["ES_URL"] == info["es_url"]
+        assert exports["AWS_ENDPOINT_URL"] == info["aws_endpoint"]
+        assert exports["AWS_REGION"] == "us-east-1" and exports["AWS_ACCESS_KEY_ID"] == "testing"
+
+        urllib.request.urlopen(info["es_url"] + "/_cat/nodes").read()
+        audit = json.loads(sandbox_cmd("audit", "--state", str(state)).stdout)
+        assert audit["request_count"] >= 2 and audit["nodes"] == 3
+    finally:
+        down = sandbox_cmd("down", "--state", str(state))
+    assert down.returncode == 0, down.stderr
+    final = json.loads(down.stdout)
+    assert final["docs_lost"] == 0
+    assert not (state / "sandbox.json").exists()
+    with pytest.raises(OSError):
+        urllib.request.urlopen(info["es_url"] + "/", timeout=2)

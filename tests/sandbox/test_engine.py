@@ -1,0 +1,255 @@
+"""The sandbox's cluster engine, driven as the collection drives a real cluster:
+boto3 against moto for AWS actions, the HTTP API for Elasticsearch.
+
+Each test names the Elasticsearch behaviour it holds the sandbox to.
+"""
+from __future__ import annotations
+
+import pytest
+
+from conftest import wait_for
+
+
+def _holder(sbx, index, shard=0, primary=True):
+    row = next(r for r in sbx.shards(index) if int(r["shard"]) == shard and (r["prirep"] == "p") == primary)
+    return row["node"]
+
+
+def _replaced(sbx, victim, total=6):
+    names = [n["name"] for n in sbx.nodes().values()]
+    return victim not in names and len(names) == total
+
+
+def _health(sbx):
+    return sbx.es.get("/_cluster/health")
+
+
+def test_terminating_the_only_holder_of_an_unreplicated_shard_loses_its_documents(sandbox_factory):
+    sbx = sandbox_factory("split.yml")
+    holder = _holder(sbx, "single")
+    before = sbx.audit()
+    assert before["docs_lost"] == 0
+    sbx.terminate(holder)
+
+    wait_for(lambda: _health(sbx)["status"] == "red", what="red after losing the only copy")
+    audit = sbx.audit()
+    assert audit["docs_lost"] == 300
+    assert audit["docs_expected"] == before["docs_expected"]
+    explain = sbx.es.ok("POST", "/_cluster/allocation/explain", {"index": "single", "shard": 0, "primary": True})
+    assert explain["can_allocate"] == "no_valid_shard_copy"
+    assert sbx.es.get("/_cat/indices/single?format=json")[0]["health"] == "red"
+    # The replacement instance joins, but an empty node cannot bring the data back.
+    wait_for(lambda: _replaced(sbx, holder), what="replacement joined")
+    assert _health(sbx)["status"] == "red"
+    assert sbx.audit()["red_seconds"] > 0
+
+
+def test_terminating_a_node_keeps_every_document_of_replicated_indices(sandbox_factory):
+    sbx = sandbox_factory("split.yml")
+    single_holder = _holder(sbx, "single")
+    victim = next(r["node"] for r in sbx.shards("logs-a") if r["node"] != single_holder)
+    sbx.terminate(victim)
+
+    wait_for(lambda: victim not in [n["name"] for n in sbx.nodes().values()], what="node left")
+    assert _health(sbx)["status"] in ("yellow", "green")
+    # delayed_timeout is 0s in this scenario: the replicas are rebuilt on the replacement
+    wait_for(lambda: _replaced(sbx, victim), what="replacement joined")
+    wait_for(lambda: sbx.es.call("GET", "/_cluster/health?wait_for_status=green&timeout=1s")[0] == 200,
+             timeout=20, what="green again")
+    audit = sbx.audit()
+    assert audit["docs_lost"] == 0
+    assert audit["red_seconds"] == 0
+    assert audit["degraded_seconds"] > 0
+    assert audit["max_nodes_out"] == 1
+    assert audit["nodes_replaced"] == 1
+    assert audit["shard_bytes_moved"] > 0
+    counts = sbx.es.get("/_cat/indices/logs-a?format=json")
+    assert counts[0]["docs.count"] == "1000"
+
+
+def test_replica_is_promoted_when_the_primary_node_leaves(sandbox_factory):
+    sbx = sandbox_factory("split.yml")
+    primary_node = _holder(sbx, "logs-a", 0, primary=True)
+    replica_node = _holder(sbx, "logs-a", 0, primary=False)
+    sbx.terminate(primary_node)
+
+    def promoted():
+        rows = [r for r in sbx.shards("logs-a") if int(r["shard"]) == 0 and r["prirep"] == "p"]
+        return rows and rows[0]["node"] == replica_node and rows[0]["state"] == "STARTED"
+
+    wait_for(promoted, what="replica promoted")
+    assert sbx.es.get("/_cluster/health/logs-a")["status"] != "red"
+    events = [e["event"] for e in sbx.sb.cluster.events]
+    assert "replica_promoted" in events
+
+
+def test_replica_is_refused_on_a_node_older_than_its_primary(sandbox_factory):
+    sbx = sandbox_factory("split.yml")
+    old_nodes = [n["name"] for n in sbx.nodes().values() if "data" in n["roles"]]
+    victim = next(n for n in old_nodes if n != _holder(sbx, "single"))
+    sbx.terminate(victim)  # the group launches the 8.15 launch template version now
+    new = wait_for(lambda: next((n for n in sbx.nodes().values()
+                                 if n["version"] == "8.15.0" and "data" in n["roles"]), None), what="8.15 node")
+    # Put a primary on the new node, then let its replica look for a home among 8.14 nodes.
+    sbx.es.ok("PUT", "/fresh", {"settings": {"number_of_shards": 1, "number_of_replicas": 1,
+                                             "index.routing.allocation.require._name": new["name"]}})
+    wait_for(lambda: _holder(sbx, "fresh") == new["name"], what="primary on the new node")
+    sbx.es.ok("PUT", "/fresh/_settings", {"index.routing.allocation.require._name": None})
+
+    explain = sbx.es.ok("POST", "/_cluster/allocation/explain", {"index": "fresh", "shard": 0, "primary": False})
+    assert explain["can_allocate"] == "no"
+    by_node = {d["node_name"]: d for d in explain["node_allocation_decisions"]}
+    for name, decision in by_node.items():
+        deciders = {d["decider"]: d for d in decision["deciders"]}
+        if name == new["name"]:
+            assert "same_shard" in deciders
+            continue
+        assert deciders["node_version"]["decision"] == "NO"
+        assert deciders["node_version"]["explanation"] == (
+            "cannot allocate replica shard to a node with version [8.14.3] since this is older than the primary "
+            "version [8.15.0]")
+    assert _health(sbx)["status"] == "yellow"
+    audit = wait_for(lambda: (a := sbx.audit())["degraded_seconds"] - a["degraded_seconds_excluding_version_skew"] > 0.3
+                     and a, what="version-skew time counted apart")
+    assert audit["docs_lost"] == 0
+
+
+def test_the_cluster_has_no_master_for_a_moment_when_the_elected_master_leaves(sandbox_factory):
+    sbx = sandbox_factory("split.yml")
+    master = sbx.master_name()
+    sbx.terminate(master)
+    status, body = wait_for(lambda: (r := sbx.es.call("GET", "/_cluster/health"))[0] == 503 and r, timeout=2,
+                            what="no master")
+    assert body["error"]["type"] == "master_not_discovered_exception"
+    # with master_timeout the request waits for the election instead
+    status, body = sbx.es.call("GET", "/_cluster/health?master_timeout=10s")
+    assert status == 200
+    new_master = sbx.master_name()
+    assert new_master != master
+    audit = sbx.audit()
+    assert 0.5 < audit["no_master_seconds"] < 5
+    assert audit["min_master_eligible_present"] == 2
+
+
+def test_a_node_older_than_the_elected_master_cannot_join(sandbox_factory):
+    sbx = sandbox_factory("split.yml")
+    older = sbx.sb.world.ami_ids["es-8.13"]
+    lt = sbx.sb.world.launch_templates["es-data"]
+    sbx.ec2.create_launch_template_version(LaunchTemplateId=lt, SourceVersion="$Latest",
+                                           LaunchTemplateData={"ImageId": older})
+    victim = next(n["name"] for n in sbx.nodes().values()
+                  if "data" in n["roles"] and n["name"] != _holder(sbx, "single"))
+    iid = sbx.terminate(victim)
+
+    refused = wait_for(lambda: [e for e in sbx.sb.cluster.events if e["event"] == "join_refused"],
+                       what="join refused")
+    assert "older than the elected master" in refused[0]["message"]
+    assert iid not in refused[0]["message"]  # it is the replacement that is refused
+    assert len(sbx.nodes()) == 5
+    assert sbx.audit()["max_nodes_out"] == 1
+
+
+def test_allocation_exclusion_drains_a_node(sandbox_factory):
+    sbx = sandbox_factory("split.yml")
+    victim = _holder(sbx, "single")
+    sbx.es.ok("PUT", "/_cluster/settings",
+              {"persistent": {"cluster.routing.allocation.exclude._name": victim}})
+    wait_for(lambda: not [r for r in sbx.shards() if r["node"] and r["node"].startswith(victim)], timeout=20,
+             what="node drained")
+    assert _health(sbx)["status"] == "green"
+    flat = sbx.es.get("/_cluster/settings?flat_settings=true")
+    assert flat["persistent"] == {"cluster.routing.allocation.exclude._name": victim}
+    nested = sbx.es.get("/_cluster/settings")
+    assert nested["persistent"]["cluster"]["routing"]["allocation"]["exclude"]["_name"] == victim
+    # a drained node can go without losing anything, even the 0-replica index
+    sbx.terminate(victim)
+    wait_for(lambda: _replaced(sbx, victim), what="replaced")
+    assert sbx.audit()["docs_lost"] == 0
+    sbx.es.ok("PUT", "/_cluster/settings", {"persistent": {"cluster.routing.allocation.exclude._name": None}})
+    assert sbx.es.get("/_cluster/settings")["persistent"] == {}
+
+
+def test_allocation_enable_primaries_keeps_replicas_unassigned(sandbox_factory):
+    sbx = sandbox_factory("split.yml")
+    sbx.es.ok("PUT", "/_cluster/settings", {"transient": {"cluster.routing.allocation.enable": "primaries"}})
+    victim = next(r["node"] for r in sbx.shards("logs-a") if r["node"] != _holder(sbx, "single"))
+    sbx.terminate(victim)
+    wait_for(lambda: _replaced(sbx, victim), what="replacement joined")
+    explain = sbx.es.ok("POST", "/_cluster/allocation/explain")
+    assert explain["primary"] is False and explain["can_allocate"] == "no"
+    texts = {d["explanation"] for n in explain["node_allocation_decisions"] for d in n.get("deciders", [])}
+    assert "replica allocations are forbidden due to cluster setting [cluster.routing.allocation.enable=primaries]" \
+        in texts
+    status, _ = sbx.es.call("PUT", "/_cluster/settings", {"transient": {"cluster.routing.allocation.enable": "some"}})
+    assert status == 400
+    sbx.es.ok("PUT", "/_cluster/settings", {"transient": {"cluster.routing.allocation.enable": None}})
+    wait_for(lambda: _health(sbx)["status"] == "green", timeout=20, what="green once replicas may allocate")
+
+
+def test_voting_config_exclusion_removes_the_master_from_voting_and_it_abdicates(sandbox_factory):
+    sbx = sandbox_factory("split.yml")
+    master = sbx.master_name()
+    master_id, _ = sbx.node_by_name(master)
+    status, _ = sbx.es.call("POST", f"/_cluster/voting_config_exclusions?node_names={master}&master_timeout=10s")
+    assert status == 200
+    state = sbx.es.call("GET", "/_cluster/state/metadata?master_timeout=10s")[1]
+    coord = state["metadata"]["cluster_coordination"]
+    assert master_id not in coord["last_committed_config"]
+    assert coord["voting_config_exclusions"] == [{"node_id": master_id, "node_name": master}]
+    assert sbx.es.call("GET", "/_cat/master?format=json&master_timeout=10s")[1][0]["node"] != master
+    # both parameters, or neither, is a client error
+    status, body = sbx.es.call("POST", "/_cluster/voting_config_exclusions")
+    assert status == 400 and body["error"]["type"] == "illegal_argument_exception"
+    # the excluded node is still in the cluster: waiting for its removal times out, not waiting clears
+    sbx.es.ok("DELETE", "/_cluster/voting_config_exclusions?wait_for_removal=false")
+    state = sbx.es.get("/_cluster/state/metadata")
+    assert state["metadata"]["cluster_coordination"]["voting_config_exclusions"] == []
+
+
+def test_losing_a_majority_of_the_voting_masters_makes_the_cluster_unavailable(sandbox_factory):
+    sbx = sandbox_factory("split.yml")
+    masters = [n["name"] for n in sbx.nodes().values() if n["roles"] == ["master"]]
+    sbx.terminate(masters[0], decrement=True)
+    sbx.terminate(masters[1], decrement=True)
+    wait_for(lambda: sbx.es.call("GET", "/_cluster/health")[0] == 503, timeout=2, what="master gone")
+    # no master comes back: one voter of three is not a quorum
+    status, body = sbx.es.call("GET", "/_cluster/health?master_timeout=3s")
+    assert status == 503 and body["error"]["type"] == "master_not_discovered_exception"
+    events = [e["event"] for e in sbx.sb.cluster.events]
+    assert "quorum_lost" in events or "master_lost" in events
+    assert sbx.sb.cluster.master_id is None
+    assert sbx.audit()["min_master_eligible_present"] == 1
+
+
+def test_node_shutdown_remove_drains_the_node_and_reports_complete(sandbox_factory):
+    sbx = sandbox_factory("split.yml")
+    victim = _holder(sbx, "single")
+    nid, _ = sbx.node_by_name(victim)
+    sbx.es.ok("PUT", f"/_nodes/{nid}/shutdown", {"type": "remove", "reason": "rolling replacement"})
+    first = sbx.es.get(f"/_nodes/{nid}/shutdown")["nodes"][0]
+    assert first["type"] == "REMOVE" and first["status"] in ("IN_PROGRESS", "COMPLETE")
+    done = wait_for(lambda: (s := sbx.es.get(f"/_nodes/{nid}/shutdown")["nodes"][0])["status"] == "COMPLETE" and s,
+                    timeout=20, what="shutdown COMPLETE")
+    assert done["shard_migration"]["shard_migrations_remaining"] == 0
+    assert not [r for r in sbx.shards() if r["node"] and r["node"].startswith(victim)]
+    status, body = sbx.es.call("PUT", f"/_nodes/{nid}/shutdown", {"type": "remove"})
+    assert status == 400  # a reason is required
+    sbx.es.ok("DELETE", f"/_nodes/{nid}/shutdown")
+    status, body = sbx.es.call("DELETE", f"/_nodes/{nid}/shutdown")
+    assert status == 404 and body["error"]["type"] == "resource_not_found_exception"
+    assert sbx.es.get("/_nodes/shutdown") == {"nodes": []}
+
+
+def test_health_waits_for_nodes_and_times_out_with_408(sandbox_factory):
+    sbx = sandbox_factory("small.yml")
+    status, body = sbx.es.call("GET", "/_cluster/health?wait_for_nodes=4&timeout=300ms")
+    assert status == 408 and body["timed_out"] is True and body["number_of_nodes"] == 3
+    status, body = sbx.es.call("GET", "/_cluster/health?wait_for_nodes=>=3&wait_for_status=green&timeout=1s")
+    assert status == 200 and body["timed_out"] is False
+
+
+def test_unknown_cluster_settings_are_rejected(sandbox_factory):
+    sbx = sandbox_factory("small.yml")
+    status, body = sbx.es.call("PUT", "/_cluster/settings", {"persistent": {"no.such.setting": 1}})
+    assert status == 400
+    assert body["error"]["reason"] == "persistent setting [no.such.setting], not recognized"
