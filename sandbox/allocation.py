@@ -266,6 +266,10 @@ def node_left(cluster: "Cluster", node: "Node", now: float) -> None:
                     promoted = next((r for r in copies if not r.primary and r.state in ("STARTED", "RELOCATING")), None)
                     if promoted is not None:
                         promoted.primary, c.primary = True, False
+                        for r in copies:  # recoveries from the old primary start over from the new one
+                            if r.state == "INITIALIZING" and r.recovery_source == node.id:
+                                r.recovery_source = promoted.node_id
+                                r.recovery_left = float(cluster.shard_size(index, r.shard))
                         cluster.log("replica_promoted", f"[{index}][{c.shard}] replica on "
                                     f"{cluster.node_name(promoted.node_id)} promoted to primary",
                                     index=index, shard=c.shard)

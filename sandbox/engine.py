@@ -541,14 +541,24 @@ class Cluster:
         meta = self.state.indices.get(self.writer_index)
         if meta is None:
             return
+        per_shard: Dict[int, int] = {}
         for i in range(n):
             shard = (self.writer_docs_indexed + self.writer_docs_rejected + i) % meta.number_of_shards
-            if self.primary_active(meta.name, shard) and (meta.name, shard) not in self.lost:
-                meta.synthetic_docs[shard] += 1
-                meta.size_bytes[shard] += w.bytes_per_doc
-                self.writer_docs_indexed += 1
+            per_shard[shard] = per_shard.get(shard, 0) + 1
+        store = self.state.documents
+        for shard, count in sorted(per_shard.items()):
+            if store is not None and hasattr(store, "write_synthetic"):
+                # the documents half refuses as ES would: write block, no active primary
+                accepted = store.write_synthetic(meta.name, shard, count, bytes_per_doc=w.bytes_per_doc)
             else:
-                self.writer_docs_rejected += 1
+                accepted = self.primary_active(meta.name, shard) and not meta.write_block
+                if accepted:
+                    meta.synthetic_docs[shard] += count
+                    meta.size_bytes[shard] += count * w.bytes_per_doc
+            if accepted and (meta.name, shard) not in self.lost:
+                self.writer_docs_indexed += count
+            else:
+                self.writer_docs_rejected += count
 
     # --------------------------------------------------------------- faults
     def _faults(self, now: float) -> None:
@@ -571,6 +581,7 @@ class Cluster:
     def mark_formed(self) -> None:
         self.formed = True
         self.formed_at = self.state.now()
+        self._faults(self.formed_at)  # faults due at 0 s hold from the first request on
         self.log("cluster_formed", f"cluster formed with {len(self.nodes)} nodes, status {self.status()}")
 
     def is_green_and_complete(self) -> bool:

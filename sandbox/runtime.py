@@ -97,6 +97,8 @@ class Sandbox:
             "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_DEFAULT_REGION": aws.REGION,
             "AWS_REGION": aws.REGION,
+            # the value of the groups' logstack:cluster tag (inventories/sandbox reads it)
+            "SANDBOX_CLUSTER_NAME": self.scenario.cluster_name,
         }
         if self.es_url:
             env["ES_URL"] = self.es_url

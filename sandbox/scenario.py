@@ -261,6 +261,8 @@ def parse(data: Any, path: Optional[str] = None) -> Scenario:
                         prefix=str(w.get("prefix", "logstash")), shards=_int(w, "shards", "writer", 1, 1),
                         replicas=_int(w, "replicas", "writer", 1), docs_per_second=float(w.get("docs_per_second", 50)),
                         bytes_per_doc=_int(w, "bytes_per_doc", "writer", 500, 1))
+        if not re.match(r"^[a-z0-9][a-z0-9._-]*$", writer.prefix):
+            raise ScenarioError(f"writer.prefix must be a lowercase index name prefix, not {writer.prefix!r}")
         if writer.every_seconds <= 0:
             raise ScenarioError("writer.every_seconds must be positive")
 

@@ -174,12 +174,30 @@ def explain_unassigned(es, unassigned, limit=50):
 def only_version_blocked_replicas(unassigned):
     """True when every unassigned copy is a replica that only the node_version decider keeps out.
 
-    The one yellow a rolling upgrade may proceed on (DESIGN.md); False when a
-    copy was not explained (limit reached).
+    The one yellow a rolling upgrade may proceed on (DESIGN.md): for each
+    replica, every node refuses it, and each refusal is node_version, except
+    on nodes that already hold a copy of the shard (same_shard). False when a
+    copy was not explained (limit reached) or is only throttled. Whether
+    anything is initializing or relocating is the caller's to check (health).
     """
     for copy in unassigned:
         allocation = copy.get("allocation")
-        if copy.get("primary") or not allocation or allocation["blocked_by"] != ["node_version"]:
+        if copy.get("primary") or not allocation or allocation.get("can_allocate") != "no":
+            return False
+        per_node = {}
+        for decision in allocation["deciders"]:
+            if decision["decision"] != "NO":
+                return False
+            per_node.setdefault(decision["node"], set()).add(decision["decider"])
+        version_blocked = False
+        for names in per_node.values():
+            rest = names - {"same_shard"}
+            if not rest:
+                continue  # this node holds a copy already
+            if rest != {"node_version"}:
+                return False
+            version_blocked = True
+        if not version_blocked:
             return False
     return True
 

@@ -216,8 +216,10 @@ unassigned_shards:
       type: str
 only_version_blocked_replicas_unassigned:
   description:
-    - True when shards are unassigned and every one is a replica kept out only by the
-      C(node_version) decider (a replica cannot go to a node older than its primary).
+    - True when shards are unassigned and every one is a replica that every node refuses only
+      because of the C(node_version) decider (a replica cannot go to a node older than its
+      primary), apart from C(same_shard) on nodes that already hold a copy. This is the one
+      yellow a rolling upgrade may proceed on, when nothing is initializing or relocating.
   returned: always
   type: bool
 voting_config_exclusions:

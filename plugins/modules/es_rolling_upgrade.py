@@ -115,6 +115,13 @@ options:
     description: A lock whose heartbeat is older than this is reported as stale.
     type: int
     default: 3600
+  settle:
+    description:
+      - With V(reconcile), also wait until every instance of the groups has joined and the cluster is healthy.
+      - Set it when an interrupted run is being continued (the lock was taken over); otherwise a group that
+        is not settled is left to V(preflight), which refuses with the reason.
+    type: bool
+    default: true
 notes:
   - The node shutdown API and voting configuration exclusions are Elasticsearch features; on OpenSearch
     the allocation exclusion is used and voting exclusions are skipped.
@@ -224,6 +231,7 @@ def main():
             action=dict(type="str", required=True, choices=["reconcile", "preflight", "lock", "unlock", "verify"]),
             break_lock=dict(type="str"),
             lock_stale_seconds=dict(type="int", default=3600),
+            settle=dict(type="bool", default=True),
         ),
         **MODULE_KWARGS)
     p = module.params
@@ -249,7 +257,7 @@ def main():
         rollout = Rollout(cluster, aws, opts, timeouts=timeouts(p), poll_interval=p["poll_interval"],
                           drain_method=p["drain_method"])
         if action == "reconcile":
-            actions, detail = rollout.reconcile(check_mode=module.check_mode)
+            actions, detail = rollout.reconcile(check_mode=module.check_mode, settle=p["settle"])
             module.exit_json(changed=bool(actions), actions=actions, cluster={"detail": detail})
 
         if action == "preflight":

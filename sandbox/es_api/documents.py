@@ -187,7 +187,15 @@ class ReindexTask:
             "throttled_until_millis": 0,
         }
         if self.slices > 1:
-            st["slices"] = [None] * self.slices if not self.done else []
+            # One worker per slice in ES; here the counters are split evenly between them.
+            def part(n: int, i: int) -> int:
+                return n // self.slices + (1 if i < n % self.slices else 0)
+            st["slices"] = [{"slice_id": i, "total": part(self.total, i), "updated": part(self.updated, i),
+                             "created": part(self.created, i), "deleted": 0, "batches": part(self.batches, i),
+                             "version_conflicts": part(self.version_conflicts, i), "noops": 0,
+                             "retries": {"bulk": 0, "search": 0}, "throttled_millis": 0,
+                             "requests_per_second": self.rps, "throttled_until_millis": 0}
+                            for i in range(self.slices)]
         if self.canceled:
             st["canceled"] = self.canceled
         return st
@@ -538,6 +546,25 @@ class DocumentStore:
                 meta.size_bytes[s] += share * bytes_per_doc
                 ex.seq_no[s] += share
             ex.index_total += n
+
+    def write_synthetic(self, index: str, shard: int, n: int = 1, bytes_per_doc: int = 1024) -> bool:
+        """A client (the continuous writer) indexes ``n`` body-less documents into one shard.
+
+        Refused (False) as Elasticsearch would refuse the write: index missing, write
+        block, no active primary. Counted in indexing stats when accepted.
+        """
+        with self.state.lock:
+            meta = self.state.indices.get(index)
+            if meta is None or meta.write_block or meta.read_only_allow_delete:
+                return False
+            if not self.primary_active(index, shard):
+                return False
+            meta.synthetic_docs[shard] += n
+            meta.size_bytes[shard] += n * bytes_per_doc
+            ex = self.extra[index]
+            ex.seq_no[shard] += n
+            ex.index_total += n
+            return True
 
     def drop_shard(self, index: str, shard: int) -> int:
         """Every copy of the shard is gone: its documents are lost. Returns how many."""

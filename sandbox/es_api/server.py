@@ -38,6 +38,9 @@ _BODY_TYPES = ("application/json", "application/x-ndjson", "application/vnd.elas
                "application/vnd.elasticsearch+x-ndjson", "application/yaml", "application/cbor",
                "application/smile")
 
+# RestRequest.Method's order, in which Elasticsearch lists allowed methods.
+_METHOD_ORDER = ["GET", "POST", "PUT", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE", "CONNECT"]
+
 # Facts of released versions that clients look at in "/" (per major version).
 _VERSION_FACTS = {
     7: {"lucene_version": "8.11.3", "minimum_wire_compatibility_version": "6.8.0",
@@ -72,7 +75,10 @@ def ensure_state(state: Any) -> None:
 
 def info_body(state: Any) -> Dict[str, Any]:
     ver = state.es_version
-    facts = dict(_VERSION_FACTS.get(version_tuple(ver)[0], _VERSION_FACTS[8]))
+    vt = version_tuple(ver)
+    facts = dict(_VERSION_FACTS.get(vt[0], _VERSION_FACTS[8]))
+    if vt[:2] == (9, 0):
+        facts["minimum_wire_compatibility_version"] = "8.18.0"  # 9.0 talks to 8.18, 9.1+ to 8.19
     name = "sandbox-es"
     engine = state.engine
     nodes = getattr(engine, "nodes", None) if engine is not None else None
@@ -175,6 +181,10 @@ def _auth_error(state: Any, reason: str) -> ESError:
                    header={"WWW-Authenticate": challenges})
 
 
+def _same(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode("utf-8"), b.encode("utf-8"))
+
+
 def check_auth(state: Any, auth: Optional[Dict[str, Any]], header: Optional[str], uri: str) -> None:
     if not auth:
         return
@@ -189,12 +199,11 @@ def check_auth(state: Any, auth: Optional[Dict[str, Any]], header: Optional[str]
     if scheme == "basic" and "basic" in auth:
         user, _, password = (decoded or "").partition(":")
         want = auth["basic"]
-        if decoded is not None and hmac.compare_digest(user, want["user"]) and \
-                hmac.compare_digest(password, want["password"]):
+        if decoded is not None and _same(user, want["user"]) and _same(password, want["password"]):
             return
         raise _auth_error(state, "unable to authenticate user [%s] for REST request [%s]" % (user, uri))
     if scheme == "apikey" and "api_key" in auth:
-        if decoded is not None and hmac.compare_digest(decoded, auth["api_key"]):
+        if decoded is not None and _same(decoded, auth["api_key"]):
             return
         raise _auth_error(state, "unable to authenticate with provided credentials and anonymous access is not "
                                  "allowed for this request")
@@ -357,13 +366,14 @@ class _Handler(BaseHTTPRequestHandler):
         route, parts, allowed = r.resolve(method, segs)
         if route is None:
             if method == "OPTIONS" and allowed:
-                return Response(200, "", {"Allow": ",".join(sorted(allowed))})
+                return Response(200, "", {"Allow": ",".join(sorted(allowed, key=_METHOD_ORDER.index))})
             with state.lock:
                 state.unknown_requests.append("%s %s" % (method, path))
             if allowed:
+                methods = sorted(allowed, key=_METHOD_ORDER.index)
                 return Response(405, {"error": "Incorrect HTTP method for uri [%s] and method [%s], allowed: [%s]"
-                                      % (uri, method, ", ".join(sorted(allowed))), "status": 405},
-                                {"Allow": ",".join(sorted(allowed))})
+                                      % (uri, method, ", ".join(methods)), "status": 405},
+                                {"Allow": ",".join(methods)})
             return Response(400, {"error": "no handler found for uri [%s] and method [%s]" % (uri, method)})
         # A known API nobody implements is a gap: answer as for an unknown one, and count it.
         handler = state.handlers.get(route.api)

@@ -5,6 +5,9 @@ import json
 import os
 import subprocess
 import sys
+import time
+
+import boto3
 
 import pytest
 import yaml
@@ -122,6 +125,50 @@ def test_exclusions_and_unassigned_copies_are_reported_with_their_deciders(sandb
     finally:
         es.put("/_cluster/settings", body={"transient": {"cluster.routing.allocation.exclude._name": None}})
         es.delete("/_cluster/voting_config_exclusions", params={"wait_for_removal": "false"})
+
+
+def test_replica_kept_off_older_nodes_is_the_version_blocked_yellow(sandbox_up, tmp_path):
+    env, scenario = sandbox_up(version="8.15.0")
+    es = _es(env)
+    asg = boto3.client("autoscaling", region_name=env["AWS_REGION"], endpoint_url=env["AWS_ENDPOINT_URL"],
+                       aws_access_key_id="testing", aws_secret_access_key="testing")
+    [group] = asg.describe_auto_scaling_groups()["AutoScalingGroups"]
+    # Auto Scaling replaces the instance from the rolled launch template: an 8.15.0 node joins.
+    asg.terminate_instance_in_auto_scaling_group(InstanceId=group["Instances"][0]["InstanceId"],
+                                                 ShouldDecrementDesiredCapacity=False)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        versions = sorted(n["version"] for n in es.get("/_nodes")["nodes"].values())
+        if versions == ["8.14.3", "8.14.3", "8.15.0"]:
+            break
+        time.sleep(0.3)
+    assert versions == ["8.14.3", "8.14.3", "8.15.0"]
+    es.get("/_cluster/health", params={"wait_for_no_relocating_shards": "true",
+                                       "wait_for_no_initializing_shards": "true", "timeout": "30s"})
+    # A primary on the new node (pinned there, then the pin lifted): its replica may not go to an older node.
+    new_node = next(n["name"] for n in es.get("/_nodes")["nodes"].values() if n["version"] == "8.15.0")
+    es.put("/fresh", body={"settings": {"number_of_shards": 1, "number_of_replicas": 1,
+                                        "index.routing.allocation.require._name": new_node}})
+    es.get("/_cluster/health/fresh", params={"wait_for_active_shards": "1", "timeout": "30s"})
+    es.put("/fresh/_settings", body={"index.routing.allocation.require._name": None})
+    placed = {s["prirep"]: s for s in es.get("/_cat/shards/fresh", params={"format": "json"})}
+    assert placed["p"]["node"] == new_node and placed["r"]["state"] == "UNASSIGNED"
+    result, output = run_module({"asg_tags": {"logstack:cluster": scenario["cluster_name"]}}, env=env,
+                                tmp_path=tmp_path)
+    assert result.get("failed") is not True, result.get("msg") or output[-2000:]
+    assert result["health"]["status"] == "yellow"
+    [copy] = result["unassigned_shards"]
+    assert (copy["index"], copy["primary"]) == ("fresh", False)
+    assert copy["allocation"]["blocked_by"] == ["node_version", "same_shard"]
+    assert any("older than the primary version [8.15.0]" in d["explanation"] for d in copy["allocation"]["deciders"])
+    assert result["only_version_blocked_replicas_unassigned"] is True
+    # The replacement runs the launch template's image: current; the other two are not.
+    current = [n["name"] for n in result["nodes"] if n["outdated"] is False]
+    assert current == [new_node] and len(result["outdated_nodes"]) == 2
+    # Any other reason to stay unassigned (here an allocation filter) is not the version-skew yellow.
+    es.put("/fresh/_settings", body={"index": {"routing": {"allocation": {"exclude": {"_name": new_node}}}}})
+    result, output = run_module({}, env=env, tmp_path=tmp_path)
+    assert result["only_version_blocked_replicas_unassigned"] is False, result["unassigned_shards"]
 
 
 def test_cluster_info_playbook_prints_the_summary_and_a_clean_audit():

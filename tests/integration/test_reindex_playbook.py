@@ -81,15 +81,6 @@ def test_playbook_copy_back_on_osmem_keeps_names_counts_aliases_and_new_mapping(
 def test_playbook_swap_on_sandbox_polls_tasks_and_swaps(sandbox_es):
     url, state = sandbox_es
     es = EsClient([url])
-    es.put("/probe-old")
-    es.put("/probe-new")
-    status, _ = es.call("POST", "/_aliases", body={"actions": [{"remove_index": {"index": "probe-old"}},
-                                                               {"add": {"index": "probe-new", "alias": "probe-old"}}]},
-                        allow=(400,))
-    if status == 400:
-        pytest.xfail("sandbox gap (/tmp/sandbox-requests.md, helper-r 1): the atomic remove_index + add alias "
-                     "call Elasticsearch accepts is refused")
-    es.delete("/probe-new")
     seed(es, docs=DOCS)
     run = playbook(url, "-e", "reindex_mode=swap")
     assert run.returncode == 0, run.stdout + run.stderr
@@ -228,3 +219,25 @@ def test_sigkill_of_the_run_then_rerun_finishes_without_losing_a_document(clone,
     rerun = playbook(clone.url)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert_reindexed(es, NAME)
+
+
+def test_sigkill_while_polling_a_running_task_on_sandbox_then_rerun_finishes(sandbox_es):
+    url, state = sandbox_es
+    state.documents.reindex_rate = 500.0  # 300 documents: the task runs for ~0.6 s
+    es = EsClient([url])
+    seed(es, days=DAYS[:1])
+    proxy = HoldingProxy(url, lambda m, p, b: m == "GET" and p.startswith("/_tasks/"), True)
+    try:
+        proc = playbook(proxy.url, "-e", "es_max_retries=0", popen=True)
+        assert proxy.hit.wait(120), "the run never polled a task"
+        with state.lock:
+            assert any(not t.done for t in state.documents.tasks.values()), "the task should still run"
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        proxy.close()
+    rerun = playbook(url)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert_reindexed(es, NAME)
+    first = next(iter(state.documents.tasks.values()))
+    assert first.done and not first.canceled, "the rerun waited for the task of the killed run"

@@ -85,3 +85,48 @@ def test_up_audit_env_down_round_trip_serves_several_commands_against_one_cluste
     assert not (state / "sandbox.json").exists()
     with pytest.raises(OSError):
         urllib.request.urlopen(info["es_url"] + "/", timeout=2)
+
+
+TLS_SCENARIO = """
+name: tls
+cluster_name: tls
+es: {version: 7.17.22, https: true, auth: %s}
+amis: {a: {es_version: 7.17.22}}
+groups: [{name: es-nodes, role: mixed, size: 1, ami: a}]
+indices: [{name: one, primaries: 1, replicas: 0, docs: 10, size: 1KB}]
+"""
+
+TLS_CHECK = (
+    "import os, ssl, base64, json, urllib.request, urllib.error\n"
+    "ctx = ssl.create_default_context(cafile=os.environ['ES_CA_FILE'])\n"
+    "url = os.environ['ES_URL'] + '/_cluster/health'\n"
+    "assert url.startswith('https://')\n"
+    "try:\n"
+    "    urllib.request.urlopen(url, context=ctx)\n"
+    "    raise SystemExit('unauthenticated request was accepted')\n"
+    "except urllib.error.HTTPError as e:\n"
+    "    assert e.code == 401, e.code\n"
+    "if 'ES_API_KEY' in os.environ:\n"
+    "    auth = 'ApiKey ' + os.environ['ES_API_KEY']\n"
+    "else:\n"
+    "    auth = 'Basic ' + base64.b64encode((os.environ['ES_USERNAME'] + ':' + os.environ['ES_PASSWORD']).encode()).decode()\n"
+    "req = urllib.request.Request(url, headers={'Authorization': auth})\n"
+    "print('STATUS', json.load(urllib.request.urlopen(req, context=ctx))['status'])\n"
+    "try:\n"
+    "    urllib.request.urlopen(req, context=ssl.create_default_context())\n"
+    "    raise SystemExit('an unknown CA was trusted')\n"
+    "except urllib.error.URLError as e:\n"
+    "    assert 'CERTIFICATE_VERIFY_FAILED' in str(e), e\n"
+)
+
+
+@pytest.mark.parametrize("auth", ["basic", "api_key"])
+def test_run_serves_https_with_a_generated_ca_and_credentials_in_the_environment(tmp_path, auth):
+    scenario = tmp_path / "tls.yml"
+    scenario.write_text(TLS_SCENARIO % auth)
+    proc = sandbox_cmd("run", "--scenario", str(scenario), "--state", str(tmp_path / "st"), "--",
+                       sys.executable, "-c", TLS_CHECK)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "STATUS green" in proc.stdout
+    info = (tmp_path / "st" / "sandbox.json")
+    assert oct(info.stat().st_mode & 0o777) == "0o600"

@@ -5,9 +5,9 @@ Each test names the Elasticsearch behaviour it holds the sandbox to.
 """
 from __future__ import annotations
 
-import pytest
+import os
 
-from conftest import wait_for
+from conftest import SCENARIOS, wait_for
 
 
 def _holder(sbx, index, shard=0, primary=True):
@@ -253,3 +253,82 @@ def test_unknown_cluster_settings_are_rejected(sandbox_factory):
     status, body = sbx.es.call("PUT", "/_cluster/settings", {"persistent": {"no.such.setting": 1}})
     assert status == 400
     assert body["error"]["reason"] == "persistent setting [no.such.setting], not recognized"
+
+
+
+FAULTS = """
+name: faults
+cluster_name: faults
+amis:
+  old: {es_version: 8.14.3}
+  new: {es_version: 8.15.0}
+groups:
+  - {name: es-nodes, role: mixed, size: 3, ami: old}
+roll_to: {ami: new}
+timing: {boot_to_join_seconds: 0.3, recovery_bytes_per_second: 20MB, no_master_seconds: 0.5, delayed_timeout: 0s}
+indices:
+  - {name: logs-a, primaries: 1, replicas: 1, docs: 100, size: 1MB}
+writer: {every_seconds: 1, prefix: stream, shards: 1, replicas: 1, docs_per_second: 100}
+faults:
+%s
+"""
+
+
+def _faults_sandbox(sandbox_factory, tmp_path, faults):
+    path = tmp_path / "faults.yml"
+    path.write_text(FAULTS % faults)
+    return sandbox_factory(str(path))
+
+
+def test_es_unavailable_crash_and_the_continuous_writer_behave_as_declared(sandbox_factory, tmp_path):
+    sbx = _faults_sandbox(sandbox_factory, tmp_path, """
+  - {type: es_unavailable, at_seconds: 0, for_seconds: 1}
+  - {type: crash, node: es-nodes/0, at_seconds: 1.5}""")
+    status, body = sbx.es.call("GET", "/_cluster/health")
+    assert status == 503
+    wait_for(lambda: sbx.es.call("GET", "/_cluster/health")[0] == 200, timeout=5, what="API back")
+    crashed = sbx.sb.world.initial_instances["es-nodes"][0]
+    wait_for(lambda: crashed not in [n["attributes"]["aws_instance_id"] for n in sbx.nodes().values()],
+             timeout=5, what="crashed node left")
+    # the process died, the instance did not: EC2 still reports it running
+    state = sbx.ec2.describe_instances(InstanceIds=[crashed])["Reservations"][0]["Instances"][0]["State"]["Name"]
+    assert state == "running"
+    wait_for(lambda: len([i for i in sbx.es.get("/_cat/indices?format=json&master_timeout=5s")
+                          if i["index"].startswith("stream-")]) >= 2, timeout=5, what="writer indices")
+    audit = sbx.audit()
+    assert audit["writer_docs_indexed"] > 100
+    assert audit["docs_lost"] == 0 and audit["docs_expected"] == audit["docs_now"]
+    assert audit["max_nodes_out"] == 1
+
+
+def test_a_replacement_declared_never_to_join_stays_out_of_the_cluster(sandbox_factory, tmp_path):
+    sbx = _faults_sandbox(sandbox_factory, tmp_path, "  - {type: never_join, group: es-nodes, nth_new_instance: 1}")
+    victim = next(n["name"] for n in sbx.nodes().values() if n["name"] != sbx.master_name())
+    sbx.terminate(victim)
+    wait_for(lambda: victim not in [n["name"] for n in sbx.nodes().values()], what="victim left")
+    group = sbx.asg.describe_auto_scaling_groups(AutoScalingGroupNames=["es-nodes"])["AutoScalingGroups"][0]
+    assert len(group["Instances"]) == 3  # the ASG replaced it...
+    import time
+    time.sleep(1.0)  # ...well past boot_to_join_seconds
+    assert len(sbx.nodes()) == 2  # ...but it never joined
+    assert sbx.audit()["max_nodes_out"] == 1
+
+
+def test_replicas_of_a_departed_node_wait_for_the_delayed_timeout(sandbox_factory, tmp_path):
+    path = tmp_path / "delayed.yml"
+    with open(os.path.join(SCENARIOS, "split.yml"), encoding="utf-8") as fh:
+        text = fh.read()
+    path.write_text(text.replace("delayed_timeout: 0s", "delayed_timeout: 2s"))
+    sbx = sandbox_factory(str(path))
+    victim = next(r["node"] for r in sbx.shards("logs-a") if r["node"] != _holder(sbx, "single"))
+    sbx.terminate(victim)
+    wait_for(lambda: _replaced(sbx, victim), what="replacement joined")
+    health = _health(sbx)
+    assert health["status"] == "yellow" and health["delayed_unassigned_shards"] >= 1
+    explain = sbx.es.ok("POST", "/_cluster/allocation/explain")
+    assert explain["can_allocate"] == "allocation_delayed"
+    assert explain["unassigned_info"]["reason"] == "NODE_LEFT"
+    assert 0 < explain["remaining_delay_in_millis"] <= 2000
+    assert explain["allocate_explanation"].startswith(
+        "The node containing this shard copy recently left the cluster. Elasticsearch is waiting for it to return.")
+    wait_for(lambda: _health(sbx)["status"] == "green", timeout=10, what="allocated after the delay")

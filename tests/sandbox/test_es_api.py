@@ -84,7 +84,10 @@ def test_wrong_method_on_known_path_gets_405_listing_allowed_methods(sandbox):
     assert body == {"error": "Incorrect HTTP method for uri [/_refresh] and method [DELETE], allowed: [GET, POST]",
                     "status": 405}
     assert resp.getheader("Allow") == "GET,POST"
-    assert state.unknown_requests == ["DELETE /_refresh"]
+    # /{index} takes PUT (create), DELETE, GET and HEAD (exists); listed in ES's method order.
+    status, _, body = call(url, "POST", "/some-index")
+    assert status == 405 and body["error"].endswith("allowed: [GET, PUT, DELETE, HEAD]")
+    assert state.unknown_requests == ["DELETE /_refresh", "POST /some-index"]
 
 
 def test_unrecognized_query_parameter_is_rejected_like_elasticsearch(sandbox):
@@ -346,6 +349,9 @@ def test_missing_or_wrong_credentials_get_401_security_exception(sandbox):
     assert body["error"]["reason"] == "unable to authenticate user [elastic] for REST request [/]"
     with pytest.raises(elasticsearch.AuthenticationException):
         _client(url, basic_auth=("elastic", "nope")).info()
+    # Non-ASCII credentials are a wrong password, not a server error.
+    assert call(url, "GET", "/", headers=_basic("elastic", "pässwörd"))[0] == 401
+    assert call(url, "GET", "/", headers={"Authorization": "Basic !!notbase64"})[0] == 401
 
 
 def test_api_key_auth_good_and_bad(sandbox):

@@ -290,6 +290,24 @@ def test_indexing_stats_count_index_operations_per_index(es):
     assert body["_all"]["primaries"]["indexing"]["index_total"] == 13
 
 
+def test_writer_writes_count_in_stats_and_are_refused_by_a_write_block(es):
+    eng = StandInEngine()
+    e = es(engine=eng)
+    e("PUT", "/w1", {"settings": {"number_of_shards": 2}})
+    assert e.store.write_synthetic("w1", 0, 3) and e.store.write_synthetic("w1", 1, 2)
+    stats = e("GET", "/w1/_stats/indexing")[1]["indices"]["w1"]["primaries"]["indexing"]
+    assert stats["index_total"] == 5
+    eng.inactive.add(("w1", 1))
+    assert e.store.write_synthetic("w1", 1) is False
+    e("PUT", "/w1/_block/write")
+    assert e.store.write_synthetic("w1", 0) is False
+    partial = e("GET", "/w1/_count")[1]  # shard 1 has no primary: counted as a shard failure
+    assert partial["count"] == 3 and partial["_shards"]["failed"] == 1
+    eng.inactive.clear()
+    assert e("GET", "/w1/_count")[1]["count"] == 5
+    assert e.store.write_synthetic("missing", 0) is False
+
+
 def test_sync_reindex_copies_documents_and_reports_counts(es):
     e = es()
     e("POST", "/_bulk?refresh=true", ndjson=bulk_lines("src", [{"a": i} for i in range(7)]))
@@ -320,6 +338,8 @@ def test_async_reindex_progresses_over_time_and_keeps_its_result(es):
         time.sleep(0.05)
     assert len(seen) > 2 and any(0 < n < 100 for n in seen)  # polled mid-way
     assert t["response"]["created"] == 100 and t["response"]["failures"] == []
+    slices = t["task"]["status"]["slices"]  # slices=auto: one per source shard
+    assert [x["slice_id"] for x in slices] == [0, 1] and sum(x["created"] for x in slices) == 100
     assert t["task"]["action"] == "indices:data/write/reindex"
     # Finished: the result stays readable (the .tasks index).
     assert e("GET", "/_tasks/" + task_id)[1]["response"]["total"] == 100

@@ -44,11 +44,31 @@ VALIDATE=$("$PY" -c 'import ansible_test, os; print(os.path.join(os.path.dirname
 VERSION=$("$PY" -c 'import yaml; print(yaml.safe_load(open("galaxy.yml"))["version"])')
 mapfile -t modules < <(cd "$COLL" && ls plugins/modules/*.py 2>/dev/null | grep -v '/__init__.py$' || true)
 if [ ${#modules[@]} -gt 0 ]; then
-  if (cd "$COLL" && "$PY" "$VALIDATE" --format plain --arg-spec --collection ansible_collections/logstack/elk \
-        --collection-version "$VERSION" "${modules[@]}"); then
-    echo "ok: ${#modules[@]} modules (${modules[*]##*/})"
+  set +e
+  (cd "$COLL" && "$PY" "$VALIDATE" --format json --arg-spec --collection ansible_collections/logstack/elk \
+     --collection-version "$VERSION" "${modules[@]}") >"$WORK/validate.json" 2>"$WORK/validate.err"
+  status=$?
+  set -e
+  # Exit status 3 means "errors found" (JSON on stdout); anything else is the validator failing.
+  if [ $status -ne 0 ] && [ $status -ne 3 ]; then
+    cat "$WORK/validate.err"; fail "validate-modules could not run (status $status)"
   else
-    fail "validate-modules"
+    bad=$("$PY" - "$WORK/validate.json" "${modules[@]}" <<'PY'
+import json, sys
+report = json.load(open(sys.argv[1]))
+bad = []
+for module in sys.argv[2:]:
+    errors = (report.get(module) or {}).get("errors") or []
+    if not errors:
+        print("ok: %s" % module, file=sys.stderr)
+        continue
+    bad.append(module.rsplit("/", 1)[-1][:-3])
+    for e in errors:
+        print("%s:%s:%s: %s %s" % (module, e.get("line", 0), e.get("column", 0), e["code"], e["msg"]), file=sys.stderr)
+print(" ".join(bad))
+PY
+)
+    [ -z "$bad" ] || fail "validate-modules: $bad"
   fi
 fi
 

@@ -37,6 +37,17 @@ def test_yellow_never_accepted_while_shards_move():
     assert "initializing or relocating" in P.green_or_version_skew_yellow(ctx(view, explains=skew))
 
 
+def test_node_refusing_for_version_and_shutdown_still_counts_as_version_skew():
+    row = shard("logs-1", 0, "r", "UNASSIGNED", None)
+    exp = explain_version_skew("logs-1", 0, ["d2", "d3"], "d1")
+    exp["node_allocation_decisions"][0]["deciders"].append(
+        {"decider": "node_shutdown", "decision": "NO", "explanation": "node [id-d2] is preparing to be removed"})
+    assert P.unassigned_is_version_skew(row, exp)
+    # a node refusing only because it is being drained could take the replica: not version skew
+    exp["node_allocation_decisions"][0]["deciders"] = exp["node_allocation_decisions"][0]["deciders"][1:]
+    assert not P.unassigned_is_version_skew(row, exp)
+
+
 def test_unassigned_primary_is_never_version_skew():
     row = shard("logs-1", 0, "p", "UNASSIGNED", None)
     assert not P.unassigned_is_version_skew(row, explain_version_skew("logs-1", 0, ["d2"], "d1"))

@@ -177,8 +177,9 @@ def why(cand):
         return "elected master: replaced last"
     if cand["master"]:
         return "master-eligible: after every data node"
-    tier = TIER_ORDER[cand["tier"]] if cand["tier"] < len(TIER_ORDER) else "data"
-    return "data node (%s): data tiers frozen, cold, warm, hot first" % tier
+    tiers = [r for r in cand["roles"] if r in TIER_ORDER] or ["data"]
+    return "data node (%s): data tiers frozen, cold, warm, hot first, before master-eligible nodes" % (
+        ", ".join(tiers))
 
 
 def preflight(cluster, aws, opts, disk_check=True):

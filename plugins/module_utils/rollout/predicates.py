@@ -61,7 +61,9 @@ def unassigned_is_version_skew(row, explain):
     seen_version = False
     for decision in decisions:
         nos = [d.get("decider") for d in decision.get("deciders") or [] if d.get("decision") == "NO"]
-        if not nos or not all(name in SKEW_DECIDERS for name in nos):
+        # A node the version (or holding the other copy) already rules out stays ruled out
+        # whatever else refuses there (e.g. node_shutdown on the node being drained).
+        if not any(name in SKEW_DECIDERS for name in nos):
             return False
         seen_version = seen_version or VERSION_DECIDER in nos
     return seen_version

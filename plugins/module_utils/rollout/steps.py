@@ -199,7 +199,7 @@ class Rollout:
         return StepFailed(message, step=step, node=node, diagnosis=diag)
 
     # -- reconcile --------------------------------------------------------
-    def reconcile(self, check_mode=False):
+    def reconcile(self, check_mode=False, settle=True):
         """Clear leftovers of nodes that are gone; wait for a half-done replacement to settle."""
         actions = []
         view = self.cluster.view()
@@ -229,7 +229,7 @@ class Rollout:
                     self.aws.call("autoscaling", "DeleteTags", Tags=[{
                         "ResourceId": group["AutoScalingGroupName"], "ResourceType": "auto-scaling-group",
                         "Key": SURGE_TAG}])
-        if check_mode:
+        if check_mode or not (settle or actions):
             return actions, None
         try:
             detail, waited = self.wait(self.timeouts["join"], lambda: self.settled()[:2])

@@ -1,0 +1,171 @@
+"""Rolling replacement end to end: ansible-playbook playbooks/upgrade-es.yml -i inventories/sandbox
+against the sandbox (moto + the Elasticsearch cluster simulator), judged by the sandbox audit."""
+import json
+import os
+import socket
+import time
+
+import pytest
+from test_upgrade_support import Sandbox, assert_invariants, playbook
+
+
+@pytest.fixture
+def sandbox(request, tmp_path):
+    boxes = []
+
+    def make(scenario):
+        sb = Sandbox(scenario, tmp_path / ("sb%d" % len(boxes)))
+        boxes.append(sb)
+        return sb
+    yield make
+    for sb in boxes:
+        sb.down()
+
+
+def instance_ids(sb):
+    return sorted(i["InstanceId"] for g in sb.groups() for i in g["Instances"])
+
+
+def lock_tags(sb):
+    return [t for g in sb.groups() for t in g.get("Tags", []) if t["Key"] == "logstack:rollout-lock"]
+
+
+def test_full_upgrade_masters_last_then_second_run_changes_nothing(sandbox):
+    sb = sandbox("split.yml")
+    elected = sb.es("/_cluster/state/master_node")["master_node"]
+    elected_name = sb.es("/_nodes")["nodes"][elected]["name"]
+    run = playbook(sb)
+    assert run.rc == 0, run.output[-3000:]
+    audit = sb.audit()
+    assert_invariants(audit)
+    assert audit["nodes_replaced"] == 6
+    # one visible task per step, named after the node
+    assert "TASK [Step drain: wait until it holds no shard | data-" in run.output
+    assert "TASK [Step prepare: voting exclusion, wait for it to take effect | master-" in run.output
+    left = [e for e in sb.events() if e.get("event") in ("node_left", "left")]
+    names = [e.get("node") or e.get("name") or e.get("node_name") for e in left]
+    assert names, sb.events()[:5]
+    assert all(n.startswith("data-") for n in names[:3]) and names[-1] == elected_name, names
+    assert sb.exclusions() == ([], [], [])
+    summary = run.output[run.output.index("TASK [Summary]"):]
+    assert summary.count("- i-") >= 6
+
+    again = playbook(sb)
+    assert again.rc == 0, again.output[-3000:]
+    assert again.recap()["changed"] == 0, again.output[-2000:]
+    assert "0 outdated node(s)" in again.output
+    assert "terminated_instance_ids: []" in again.output
+    assert sb.audit()["nodes_replaced"] == 6
+
+
+def test_check_mode_prints_the_ordered_plan_and_changes_nothing(sandbox):
+    sb = sandbox("split.yml")
+    before = instance_ids(sb)
+    events_before = len(sb.events())
+    run = playbook(sb, "--check")
+    assert run.rc == 0, run.output[-3000:]
+    plan = run.output[run.output.index("outdated node(s) in this order"):]
+    order = [line.split("|")[1].strip() for line in plan.splitlines() if line.strip().startswith("- '")][:6]
+    assert [n.split("-")[0] for n in order] == ["data"] * 3 + ["master"] * 3, plan[:2000]
+    assert "elected master: replaced last" in plan
+    audit = sb.audit()
+    assert audit["nodes_replaced"] == 0 and audit["outdated_nodes_left"] == audit["outdated_nodes_at_start"]
+    assert instance_ids(sb) == before
+    assert sb.exclusions() == ([], [], [])
+    assert lock_tags(sb) == []
+    changes = ("node_left", "shutdown", "voting_exclusions", "settings", "voting_config")
+    assert [e for e in sb.events()[events_before:] if e.get("event") in changes] == []
+
+
+REFUSALS = {
+    "red": "cluster_not_red: the cluster is red",
+    "suspended": "scaling_processes_active: Auto Scaling processes are suspended on es-nodes (Terminate)",
+    "headroom": "disk_headroom: its",
+    "lock": "Another rollout holds the lock on es-nodes",
+    "zero_replicas_terminate": "zero_replica_indices: index(es) single have 0 replicas",
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSALS))
+def test_unsafe_start_is_refused_before_any_change(sandbox, case):
+    sb = sandbox("small.yml")
+    args = []
+    if case == "red":
+        sb.es("/redidx", "PUT", {"settings": {"index.routing.allocation.require._name": "nosuchnode",
+                                              "number_of_replicas": 0}})
+    elif case == "suspended":
+        sb.aws("autoscaling").suspend_processes(AutoScalingGroupName="es-nodes", ScalingProcesses=["Terminate"])
+    elif case == "headroom":
+        # Every data node's disk (500 GiB in the sandbox) must keep 499.9995 GiB free: no room at all.
+        sb.es("/_cluster/settings", "PUT", {"persistent": {
+            "cluster.routing.allocation.disk.watermark.low": "499.9996gb",
+            "cluster.routing.allocation.disk.watermark.high": "499.9995gb",
+            "cluster.routing.allocation.disk.watermark.flood_stage": "499.9994gb"}})
+    elif case == "lock":
+        # A run in progress: fresh heartbeat, held by a live process of this host (us).
+        me = "%d:%s" % (os.getpid(), open("/proc/%d/stat" % os.getpid()).read().rsplit(")", 1)[1].split()[19])
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        sb.aws("autoscaling").create_or_update_tags(Tags=[{
+            "ResourceId": "es-nodes", "ResourceType": "auto-scaling-group", "Key": "logstack:rollout-lock",
+            "Value": "run=other-run start=%s beat=%s host=%s pid=%s" % (stamp, stamp, socket.gethostname(), me),
+            "PropagateAtLaunch": False}])
+    elif case == "zero_replicas_terminate":
+        args = ["-e", "upgrade_strategy=terminate"]
+    time.sleep(1)  # the sandbox writes its event log asynchronously
+    before = instance_ids(sb)
+    events_before = len(sb.events())
+    run = playbook(sb, *args)
+    assert run.rc != 0
+    assert REFUSALS[case] in run.output.replace("\n", " ").replace("  ", " "), run.output[-3000:]
+    assert "Traceback" not in run.output
+    assert instance_ids(sb) == before
+    assert sb.exclusions() == ([], [], [])
+    assert sb.audit()["nodes_replaced"] == 0
+    changes = ("node_left", "shutdown", "voting_exclusions", "settings", "voting_config")
+    assert [e for e in sb.events()[events_before:] if e.get("event") in changes] == []
+    if case != "lock":
+        assert lock_tags(sb) == [], "a refused run leaves no lock"
+
+
+def test_replacement_that_never_joins_fails_within_its_timeout_and_no_other_node_is_touched(sandbox):
+    sb = sandbox("upgrade-nojoin.yml")
+    before = set(instance_ids(sb))
+    run = playbook(sb, "-e", json.dumps({"upgrade_timeouts": {"join": 8}, "upgrade_task_per_step": False}))
+    assert run.rc != 0
+    text = run.output.replace("\n", " ")
+    assert "step wait_joined: gave up after 8s waiting for every instance of the group to join" in " ".join(text.split())
+    assert "Left in place:" in text and "the rollout lock" in text
+    assert run.seconds < 90
+    gone = before - set(instance_ids(sb))
+    assert len(gone) == 1, "exactly one instance terminated"
+    audit = sb.audit()
+    assert audit["docs_lost"] == 0 and audit["red_seconds"] == 0
+    assert audit["outdated_nodes_left"] == audit["outdated_nodes_at_start"] - 1
+
+
+def test_surge_adds_a_node_first_and_restores_the_group_size(sandbox):
+    sb = sandbox("small.yml")
+    run = playbook(sb, "-e", "upgrade_strategy=surge", "-e", "upgrade_task_per_step=false")
+    assert run.rc == 0, run.output[-3000:]
+    audit = sb.audit()
+    assert_invariants(audit)
+    assert audit["degraded_seconds_excluding_version_skew"] == 0, audit
+    group = sb.groups()[0]
+    assert group["DesiredCapacity"] == 3 and len(group["Instances"]) == 3
+    assert not [t for t in group.get("Tags", []) if t["Key"].startswith("logstack:rollout")]
+
+
+def test_drain_keeps_every_copy_apart_from_version_skew(sandbox):
+    sb = sandbox("small.yml")
+    run = playbook(sb, "-e", "upgrade_task_per_step=false")
+    assert run.rc == 0, run.output[-3000:]
+    audit = sb.audit()
+    assert_invariants(audit)
+    assert audit["degraded_seconds_excluding_version_skew"] == 0, audit
+
+
+def test_terminate_strategy_loses_no_document_of_replicated_indices(sandbox):
+    sb = sandbox("upgrade-replicated.yml")
+    run = playbook(sb, "-e", "upgrade_strategy=terminate", "-e", "upgrade_task_per_step=false")
+    assert run.rc == 0, run.output[-3000:]
+    assert_invariants(sb.audit())

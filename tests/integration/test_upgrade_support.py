@@ -1,0 +1,131 @@
+"""Helpers of the rolling-upgrade integration tests: a background sandbox per test and
+ansible-playbook runs against it that can be killed at a chosen moment.
+
+Every test gets its own sandbox process (its own moto and Elasticsearch ports, its own
+state directory), so the tests run in parallel (pytest-xdist) without sharing anything.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import boto3
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SCENARIOS = os.path.join(ROOT, "sandbox", "scenarios")
+PLAYBOOK = "playbooks/upgrade-es.yml"
+
+
+class Sandbox:
+    def __init__(self, scenario, state_dir):
+        self.state = str(state_dir)
+        self.scenario = os.path.join(SCENARIOS, scenario)
+        subprocess.run([sys.executable, "-m", "sandbox", "up", "--scenario", self.scenario, "--state", self.state],
+                       cwd=ROOT, check=True, timeout=120, stdout=subprocess.DEVNULL)
+        with open(os.path.join(self.state, "sandbox.json")) as handle:
+            info = json.load(handle)
+        self.env = dict(info["env"])
+        import yaml
+        with open(self.scenario) as handle:
+            self.cluster_name = yaml.safe_load(handle)["cluster_name"]
+        # The sandbox inventory finds the groups by this tag value (inventories/sandbox).
+        self.env["SANDBOX_CLUSTER_NAME"] = self.cluster_name
+
+    def audit(self):
+        out = subprocess.run([sys.executable, "-m", "sandbox", "audit", "--state", self.state], cwd=ROOT,
+                             check=True, timeout=60, capture_output=True, text=True).stdout
+        return json.loads(out.strip().splitlines()[-1])
+
+    def down(self):
+        subprocess.run([sys.executable, "-m", "sandbox", "down", "--state", self.state], cwd=ROOT, timeout=60,
+                       capture_output=True)
+
+    def events(self):
+        with open(os.path.join(self.state, "events.jsonl")) as handle:
+            return [json.loads(line) for line in handle if line.strip()]
+
+    # -- direct reads, to decide when to interrupt and to check the end state ----
+    def es(self, path, method="GET", body=None):
+        req = urllib.request.Request(self.env["ES_URL"] + path, method=method,
+                                     data=json.dumps(body).encode() if body is not None else None,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return json.loads(resp.read() or b"null")
+
+    def aws(self, service):
+        return boto3.client(service, region_name=self.env["AWS_REGION"], endpoint_url=self.env["AWS_ENDPOINT_URL"],
+                            aws_access_key_id="testing", aws_secret_access_key="testing")
+
+    def groups(self):
+        return self.aws("autoscaling").describe_auto_scaling_groups()["AutoScalingGroups"]
+
+    def exclusions(self):
+        settings = self.es("/_cluster/settings?flat_settings=true")
+        names = [v for scope in ("persistent", "transient")
+                 for k, v in settings.get(scope, {}).items() if k.startswith("cluster.routing.allocation.exclude")]
+        shutdowns = self.es("/_nodes/shutdown").get("nodes", [])
+        voting = self.es("/_cluster/state/metadata")["metadata"]["cluster_coordination"]["voting_config_exclusions"]
+        return [n for n in names if n], shutdowns, voting
+
+
+class Run:
+    def __init__(self, rc, output, seconds, killed):
+        self.rc = rc
+        self.output = output
+        self.seconds = seconds
+        self.killed = killed
+
+    def recap(self):
+        """{'ok': n, 'changed': n, 'failed': n, ...} of the PLAY RECAP line."""
+        for line in self.output.splitlines():
+            if line.startswith("sandbox ") and "ok=" in line:
+                return {k: int(v) for k, v in (p.split("=") for p in line.split()[2:])}
+        return {}
+
+
+def playbook(sb, *args, kill_when=None, sig=signal.SIGKILL, timeout=400, extra_env=None):
+    """Run the upgrade playbook against sb; kill its process group once kill_when(sb, output) is true."""
+    env = dict(os.environ, **sb.env)
+    env["ANSIBLE_CONFIG"] = os.path.join(ROOT, "ansible.cfg")
+    env["ANSIBLE_NOCOLOR"] = "1"
+    env.update(extra_env or {})
+    log = os.path.join(sb.state, "playbook-%d.log" % time.monotonic_ns())
+    cmd = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), PLAYBOOK, "-i", "inventories/sandbox"]
+    cmd += list(args)
+    start = time.monotonic()
+    killed = False
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        while proc.poll() is None:
+            if time.monotonic() - start > timeout:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                raise AssertionError("ansible-playbook did not finish in %ss:\n%s" % (timeout, open(log).read()[-4000:]))
+            if kill_when is not None and not killed:
+                try:
+                    hit = kill_when(sb, open(log).read())
+                except Exception:  # the cluster may be between states (503 during an election)
+                    hit = False
+                if hit:
+                    os.killpg(proc.pid, sig)
+                    killed = True
+            time.sleep(0.2)
+    with open(log) as handle:
+        output = handle.read()
+    return Run(proc.returncode, output, time.monotonic() - start, killed)
+
+
+def assert_invariants(audit, complete=True):
+    """The safety invariants of DESIGN.md, as the sandbox audit measures them."""
+    assert audit["docs_lost"] == 0, audit
+    assert audit["red_seconds"] == 0, audit
+    assert audit["max_nodes_out"] <= 1, audit
+    assert audit["min_master_eligible_present"] >= 2, audit
+    assert audit["unknown_requests"] == 0, audit
+    if complete:
+        assert audit["outdated_nodes_left"] == 0, audit
+        assert audit["status"] == "green", audit
