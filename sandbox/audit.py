@@ -10,7 +10,8 @@ Definitions:
 * ``degraded_seconds``: time with any wanted shard copy not started (unassigned
   or initializing; a relocating copy still serves). ``..._excluding_version_skew``
   leaves out the time when the only missing copies were replicas blocked solely by
-  the ``node_version`` decider.
+  the ``node_version`` decider. ``degraded_copy_seconds_by_reason`` splits the missing
+  copies by state/unassigned reason in copy-seconds (two copies missing for 1 s count 2).
 * ``max_nodes_out``: the most nodes missing at once against the expected size
   (sum of the groups' sizes in the scenario).
 * ``lower_bound_seconds``: the time an ideal one-at-a-time replacement of the
@@ -37,7 +38,7 @@ class Audit:
         self.degraded_seconds = 0.0
         self.degraded_ex_skew = 0.0
         self.no_master_seconds = 0.0
-        self.degraded_by_reason: Dict[str, float] = {}  # "<STATE>[:<unassigned reason>]" -> seconds
+        self.degraded_by_reason: Dict[str, float] = {}  # "<STATE>[:<reason>]" -> copy-seconds
         self.min_master_eligible: Optional[int] = None
         self.max_nodes_out = 0
         self.lower_bound = 0.0
@@ -140,7 +141,7 @@ class Audit:
             "yellow_seconds": round(self.yellow_seconds, 2),
             "degraded_seconds": round(self.degraded_seconds, 2),
             "degraded_seconds_excluding_version_skew": round(self.degraded_ex_skew, 2),
-            "degraded_by_reason": {k: round(v, 2) for k, v in sorted(self.degraded_by_reason.items())},
+            "degraded_copy_seconds_by_reason": {k: round(v, 2) for k, v in sorted(self.degraded_by_reason.items())},
             "no_master_seconds": round(self.no_master_seconds, 2),
             "min_master_eligible_present": self.min_master_eligible,
             "max_nodes_out": self.max_nodes_out,
@@ -150,6 +151,7 @@ class Audit:
             "status": c.status(),
             "nodes": len(c.nodes),
             "unknown_requests": len(self.state.unknown_requests),
+            "internal_errors": len(getattr(self.state, "internal_errors", [])),  # handler bugs answered 500
             "request_count": self.state.request_count,
             "shard_bytes_moved": int(c.shard_bytes_moved),
             "writer_docs_indexed": c.writer_docs_indexed,

@@ -641,7 +641,18 @@ def _shutdown_status(c: Cluster, nid: str, sd: Dict[str, Any]) -> Dict[str, Any]
     return entry
 
 
+def _no_shutdown_api(state: SandboxState, req: Request) -> Optional[Response]:
+    """The node shutdown API exists from 7.15 on; older versions know no such endpoint."""
+    if tuple(int(p) for p in str(state.es_version).split(".")[:2]) >= (7, 15):
+        return None
+    state.unknown_requests.append(f"{req.method} {req.path}")
+    return Response(400, {"error": f"no handler found for uri [{req.path}] and method [{req.method}]"})
+
+
 def shutdown_put(state: SandboxState, req: Request) -> Response:
+    refused = _no_shutdown_api(state, req)
+    if refused:
+        return refused
     c = _need_master(state, req)
     nid = req.parts["node_id"]
     body = req.body if isinstance(req.body, dict) else {}
@@ -669,6 +680,9 @@ def shutdown_put(state: SandboxState, req: Request) -> Response:
 
 
 def shutdown_get(state: SandboxState, req: Request) -> Response:
+    refused = _no_shutdown_api(state, req)
+    if refused:
+        return refused
     c = _need_master(state, req)
     nid = req.parts.get("node_id")
     wanted = None if not nid or nid == "_all" else set(nid.split(","))
@@ -677,6 +691,9 @@ def shutdown_get(state: SandboxState, req: Request) -> Response:
 
 
 def shutdown_delete(state: SandboxState, req: Request) -> Response:
+    refused = _no_shutdown_api(state, req)
+    if refused:
+        return refused
     c = _need_master(state, req)
     nid = req.parts["node_id"]
     if nid not in c.shutdowns:

@@ -271,7 +271,9 @@ class Cluster:
         if self.formed and master is None and "master" not in roles:
             return  # nothing to join yet; it keeps trying (discovery)
         reason = ""
-        if master is not None and vtuple(version) < master.vt:
+        if not self.formed:
+            pass  # the scenario's starting cluster is taken as declared (it may be mid-upgrade)
+        elif master is not None and vtuple(version) < master.vt:
             reason = (f"node version [{version}] is older than the elected master's version [{master.version}]; "
                       "a node older than the master cannot join")
         elif self.nodes and vtuple(version) < min(n.vt for n in self.nodes.values()):
@@ -376,18 +378,21 @@ class Cluster:
         self.log("master_elected", f"node {node.name} elected master (term {self.term})", node=node.name, node_id=node.id)
 
     def _reconfigure(self, excluded: set) -> None:
-        # ES auto-shrink: the config follows the live master-eligible nodes, kept odd,
-        # and never drops departed nodes while that would leave fewer than 3 voters.
-        live = sorted(n.id for n in self.nodes.values() if n.master_eligible and n.id not in excluded)
-        if len(live) >= 3:
-            new = live
-        else:
-            new = sorted(set(live) | {nid for nid in self.voting_config if nid not in excluded})
-        if len(new) % 2 == 0 and len(new) > 1:
-            drop = next((nid for nid in new if nid not in self.nodes), None) or \
-                next(nid for nid in reversed(new) if nid != self.master_id)
-            new = [nid for nid in new if nid != drop]
-        if new != self.voting_config:
+        # Elasticsearch's Reconfigurator (auto_shrink_voting_configuration=true): the target
+        # size is the live, non-excluded master-eligible count rounded down to odd, but never
+        # below 3 while the current configuration has 3 or more; filled from live voters
+        # (the master first), then live non-voters, then departed voters.
+        def order(nid: str) -> tuple:
+            return (nid != self.master_id, nid)
+
+        eligible = [n.id for n in self.nodes.values() if n.master_eligible and n.id not in excluded]
+        live_in = sorted((nid for nid in eligible if nid in self.voting_config), key=order)
+        live_out = sorted((nid for nid in eligible if nid not in self.voting_config), key=order)
+        gone_in = sorted(nid for nid in self.voting_config if nid not in self.nodes and nid not in excluded)
+        live = len(live_in) + len(live_out)
+        target = max(live if live % 2 else live - 1, 3 if len(self.voting_config) >= 3 else 1)
+        new = sorted((live_in + live_out + gone_in)[:target])
+        if new and new != self.voting_config:
             self.voting_config = new
             self.version += 1
             names = [self.node_name(nid) for nid in new]

@@ -78,8 +78,10 @@ class Sandbox:
                     c.mark_formed()
                     return
             time.sleep(0.02)
+        refused = [e["message"] for e in c.events if e["event"] == "join_refused"]
+        why = f"; last refusal: {refused[-1]}" if refused else ""
         raise SandboxError(f"the cluster did not form within {FORM_TIMEOUT:.0f}s "
-                           f"({len(c.nodes)} of {c.initial_expected_nodes} nodes, status {c.status()})")
+                           f"({len(c.nodes)} of {c.initial_expected_nodes} nodes, status {c.status()}){why}")
 
     def _start_http(self) -> None:
         try:

@@ -16,10 +16,11 @@ lock, so a request sees one consistent cluster.
 """
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 
 @dataclass
@@ -86,9 +87,17 @@ class SandboxState:
         self.engine: Any = None  # engine.Cluster
         self.documents: Any = None  # es_api.documents.DocumentStore
         self.audit: Any = None  # audit.Audit
+        # Handlers that wait (wait_for_completion, health waits) sleep on this; its wait()
+        # releases every level of the RLock, so other requests and the tick thread go on.
+        self.changed = threading.Condition(self.lock)
         self.request_count = 0
+        self.request_log: List[Tuple[str, str, int]] = []  # (method, path, status) of every request
         self.unknown_requests: List[str] = []  # "METHOD path" of requests no handler knew
+        self.internal_errors: List[str] = []  # "METHOD uri: Error: text" of handler bugs answered 500
+        self.unavailable_until = 0.0  # state.now() until which the server answers 503 (fault es_unavailable)
         self.es_version = "8.15.0"  # what "/" reports; set from the scenario
+        self.cluster_name = "sandbox"  # set from the scenario
+        self.cluster_uuid = hashlib.sha1(str(id(self)).encode()).hexdigest()[:22]  # the engine's, once it runs
 
     def now(self) -> float:
         """Seconds since the sandbox started (monotonic)."""

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: logstack.elk contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Controller side of logstack.elk.elastalert_rules: read the template folders here,
 then run the module on the managed host with their text (templates hold no secrets)."""
 from __future__ import annotations
@@ -9,6 +9,7 @@ import os
 
 from ansible.errors import AnsibleActionFail, AnsibleError
 from ansible.plugins.action import ActionBase
+from ansible_collections.logstack.elk.plugins.module_utils import rule_tokens
 
 RULE_SUFFIXES = (".yaml", ".yml")
 
@@ -37,6 +38,15 @@ class ActionModule(ActionBase):
                     with open(path, encoding="utf-8") as f:
                         templates[name] = f.read()
         args["templates"] = templates
+        # Fail on missing tokens / invalid YAML here, before the host is contacted at all
+        # (and whether or not the host has PyYAML).
+        tokens = dict(args.get("tokens") or {})
+        tokens.update(args.get("secret_tokens") or {})
+        try:
+            rule_tokens.render_all(templates, tokens)
+        except rule_tokens.RuleError as exc:
+            result.update(failed=True, changed=False, msg=str(exc))
+            return result
         result.update(self._execute_module(module_name="logstack.elk.elastalert_rules",
                                            module_args=args, task_vars=task_vars))
         return result

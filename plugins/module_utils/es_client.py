@@ -188,8 +188,9 @@ class EsClient:
         elif status == 403:
             msg = "Elasticsearch refused %s %s (403 %s: %s)." % (method, path, etype, reason)
         else:
-            msg = "Elasticsearch answered %s %s with %s %s: %s." % (method, path, status, etype or "error",
-                                                                    (reason or "").rstrip("."))
+            msg = "Elasticsearch answered %s %s with %s %s" % (method, path, status, etype or "error")
+            # Some errors (master_not_discovered_exception) carry no reason at all.
+            msg += (": %s." % reason.rstrip(".")) if reason else "."
         return EsError(msg, status=status, error_type=etype, body=data)
 
     def get(self, path, params=None, allow=()):

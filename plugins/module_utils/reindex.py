@@ -580,19 +580,22 @@ class Reindexer:
     def _wait_counts(self, source, dest, expected, deadline):
         # Fallback without _tasks: the count proves the copy is whole; failures are unreadable
         # until the count stops short, then _diagnose re-copies the missing documents to get them.
-        last, still = None, 0
+        # Polls count without a refresh (a refresh per poll slows the copy down); a refreshed count
+        # decides when the cheap one stalls or reaches the target.
+        last, still, interval = None, 0, min(0.05, self.opt.poll_interval)
         while True:
-            got = self.count(dest)
-            if got >= expected:
-                return {}
+            got = int(self.es.get("/%s/_count" % index_path(dest))["count"])
             still = still + 1 if got == last else 0
-            if still >= self.opt.stall_polls:
-                return {}
+            if got >= expected or still >= self.opt.stall_polls:
+                got = self.count(dest)
+                if got >= expected or got == last:
+                    return {}
             if self.clock() > deadline:
                 raise ReindexError("Copying %s into %s did not finish within %ds (%d of %d documents)."
                                    % (source, dest, self.opt.timeout, got, expected))
             last = got
-            self.sleep(self.opt.poll_interval)
+            self.sleep(interval)
+            interval = min(self.opt.poll_interval, interval * 1.5)
 
     def _diagnose(self, source, dest, batch=1000):
         """First failures for documents missing from dest: copy a few of them synchronously."""

@@ -1,7 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
 # Copyright: logstack.elk contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 from __future__ import annotations
 
 DOCUMENTATION = r"""
@@ -18,7 +18,8 @@ description:
     sources. ElastAlert reloads changed rule files by itself, so no restart is needed.
   - Has an action plugin; the template folders are read on the controller.
 version_added: "0.1.0"
-author: logstack.elk contributors
+author:
+  - logstack.elk maintainers (@logstack)
 options:
   src:
     description:
@@ -29,7 +30,7 @@ options:
     default: []
   templates:
     description:
-      - Rule templates as C({file name: text}); filled from O(src) by the action plugin, merged under it.
+      - Rule templates, file name to template text; filled from O(src) by the action plugin (files from O(src) win).
     type: dict
     default: {}
   tokens:
@@ -74,9 +75,12 @@ attributes:
     description: Renders and validates, reports what would change, writes nothing.
   diff_mode:
     support: none
+    description: Reports added, updated and removed file names instead of a diff (rules may hold secrets).
 notes:
   - Values are substituted as text; quote them in the template where YAML needs it.
   - The schema check needs the C(docker) CLI on the host.
+  - Tokens and YAML are checked on the controller first (by the action plugin), then again on the host
+    when PyYAML is available there.
 """
 
 EXAMPLES = r"""
@@ -127,7 +131,8 @@ def main():
         argument_spec=dict(
             src=dict(type="list", elements="path", default=[]),
             templates=dict(type="dict", default={}),
-            tokens=dict(type="dict", default={}),
+            # Not secret by contract: secrets go in secret_tokens (no_log), so these stay readable.
+            tokens=dict(type="dict", default={}, no_log=False),
             secret_tokens=dict(type="dict", default={}, no_log=True),
             dest=dict(type="path", required=True),
             owner=dict(type="int", default=1000),
@@ -151,7 +156,7 @@ def main():
     tokens.update(p["secret_tokens"])
     dest = p["dest"]
     try:
-        rendered = rule_tokens.render_all(p["templates"], tokens)
+        rendered = rule_tokens.render_all(p["templates"], tokens, check_yaml=rule_tokens.HAS_YAML)
     except rule_tokens.RuleError as exc:
         module.fail_json(msg=str(exc))
     added, updated, removed, unchanged = rule_tokens.plan(rendered, dest)

@@ -28,7 +28,7 @@ description:
   - On a timeout the module fails naming the node, the step, the cluster health, unassigned shards with
     their deciders, and what it left in place.
 author:
-  - logstack.elk contributors
+  - logstack.elk maintainers (@logstack)
 extends_documentation_fragment:
   - logstack.elk.es
   - logstack.elk.aws

@@ -26,7 +26,7 @@ description:
   - V(verify) is the final strict check, waiting up to the health timeout for green, then requiring no
     allocation/voting exclusion or shutdown record, no outdated node and every instance joined.
 author:
-  - logstack.elk contributors
+  - logstack.elk maintainers (@logstack)
 extends_documentation_fragment:
   - logstack.elk.es
   - logstack.elk.aws

@@ -1025,13 +1025,26 @@ def _update_aliases(state: Any, req: Request) -> Response:
     plan = []  # validate everything first: the call is atomic
     # Indices this same call removes may give their name to an alias (Kibana's reindex
     # swap: add alias <old> to <new> and remove_index <old> in one request).
-    removed = {(a.get("remove_index") or {}).get("index") for a in actions if isinstance(a, dict)}
+    # Elasticsearch applies them before the other actions and validates those against
+    # the state without them (MetadataIndexAliasesService.applyAliasActions).
+    removed: set = set()
+    for action in actions:
+        if not isinstance(action, dict) or len(action) != 1:
+            raise ESError(400, "parsing_exception", "[aliases] each action must name exactly one of add, remove, "
+                          "remove_index")
+        spec = action.get("remove_index")
+        if isinstance(spec, dict):
+            removed.update(store.resolve(spec.get("index") or ",".join(spec.get("indices", []))))
     for action in actions:
         (kind, spec), = action.items()
         if kind not in ("add", "remove", "remove_index"):
             raise ESError(400, "parsing_exception", "[aliases] unknown field [%s]" % kind)
         idx_expr = spec.get("index") or ",".join(spec.get("indices", []))
         names = store.resolve(idx_expr)
+        if kind != "remove_index":
+            gone = [n for n in names if n in removed]
+            if gone:
+                raise index_not_found(gone[0])  # removed by this same call first
         if kind == "remove_index":
             for n in names:
                 if n not in state.indices or idx_expr in store.aliases_of():

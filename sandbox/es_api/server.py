@@ -64,7 +64,8 @@ def ensure_state(state: Any) -> None:
     """Add the attributes this half relies on to a state that lacks them."""
     with state.lock:
         for name, default in (("request_log", []), ("unavailable_until", 0.0), ("cluster_name", "sandbox"),
-                              ("cluster_uuid", hashlib.sha1(str(id(state)).encode()).hexdigest()[:22])):
+                              ("cluster_uuid", hashlib.sha1(str(id(state)).encode()).hexdigest()[:22]),
+                              ("internal_errors", [])):
             if not hasattr(state, name):
                 setattr(state, name, default)
         if not hasattr(state, "changed"):
@@ -297,13 +298,23 @@ class _Handler(BaseHTTPRequestHandler):
         self._serve("OPTIONS")
 
     def _read_body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            self.close_connection = True  # the body's end is unknown: this connection is done
+            raise ESError(400, "illegal_argument_exception", "invalid Content-Length [%s]"
+                          % self.headers.get("Content-Length"))
         if length:
             raw = self.rfile.read(length)
         elif self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             chunks = []
             while True:
-                size = int(self.rfile.readline().strip() or b"0", 16)
+                line = self.rfile.readline().split(b";")[0].strip()
+                try:
+                    size = int(line or b"0", 16)
+                except ValueError:
+                    self.close_connection = True
+                    raise ESError(400, "illegal_argument_exception", "invalid chunk size in request body")
                 if size == 0:
                     self.rfile.readline()
                     break
@@ -313,7 +324,10 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             raw = b""
         if raw and self.headers.get("Content-Encoding", "").lower() == "gzip":
-            raw = gzip.decompress(raw)
+            try:
+                raw = gzip.decompress(raw)
+            except (OSError, EOFError) as e:
+                raise ESError(400, "parse_exception", "request body is not valid gzip: %s" % e)
         return raw
 
     def _serve(self, method: str) -> None:
@@ -322,25 +336,40 @@ class _Handler(BaseHTTPRequestHandler):
         uri = self.path
         parsed = urllib.parse.urlsplit(uri)
         path = parsed.path or "/"
-        raw = self._read_body()
         accept = self.headers.get("Accept")
         compat: Optional[int] = None
         try:
+            raw = self._read_body()
             resp = self._dispatch(state, method, uri, path, parsed.query, raw, accept)
             compat = getattr(resp, "_compat", None)
+            payload, ctype = _encode(resp.body, compat)
         except ESError as e:
             resp = Response(e.status, e.body(), {k: v for k, v in e.headers.items()})
-        except Exception:  # a bug in a handler: answer as Elasticsearch would, keep the trace in the log
-            LOG.error("sandbox handler failed for %s %s\n%s", method, uri, traceback.format_exc())
-            resp = Response(500, ESError(500, "exception", "sandbox internal error: %s" % traceback.format_exc(limit=1)
-                                         .strip().splitlines()[-1]).body())
+            try:
+                payload, ctype = _encode(resp.body, None)
+            except Exception as e2:  # noqa: BLE001 - an error raised with a non-JSON detail
+                resp, payload, ctype = self._internal_error(state, method, uri, e2)
+        except Exception as e:  # noqa: BLE001 - a handler bug: an ES-shaped 500, the trace only in the log
+            resp, payload, ctype = self._internal_error(state, method, uri, e)
         with state.lock:
             state.request_count += 1
             log = state.request_log
             log.append((method, path, resp.status))
             if len(log) > REQUEST_LOG_MAX:
                 del log[: len(log) - REQUEST_LOG_MAX]
-        self._send(state, method, resp, compat)
+        self._send(state, method, resp, payload, ctype)
+
+    @staticmethod
+    def _internal_error(state: Any, method: str, uri: str, exc: BaseException) -> Tuple[Response, bytes, str]:
+        line = "%s: %s" % (type(exc).__name__, exc)
+        LOG.error("sandbox handler failed for %s %s\n%s", method, uri, traceback.format_exc())
+        with state.lock:
+            errors = getattr(state, "internal_errors", None)
+            if errors is not None:
+                errors.append("%s %s: %s" % (method, uri, line))
+        resp = Response(500, ESError(500, "exception", "sandbox internal error: %s" % line).body())
+        payload, ctype = _encode(resp.body, None)
+        return resp, payload, ctype
 
     def _dispatch(self, state: Any, method: str, uri: str, path: str, query: str, raw: bytes,
                   accept: Optional[str]) -> Response:
@@ -412,7 +441,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _parse_body(api: str, raw: bytes) -> Any:
         if not raw:
             return None
-        text = raw.decode("utf-8")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ESError(400, "x_content_parse_exception", "[1:1] Invalid UTF-8 in request body: %s" % e)
         if api in ("bulk",):
             if not text.endswith("\n"):
                 raise ESError(400, "illegal_argument_exception",
@@ -432,15 +464,8 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError as e:
             raise ESError(400, "x_content_parse_exception", "[1:1] Failed to parse request body: %s" % e)
 
-    def _send(self, state: Any, method: str, resp: Response, compat: Optional[int]) -> None:
+    def _send(self, state: Any, method: str, resp: Response, payload: bytes, ctype: str) -> None:
         headers = dict(resp.headers)
-        if isinstance(resp.body, str):
-            payload = resp.body.encode("utf-8")
-            ctype = "text/plain; charset=UTF-8"
-        else:
-            payload = json.dumps(resp.body).encode("utf-8")
-            ctype = ("application/vnd.elasticsearch+json;compatible-with=%d" % compat) if compat else \
-                "application/json"
         self.send_response(resp.status)
         opaque = self.headers.get("X-Opaque-Id")
         if opaque:
@@ -454,9 +479,28 @@ class _Handler(BaseHTTPRequestHandler):
         for k, v in headers.items():
             for item in (v if isinstance(v, list) else [v]):
                 self.send_header(k, item)
-        self.end_headers()
+        # Headers and body in one write: split, the client's delayed ACK holds the body
+        # ~40 ms on every keep-alive request (Nagle).
+        buffered = getattr(self, "_headers_buffer", None)
+        if buffered is None:  # HTTP/0.9 request: no headers are sent at all
+            self.end_headers()
+            if method != "HEAD":
+                self.wfile.write(payload)
+            return
+        buffered.append(b"\r\n")
         if method != "HEAD":
-            self.wfile.write(payload)
+            buffered.append(payload)
+        self.flush_headers()
+
+
+def _encode(body: Any, compat: Optional[int]) -> Tuple[bytes, str]:
+    """The response bytes and content type; raises on a body that is not strict JSON."""
+    if isinstance(body, str):
+        return body.encode("utf-8"), "text/plain; charset=UTF-8"
+    # allow_nan=False: NaN/Infinity are not JSON and clients choke on them.
+    payload = json.dumps(body, allow_nan=False).encode("utf-8")
+    ctype = ("application/vnd.elasticsearch+json;compatible-with=%d" % compat) if compat else "application/json"
+    return payload, ctype
 
 
 class SandboxHTTPServer(ThreadingHTTPServer):
@@ -472,6 +516,10 @@ class SandboxHTTPServer(ThreadingHTTPServer):
 
     def get_request(self):  # type: ignore[override]
         sock, addr = super().get_request()
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # small request/response pairs: no Nagle wait
+        except OSError:
+            pass
         if self.ssl_context is not None:
             # Handshake in the request thread (setup), not in the accept loop.
             sock = self.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)

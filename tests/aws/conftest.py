@@ -58,7 +58,7 @@ class PlaybookRun:
 @pytest.fixture
 def run_playbook(moto_url, tmp_path):
     """Run playbooks/<name> against moto with an inventory holding group_vars/<group>.yml."""
-    def run(playbook, group, group_vars, extra_vars=None):
+    def run(playbook, group, group_vars, extra_vars=None, check=False):
         inventory = tmp_path / "inventory"
         (inventory / "group_vars").mkdir(parents=True, exist_ok=True)
         (inventory / "hosts.ini").write_text("localhost ansible_connection=local\n")
@@ -78,6 +78,8 @@ def run_playbook(moto_url, tmp_path):
         cmd = [ANSIBLE_PLAYBOOK, "-i", str(inventory), os.path.join(ROOT, "playbooks", playbook)]
         if extra_vars:
             cmd += ["-e", json.dumps(extra_vars)]
+        if check:
+            cmd.append("--check")
         proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
         return PlaybookRun(proc)
     return run

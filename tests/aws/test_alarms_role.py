@@ -129,3 +129,21 @@ def test_environment_without_alarm_subscriber_is_refused_when_subscriptions_are_
                                                      alarms_alarm_emails=[]))
     assert run.rc != 0
     assert "No e-mail address is subscribed to logstack-production-alarms" in " ".join(run.failures)
+
+
+def test_check_mode_on_a_new_environment_reports_the_plan_and_creates_nothing(run_playbook, aws):
+    run = run_playbook("alarms.yml", "alarms", dict(ENVIRONMENT, alarms_environment="preview"), check=True)
+    assert run.rc == 0, run.output
+    assert run.changed > 0
+    assert "logstack-preview-alarms" in run.output and "logstack-preview-logstash-backend-connection-errors" in run.output
+    assert not any(name.startswith("logstack-preview") for name in _topics(aws))
+    assert not [a for a in aws("cloudwatch").describe_alarms()["MetricAlarms"]
+                if a["AlarmName"].startswith("logstack-preview")]
+
+
+def test_check_mode_on_an_applied_environment_changes_nothing(run_playbook):
+    settings = dict(ENVIRONMENT, alarms_environment="checked")
+    assert run_playbook("alarms.yml", "alarms", settings).rc == 0
+    run = run_playbook("alarms.yml", "alarms", settings, check=True)
+    assert run.rc == 0, run.output
+    assert run.changed_tasks == []

@@ -127,3 +127,15 @@ def test_callback_bootstrap_without_host_config_key_is_refused_before_creating_a
     groups = aws("autoscaling").describe_auto_scaling_groups(
         AutoScalingGroupNames=["logstack-production-elastalert"])["AutoScalingGroups"]
     assert groups == []
+
+
+def test_check_mode_on_a_new_environment_creates_nothing(run_playbook, aws, network):
+    secret = {"elastalert_environment_awx_host_config_key": HOST_CONFIG_KEY}
+    run = run_playbook("elastalert-environment.yml", "elastalert_environment",
+                       _settings(network, elastalert_environment_name="preview"), secret, check=True)
+    assert run.rc == 0, run.output
+    assert "would be created" in run.output
+    assert aws("autoscaling").describe_auto_scaling_groups(
+        AutoScalingGroupNames=["logstack-preview-elastalert"])["AutoScalingGroups"] == []
+    assert aws("ec2").describe_security_groups(
+        Filters=[{"Name": "group-name", "Values": ["logstack-preview-elastalert"]}])["SecurityGroups"] == []

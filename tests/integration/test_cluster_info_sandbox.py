@@ -12,7 +12,7 @@ import boto3
 import pytest
 import yaml
 
-from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsClient
+from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsClient, EsError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)
@@ -53,6 +53,23 @@ def sandbox_up(tmp_path):
     for state in started:
         subprocess.run([sys.executable, "-m", "sandbox", "down", "--state", str(state)], cwd=ROOT,
                        capture_output=True, timeout=60)
+
+
+def _until(read, done, timeout=60):
+    """read() until done(value), tolerating the 503s of a cluster electing a master."""
+    deadline = time.monotonic() + timeout
+    value = None
+    while time.monotonic() < deadline:
+        try:
+            value = read()
+        except EsError as exc:
+            if exc.status != 503:
+                raise
+        else:
+            if done(value):
+                return value
+        time.sleep(0.3)
+    return value
 
 
 def _es(env):
@@ -136,15 +153,12 @@ def test_replica_kept_off_older_nodes_is_the_version_blocked_yellow(sandbox_up, 
     # Auto Scaling replaces the instance from the rolled launch template: an 8.15.0 node joins.
     asg.terminate_instance_in_auto_scaling_group(InstanceId=group["Instances"][0]["InstanceId"],
                                                  ShouldDecrementDesiredCapacity=False)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        versions = sorted(n["version"] for n in es.get("/_nodes")["nodes"].values())
-        if versions == ["8.14.3", "8.14.3", "8.15.0"]:
-            break
-        time.sleep(0.3)
+    # The terminated node may have been the elected master: ride out the no-master window (503).
+    versions = _until(lambda: sorted(n["version"] for n in es.get("/_nodes")["nodes"].values()),
+                      lambda v: v == ["8.14.3", "8.14.3", "8.15.0"])
     assert versions == ["8.14.3", "8.14.3", "8.15.0"]
-    es.get("/_cluster/health", params={"wait_for_no_relocating_shards": "true",
-                                       "wait_for_no_initializing_shards": "true", "timeout": "30s"})
+    _until(lambda: es.get("/_cluster/health"),
+           lambda h: h["status"] == "green" and not h["relocating_shards"] and not h["initializing_shards"])
     # A primary on the new node (pinned there, then the pin lifted): its replica may not go to an older node.
     new_node = next(n["name"] for n in es.get("/_nodes")["nodes"].values() if n["version"] == "8.15.0")
     es.put("/fresh", body={"settings": {"number_of_shards": 1, "number_of_replicas": 1,

@@ -8,9 +8,8 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import time
 import urllib.parse
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import boto3
 import pytest
@@ -51,17 +50,6 @@ class ES:
         status, out = self.call(method, path, body)
         assert status == 200, (method, path, status, out)
         return out
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.1, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
-        time.sleep(interval)
 
 
 class Running:

@@ -9,7 +9,8 @@ import urllib.request
 
 import pytest
 
-from conftest import ROOT, SCENARIOS
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SCENARIOS = os.path.join(ROOT, "sandbox", "scenarios")
 
 SMALL = os.path.join(SCENARIOS, "small.yml")
 

@@ -6,8 +6,21 @@ Each test names the Elasticsearch behaviour it holds the sandbox to.
 from __future__ import annotations
 
 import os
+import time
 
-from conftest import SCENARIOS, wait_for
+SCENARIOS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                         "sandbox", "scenarios")
+
+
+def wait_for(predicate, timeout=15.0, interval=0.1, what=""):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+        time.sleep(interval)
 
 
 def _holder(sbx, index, shard=0, primary=True):
@@ -308,7 +321,6 @@ def test_a_replacement_declared_never_to_join_stays_out_of_the_cluster(sandbox_f
     wait_for(lambda: victim not in [n["name"] for n in sbx.nodes().values()], what="victim left")
     group = sbx.asg.describe_auto_scaling_groups(AutoScalingGroupNames=["es-nodes"])["AutoScalingGroups"][0]
     assert len(group["Instances"]) == 3  # the ASG replaced it...
-    import time
     time.sleep(1.0)  # ...well past boot_to_join_seconds
     assert len(sbx.nodes()) == 2  # ...but it never joined
     assert sbx.audit()["max_nodes_out"] == 1
@@ -332,3 +344,62 @@ def test_replicas_of_a_departed_node_wait_for_the_delayed_timeout(sandbox_factor
     assert explain["allocate_explanation"].startswith(
         "The node containing this shard copy recently left the cluster. Elasticsearch is waiting for it to return.")
     wait_for(lambda: _health(sbx)["status"] == "green", timeout=10, what="allocated after the delay")
+
+
+def test_the_node_shutdown_api_does_not_exist_before_7_15(sandbox_factory, tmp_path):
+    path = tmp_path / "old.yml"
+    path.write_text("""
+amis: {a: {es_version: 7.10.2}}
+es: {version: 7.10.2}
+groups: [{name: es-nodes, role: mixed, size: 1, ami: a}]
+""")
+    sbx = sandbox_factory(str(path))
+    nid = next(iter(sbx.nodes()))
+    status, body = sbx.es.call("PUT", f"/_nodes/{nid}/shutdown", {"type": "remove", "reason": "r"})
+    assert status == 400 and body == {"error": f"no handler found for uri [/_nodes/{nid}/shutdown] and method [PUT]"}
+    assert sbx.audit()["unknown_requests"] == 1
+    # and 7.x explanations read as 7.x wrote them
+    status, body = sbx.es.call("POST", "/_cluster/allocation/explain")
+    assert status == 400 and body["error"]["reason"].startswith("unable to find any unassigned shards to explain")
+
+
+def test_voting_configuration_follows_elasticsearch_auto_shrink(sandbox_factory):
+    sbx = sandbox_factory("split.yml")
+
+    def config():
+        coord = sbx.es.call("GET", "/_cluster/state/metadata?master_timeout=10s")[1]["metadata"]["cluster_coordination"]
+        return sorted(coord["last_committed_config"])
+
+    masters = {nid: n["name"] for nid, n in sbx.nodes().items() if n["roles"] == ["master"]}
+    assert config() == sorted(masters)
+    other = next(nid for nid, name in masters.items() if name != sbx.master_name())
+    # excluding one of three leaves a configuration of the two others (not one)
+    sbx.es.ok("POST", f"/_cluster/voting_config_exclusions?node_ids={other}")
+    assert config() == sorted(nid for nid in masters if nid != other)
+    sbx.es.ok("DELETE", "/_cluster/voting_config_exclusions?wait_for_removal=false")
+    wait_for(lambda: config() == sorted(masters), what="back to three voters")
+    # a voter that simply leaves stays in the configuration while fewer than 3 would remain...
+    sbx.terminate(masters[other])
+    wait_for(lambda: other not in [n for n in sbx.nodes()], what="voter left")
+    assert other in config()
+    # ...and is replaced by the new master-eligible node once it joins
+    wait_for(lambda: len([n for n in sbx.nodes().values() if n["roles"] == ["master"]]) == 3, what="new master node")
+    wait_for(lambda: other not in config() and len(config()) == 3, what="new voter")
+
+
+def test_node_shutdown_is_stalled_when_a_shard_cannot_leave_the_node(sandbox_factory):
+    sbx = sandbox_factory("split.yml")
+    victim = _holder(sbx, "single")
+    nid, _ = sbx.node_by_name(victim)
+    sbx.es.ok("PUT", "/single/_settings", {"index.routing.allocation.require._name": victim})
+    sbx.es.ok("PUT", f"/_nodes/{nid}/shutdown", {"type": "remove", "reason": "replace"})
+    status = sbx.es.get(f"/_nodes/{nid}/shutdown")["nodes"][0]
+    assert status["status"] == "STALLED"
+    assert status["shard_migration"]["explanation"].startswith("shard [0] [primary] of index [single] cannot move")
+    deciders = {d["decider"] for n in status["shard_migration"]["node_allocation_decision"]["node_allocation_decisions"]
+                for d in n["deciders"]}
+    assert "filter" in deciders
+    # a restart-type shutdown needs no migration at all
+    sbx.es.ok("PUT", f"/_nodes/{nid}/shutdown", {"type": "restart", "reason": "patch", "allocation_delay": "10m"})
+    status = sbx.es.get(f"/_nodes/{nid}/shutdown")["nodes"][0]
+    assert status["status"] == "COMPLETE" and status["type"] == "RESTART"

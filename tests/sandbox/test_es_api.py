@@ -8,6 +8,7 @@ status and body shape are the promise.
 from __future__ import annotations
 
 import base64
+import gzip
 import http.client
 import json
 import ssl
@@ -363,3 +364,112 @@ def test_api_key_auth_good_and_bad(sandbox):
     assert status == 401 and body["error"]["type"] == "security_exception"
     with pytest.raises(elasticsearch.AuthenticationException):
         _client(url, api_key=("kid", "bad")).info()
+
+
+# --- robustness: a handler bug is an Elasticsearch-shaped 500, never a traceback ---------
+
+class _NotJSON:
+    """What a buggy handler might put in a body (e.g. a moto model object)."""
+
+
+def test_handler_returning_a_non_json_body_gets_es_shaped_500_and_is_logged(sandbox, caplog):
+    state, url = sandbox()
+    from sandbox.state import Response
+    state.register("cluster.health", lambda st, req: Response(200, {"node": {"placement": _NotJSON()}}))
+    with caplog.at_level("ERROR", logger="sandbox.es_api"):
+        status, resp, body = call(url, "GET", "/_cluster/health")
+    assert status == 500
+    assert body["status"] == 500 and body["error"]["type"] == "exception"
+    assert body["error"]["root_cause"][0]["type"] == "exception"
+    assert "_NotJSON" in body["error"]["reason"] and "Traceback" not in body["error"]["reason"]
+    assert resp.getheader("Content-Type") == "application/json"
+    assert ("GET", "/_cluster/health", 500) in state.request_log
+    assert state.internal_errors and "GET /_cluster/health" in state.internal_errors[0]
+    assert any("Traceback" in r.getMessage() for r in caplog.records)  # the trace goes to the log
+    assert call(url, "GET", "/")[0] == 200  # the server goes on serving
+
+
+def test_handler_raising_gets_es_shaped_500_on_a_connection_that_stays_usable(sandbox):
+    state, url = sandbox()
+
+    def broken(st, req):
+        raise KeyError("missing-node")
+    state.register("cluster.health", broken)
+    u = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
+    conn.request("GET", "/_cluster/health")
+    resp = conn.getresponse()
+    body = json.loads(resp.read())
+    assert resp.status == 500 and body["error"]["type"] == "exception"
+    assert "KeyError" in body["error"]["reason"] and "Traceback" not in body["error"]["reason"]
+    conn.request("GET", "/")  # keep-alive survives the failure
+    resp = conn.getresponse()
+    assert resp.status == 200 and json.loads(resp.read())["tagline"] == "You Know, for Search"
+    conn.close()
+
+
+def test_non_finite_numbers_are_a_clean_500_not_invalid_json(sandbox):
+    state, url = sandbox()
+    from sandbox.state import Response
+    state.register("cluster.health", lambda st, req: Response(200, {"active_shards_percent_as_number":
+                                                                     float("nan")}))
+    status, _, body = call(url, "GET", "/_cluster/health")
+    assert status == 500 and body["error"]["type"] == "exception"
+
+
+def test_nodes_stats_metric_path_part_is_a_metric_not_a_node_filter(sandbox):
+    state, url = sandbox()
+    from sandbox.state import Response
+    seen = []
+
+    def stats(st, req):
+        seen.append(dict(req.parts))
+        return Response(200, {"nodes": {}})
+    state.register("nodes.stats", stats)
+    assert call(url, "GET", "/_nodes/stats/fs")[0] == 200
+    assert call(url, "GET", "/_nodes/n1,n2/stats/fs,os")[0] == 200
+    assert call(url, "GET", "/_nodes/stats/indices/docs")[0] == 200
+    assert call(url, "GET", "/_nodes/n1/stats")[0] == 200
+    assert seen == [{"metric": "fs"}, {"node_id": "n1,n2", "metric": "fs,os"},
+                    {"metric": "indices", "index_metric": "docs"}, {"node_id": "n1"}]
+
+
+@pytest.mark.parametrize("tls", [False, True])
+def test_keep_alive_requests_are_not_stalled_by_delayed_acks(sandbox, tmp_path, tls):
+    """Headers and body leave in one write: no ~40 ms Nagle/delayed-ACK stall per request."""
+    kw = {}
+    ctx = None
+    if tls:
+        paths = make_ca_and_cert(str(tmp_path / "tls"))
+        kw["tls"] = {"certfile": paths["certfile"], "keyfile": paths["keyfile"]}
+        ctx = ssl.create_default_context(cafile=paths["ca_cert"])
+    state, url = sandbox(**kw)
+    call(url, "PUT", "/k1", {}, ctx=ctx)
+    u = urllib.parse.urlsplit(url)
+    conn = (http.client.HTTPSConnection(u.hostname, u.port, context=ctx, timeout=10) if tls
+            else http.client.HTTPConnection(u.hostname, u.port, timeout=10))
+    times = []
+    for _ in range(15):
+        t0 = time.perf_counter()
+        conn.request("GET", "/k1")
+        resp = conn.getresponse()
+        resp.read()
+        times.append(time.perf_counter() - t0)
+        assert resp.status == 200
+    conn.close()
+    times.sort()
+    # A delayed ACK holds a split response >= 40 ms on Linux; one write answers in ~1 ms.
+    assert times[len(times) // 2] < 0.02, times
+
+
+def test_undecodable_request_bodies_are_client_errors_not_server_errors(sandbox):
+    state, url = sandbox()
+    status, _, body = call(url, "PUT", "/g1", b"not gzip at all",
+                           headers={"Content-Type": "application/json", "Content-Encoding": "gzip"})
+    assert status == 400 and body["error"]["type"] == "parse_exception"
+    status, _, body = call(url, "PUT", "/g1", b'{"settings": "\xff\xfe"}')
+    assert status == 400 and body["error"]["type"] == "x_content_parse_exception"
+    status, _, body = call(url, "PUT", "/g1", gzip.compress(b'{"settings": {"number_of_shards": 2}}'),
+                           headers={"Content-Type": "application/json", "Content-Encoding": "gzip"})
+    assert status == 200 and state.indices["g1"].number_of_shards == 2
+    assert state.internal_errors == []

@@ -495,3 +495,36 @@ def test_kibana_style_reindex_swap_runs_end_to_end_with_elasticsearch_py(es):
     # The template's integer mapping is in force on the copy: a numeric range works.
     assert client.count(index="old-logs", query={"range": {"code": {"gte": 100}}})["count"] == 20
     assert e.state.unknown_requests == []
+
+
+@pytest.mark.parametrize("remove", [{"indices": ["logs-1"]}, {"index": "logs-?"}, {"index": "logs-1"}])
+def test_alias_may_take_the_name_of_an_index_removed_in_the_same_call_whatever_the_order(es, remove):
+    """Kibana's reindex swap: remove_index <old> and add alias <old> -> <new>, in one atomic call."""
+    e = es()
+    e("PUT", "/logs-1")
+    e("PUT", "/logs-1-r")
+    e("PUT", "/logs-1-r/_doc/1?refresh=true", {"x": 1})
+    status, body = e("POST", "/_aliases", {"actions": [{"remove_index": remove},
+                                                       {"add": {"index": "logs-1-r", "alias": "logs-1"}}]})
+    assert (status, body) == (200, {"acknowledged": True, "errors": False})
+    assert e("GET", "/_alias/logs-1")[1] == {"logs-1-r": {"aliases": {"logs-1": {}}}}
+    assert e("GET", "/logs-1/_count")[1]["count"] == 1
+
+
+def test_alias_cannot_take_the_name_of_an_index_the_call_does_not_remove(es):
+    e = es()
+    for name in ("logs-1", "logs-2", "logs-1-r"):
+        e("PUT", "/" + name)
+    status, body = e("POST", "/_aliases", {"actions": [{"remove_index": {"index": "logs-2"}},
+                                                       {"add": {"index": "logs-1-r", "alias": "logs-1"}}]})
+    assert status == 400 and body["error"]["type"] == "invalid_alias_name_exception"
+    assert e("HEAD", "/logs-2")[0] == 200  # atomic: the remove_index was not applied either
+
+
+def test_alias_actions_on_an_index_the_same_call_removes_fail_as_index_not_found(es):
+    e = es()
+    e("PUT", "/logs-1")
+    status, body = e("POST", "/_aliases", {"actions": [{"remove_index": {"index": "logs-1"}},
+                                                       {"add": {"index": "logs-1", "alias": "a"}}]})
+    assert status == 404 and body["error"]["type"] == "index_not_found_exception"
+    assert e("HEAD", "/logs-1")[0] == 200  # nothing applied

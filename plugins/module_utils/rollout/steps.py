@@ -258,6 +258,7 @@ class NodeReplacement(Rollout):
         self.known = set(known_instance_ids or [])
         self.master = None
         self.data = None
+        self._beaten = False
 
     # -- helpers ------------------------------------------------------------
     def label(self):
@@ -364,7 +365,10 @@ class NodeReplacement(Rollout):
             raise StepFailed("Unknown step %s." % step)
         if self.lock is not None and self.run_id:
             self.lock.check(self.run_id)
-            self.lock.heartbeat(self.run_id)
+            # One heartbeat per module call is enough to tell a live run from a stale lock.
+            if not self._beaten:
+                self.lock.heartbeat(self.run_id)
+                self._beaten = True
         started = now_iso()
         t0 = self.clock()
         changed, detail, extra = getattr(self, "step_" + step)()

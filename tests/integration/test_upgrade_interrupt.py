@@ -1,0 +1,68 @@
+"""Killing ansible-playbook at several points of a rolling replacement, then running it again,
+finishes the upgrade with every invariant holding (state is read from the world, not memory)."""
+import signal
+import time
+
+import pytest
+from test_upgrade_support import Sandbox, assert_invariants, playbook
+
+SCENARIO = "upgrade-replicated.yml"  # 3 mixed nodes, ~3 s drains, 3 s boot
+
+
+@pytest.fixture
+def sb(tmp_path):
+    box = Sandbox(SCENARIO, tmp_path / "sb")
+    box.initial = {i["InstanceId"] for g in box.groups() for i in g["Instances"]}
+    yield box
+    box.down()
+
+
+def terminated(sb):
+    return {i["InstanceId"] for g in sb.groups() for i in g["Instances"]} != sb.initial
+
+
+def during_drain(sb, _out):
+    return bool(sb.es("/_nodes/shutdown")["nodes"]) and sb.es("/_cluster/health")["relocating_shards"] > 0
+
+
+def right_after_terminate(sb, _out):
+    return terminated(sb)
+
+
+def waiting_for_join(sb, _out):
+    if not terminated(sb) or sb.es("/_cluster/health")["number_of_nodes"] >= 3:
+        return False
+    time.sleep(1)  # well inside the 3 s boot
+    return True
+
+
+def waiting_for_green(sb, _out):
+    health = sb.es("/_cluster/health")
+    return terminated(sb) and health["number_of_nodes"] == 3 and health["status"] == "yellow"
+
+
+def finish_and_check(sb, args):
+    rerun = playbook(sb, *args)
+    assert rerun.rc == 0, rerun.output[-4000:]
+    assert "took over the lock of run" in rerun.output
+    audit = sb.audit()
+    assert_invariants(audit)
+    assert audit["nodes_replaced"] == 3, audit
+    assert sb.exclusions() == ([], [], [])
+    tags = [t["Key"] for g in sb.groups() for t in g.get("Tags", [])]
+    assert "logstack:rollout-lock" not in tags and "logstack:rollout-surge" not in tags
+    return rerun
+
+
+@pytest.mark.parametrize("point,args,sig", [
+    (during_drain, [], signal.SIGKILL),  # one task per step, as in production
+    (right_after_terminate, ["-e", "upgrade_task_per_step=false"], signal.SIGKILL),
+    (waiting_for_join, ["-e", "upgrade_task_per_step=false"], signal.SIGTERM),
+    (waiting_for_green, ["-e", "upgrade_strategy=terminate", "-e", "upgrade_task_per_step=false"], signal.SIGKILL),
+], ids=["during_drain", "right_after_terminate", "waiting_for_join", "waiting_for_green"])
+def test_rerun_after_kill_finishes_the_upgrade_with_every_invariant(sb, point, args, sig):
+    first = playbook(sb, *args, kill_when=point, sig=sig)
+    assert first.killed, "the run ended before reaching the point: " + first.output[-2000:]
+    assert first.rc != 0
+    assert_invariants(sb.audit(), complete=False)
+    finish_and_check(sb, args)
