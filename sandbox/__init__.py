@@ -3,5 +3,12 @@
 ``Sandbox(load("scenario.yml")).start()`` runs everything in this process;
 ``python -m sandbox`` is the command line.
 """
-from .runtime import Sandbox, SandboxError  # noqa: F401
 from .scenario import ScenarioError, load  # noqa: F401
+
+
+def __getattr__(name):
+    # Lazy: importing moto takes seconds, and `python -m sandbox env|audit|down` never needs it.
+    if name in ("Sandbox", "SandboxError"):
+        from . import runtime
+        return getattr(runtime, name)
+    raise AttributeError(f"module 'sandbox' has no attribute {name!r}")

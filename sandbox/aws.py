@@ -7,7 +7,6 @@ directly to follow the instances (no API round trip per tick).
 from __future__ import annotations
 
 import logging
-import socket
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
@@ -22,12 +21,6 @@ REGION = "us-east-1"
 CLUSTER_TAG = "logstack:cluster"
 ROLE_TAG = "logstack:role"
 VERSION_TAG = "es_version"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def role_name(roles: List[str]) -> str:
@@ -105,9 +98,10 @@ def _reset_backends() -> None:
 def start(scenario: Scenario) -> AwsWorld:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     _reset_backends()
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    # port 0: the server binds a free port itself (no probe-then-bind race with other processes)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
+    port = server.get_host_and_port()[1]
     world = AwsWorld(server=server, endpoint=f"http://127.0.0.1:{port}", scenario=scenario)
     try:
         _provision(world)

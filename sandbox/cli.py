@@ -21,10 +21,12 @@ import threading
 import time
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
-from .runtime import Sandbox, SandboxError
 from .scenario import ScenarioError, load
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .runtime import Sandbox
 
 INFO = "sandbox.json"
 UP_TIMEOUT = 60.0
@@ -35,13 +37,15 @@ def _fail(message: str, code: int = 2) -> int:
     return code
 
 
-def _start(scenario_path: str, state_dir: str) -> Sandbox:
+def _start(scenario_path: str, state_dir: str) -> "Sandbox":
+    from .runtime import Sandbox  # moto is imported only by the commands that start one
+
     scenario = load(scenario_path)
     os.makedirs(state_dir, exist_ok=True)
     return Sandbox(scenario, state_dir=state_dir).start()
 
 
-def _info(sb: Sandbox, pid: int, control: Optional[str]) -> Dict[str, Any]:
+def _info(sb: "Sandbox", pid: int, control: Optional[str]) -> Dict[str, Any]:
     return {"pid": pid, "scenario": sb.scenario.path, "es_url": sb.es_url, "aws_endpoint": sb.world.endpoint,
             "control_url": control, "env": sb.env(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
@@ -62,6 +66,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not command:
         return _fail("run needs a command after --, e.g. run --scenario s.yml -- ansible-playbook ...")
     state_dir = args.state or tempfile.mkdtemp(prefix="sandbox-")
+    from .runtime import SandboxError
+
     try:
         sb = _start(args.scenario, state_dir)
     except (ScenarioError, SandboxError) as exc:
@@ -88,7 +94,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------- up / serve
 class _Control(BaseHTTPRequestHandler):
-    sandbox: Sandbox
+    sandbox: Any  # runtime.Sandbox
 
     def log_message(self, fmt: str, *args: Any) -> None:  # quiet
         pass
@@ -112,6 +118,8 @@ class _Control(BaseHTTPRequestHandler):
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """The background process behind `up` (not for direct use)."""
+    from .runtime import SandboxError
+
     try:
         sb = _start(args.scenario, args.state)
     except (ScenarioError, SandboxError) as exc:
@@ -124,7 +132,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     _write_json(os.path.join(args.state, INFO), _info(sb, os.getpid(), f"http://127.0.0.1:{control.server_address[1]}"))
-    while not stop.wait(1.0):
+    while not stop.wait(0.5):
         sb.write_audit()
     sb.write_audit()
     control.shutdown()

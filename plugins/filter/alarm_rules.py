@@ -11,6 +11,7 @@ from ansible_collections.logstack.elk.plugins.module_utils.alarm_rules import (
     alarm_definitions,
     alarm_problems,
     builtin_alarms,
+    builtin_group_alarms,
 )
 
 
@@ -28,6 +29,13 @@ def _builtin(load_balancers, prefix):
         raise AnsibleFilterError(str(exc))
 
 
+def _builtin_group(groups, prefix):
+    try:
+        return builtin_group_alarms(groups, prefix)
+    except AlarmRuleError as exc:
+        raise AnsibleFilterError(str(exc))
+
+
 def _email_subscriptions(addresses):
     """["a@example.com"] -> [{"protocol": "email", "endpoint": "a@example.com"}] for sns_topic."""
     return [{"protocol": "email", "endpoint": str(address)} for address in addresses or []]
@@ -39,5 +47,6 @@ class FilterModule:
             "alarm_problems": alarm_problems,
             "alarm_definitions": _definitions,
             "builtin_alarms": _builtin,
+            "builtin_group_alarms": _builtin_group,
             "email_subscriptions": _email_subscriptions,
         }

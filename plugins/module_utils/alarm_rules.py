@@ -171,6 +171,39 @@ def alarm_definitions(alarms, alarm_actions=None, ok_actions=None):
     return result
 
 
+def builtin_group_alarms(groups, prefix):
+    """An alarm per Auto Scaling Group whose in-service instances fall below its minimum.
+
+    ``groups`` is a list of ``{"name": <group name>, "role": <elastalert|...>}`` with optional
+    ``min_in_service`` (default 1) and ``evaluation_periods`` (minutes, default 10: longer than a
+    replacement takes to boot). It needs the group's metrics collection on (the
+    elastalert_environment role turns it on): a self-healing group that cannot heal (AMI gone,
+    no capacity, broken launch template) otherwise goes unnoticed.
+    """
+    alarms = []
+    for group in groups or []:
+        if not isinstance(group, dict) or not group.get("name"):
+            raise AlarmRuleError("Each Auto Scaling Group needs a name, got %r." % (group,))
+        role = group.get("role") or group["name"]
+        alarms.append({
+            "name": "%s-%s-in-service" % (prefix, role),
+            "namespace": "AWS/AutoScaling",
+            "metric_name": "GroupInServiceInstances",
+            # A gauge: Minimum over the period is "was it ever short of instances".
+            "statistic": "Minimum",
+            "comparison": "LessThanThreshold",
+            "threshold": int(group.get("min_in_service", 1)),
+            "period": 60,
+            "evaluation_periods": int(group.get("evaluation_periods", 10)),
+            "dimensions": {"AutoScalingGroupName": group["name"]},
+            # Metrics stop when the group has nothing to report: that is breaching here.
+            "treat_missing_data": "breaching",
+            "description": "The Auto Scaling Group %s has had fewer than %s instance(s) in service for %s minutes."
+                           % (group["name"], int(group.get("min_in_service", 1)), int(group.get("evaluation_periods", 10))),
+        })
+    return alarms
+
+
 def builtin_alarms(load_balancers, prefix):
     """The built-in alarms for each Classic Load Balancer in ``load_balancers``.
 

@@ -749,7 +749,11 @@ def reindex_all(reindexer, check_mode=False):
                 out["changed"] = True
                 continue
             result = reindexer.run(name)
-        except ReindexError as exc:
+        except (ReindexError, EsError) as exc:
+            # An EsError here is a request that failed between two steps: the state stays in the
+            # cluster and the next run resumes from it.
+            exc.index = getattr(exc, "index", None)
+            exc.failures = getattr(exc, "failures", [])
             out["failure"] = {"index": exc.index or name, "msg": exc.message, "failures": exc.failures}
             out["changed"] = not check_mode  # a rollback or an earlier step changed the cluster
             out["results"].append({"index": name, "mode": reindexer.opt.mode, "status": "failed",

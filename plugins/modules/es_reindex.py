@@ -31,7 +31,7 @@ description:
     C(_meta.logstack_reindex) record in the copy's mapping), so a run interrupted at any step is
     finished or rolled back by the next run.
 author:
-  - logstack.elk maintainers
+  - logstack.elk maintainers (@logstack)
 extends_documentation_fragment:
   - logstack.elk.es
 attributes:
@@ -92,7 +92,7 @@ options:
   probe_seconds:
     description:
       - Length of the window during which an index must receive no writes to be reindexed. C(0)
-        disables the probe (not advised: the write block then bounces late writers).
+        disables the probe (not advised, the write block then bounces late writers).
     type: float
     default: 10
   slices:
@@ -137,8 +137,10 @@ notes:
   - An index that was write-blocked before the run keeps its write block.
 seealso:
   - name: Reindex API
+    description: The copy each index goes through, and its task.
     link: https://www.elastic.co/guide/en/elasticsearch/reference/current/docs-reindex.html
   - name: Simulate index API
+    description: Where the destination's mappings and settings come from.
     link: https://www.elastic.co/guide/en/elasticsearch/reference/current/indices-simulate-index.html
 """
 

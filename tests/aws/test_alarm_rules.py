@@ -6,6 +6,7 @@ from ansible_collections.logstack.elk.plugins.module_utils.alarm_rules import (
     alarm_definitions,
     alarm_problems,
     builtin_alarms,
+    builtin_group_alarms,
     is_count_metric,
 )
 
@@ -113,3 +114,15 @@ def test_builtin_alarms_use_maximum_for_unhealthy_hosts_and_sum_for_backend_conn
 def test_load_balancer_without_name_is_refused():
     with pytest.raises(AlarmRuleError, match="needs a name"):
         builtin_alarms([{"role": "logstash"}], "p")
+
+
+def test_group_alarm_fires_when_in_service_instances_stay_below_the_minimum():
+    [alarm] = builtin_group_alarms([{"name": "logstack-ci-elastalert", "role": "elastalert"}], "logstack-ci")
+    assert alarm["name"] == "logstack-ci-elastalert-in-service"
+    assert (alarm["namespace"], alarm["metric_name"], alarm["statistic"]) == (
+        "AWS/AutoScaling", "GroupInServiceInstances", "Minimum")
+    assert (alarm["comparison"], alarm["threshold"], alarm["evaluation_periods"]) == ("LessThanThreshold", 1, 10)
+    assert alarm["dimensions"] == {"AutoScalingGroupName": "logstack-ci-elastalert"}
+    # No metrics from the group at all is as bad as zero instances.
+    assert alarm["treat_missing_data"] == "breaching"
+    assert alarm_problems([alarm]) == []

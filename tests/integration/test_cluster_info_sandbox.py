@@ -55,7 +55,7 @@ def sandbox_up(tmp_path):
                        capture_output=True, timeout=60)
 
 
-def _until(read, done, timeout=60):
+def _until(read, done, timeout=120):
     """read() until done(value), tolerating the 503s of a cluster electing a master."""
     deadline = time.monotonic() + timeout
     value = None

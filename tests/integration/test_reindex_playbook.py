@@ -3,7 +3,6 @@ taking ES_URL from the environment), against osmem-server (no _tasks API) and th
 Elasticsearch API (with _tasks), including real SIGKILLs of the run at chosen requests.
 """
 import http.server
-import json
 import os
 import signal
 import subprocess

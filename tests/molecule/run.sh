@@ -45,9 +45,13 @@ osmem=$("$ROOT/.venv/bin/python" -c 'import osmem_server; print(osmem_server.res
 cmp -s "$osmem" "$cache/osmem-server" || cp "$osmem" "$cache/osmem-server"
 
 export LOGSTACK_MOLECULE_CACHE="$cache" LOGSTACK_ELASTALERT_IMAGE="$tag"
+# The inner dockerd's /var/lib/docker: fresh for every run, removed afterwards.
+export LOGSTACK_MOLECULE_DOCKER_VOLUME="logstack-molecule-docker-$$"
+trap 'docker volume rm -f "$LOGSTACK_MOLECULE_DOCKER_VOLUME" >/dev/null 2>&1 || true' EXIT
 export ANSIBLE_COLLECTIONS_PATH="$ROOT/.collections:${HOME}/.ansible/collections:/usr/share/ansible/collections"
 export PATH="$ROOT/.venv/bin:$PATH"
 for scenario in ${LOGSTACK_MOLECULE_SCENARIOS:-default}; do
   echo "molecule: scenario $scenario"
   molecule test -s "$scenario"
+  docker volume rm -f "$LOGSTACK_MOLECULE_DOCKER_VOLUME" >/dev/null 2>&1 || true
 done
