@@ -92,6 +92,137 @@ def filter_decision(cluster: "Cluster", copy: "Copy", node: "Node") -> Tuple[str
     return YES, "node passes include/exclude/require filters"
 
 
+# ------------------------------------------------------------------- disk
+WATERMARKS = {"low": "85%", "high": "90%", "flood_stage": "95%"}  # Elasticsearch's defaults
+WATERMARK_KEY = "cluster.routing.allocation.disk.watermark."
+
+
+def parse_watermark(value: Any) -> Tuple[str, float]:
+    """("ratio", used fraction) for "90%" / "0.9", ("bytes", minimum free bytes) for "10gb";
+    ValueError with Elasticsearch's wording otherwise."""
+    raw = str(value).strip().lower()
+    try:
+        if raw.endswith("%"):
+            pct = float(raw[:-1])
+            if 0 <= pct <= 100:
+                return "ratio", pct / 100
+        elif raw and raw.replace(".", "", 1).isdigit():
+            ratio = float(raw)
+            if 0 <= ratio <= 1:
+                return "ratio", ratio
+        else:
+            units = {"pb": 1024 ** 5, "tb": 1024 ** 4, "gb": 1024 ** 3, "mb": 1024 ** 2, "kb": 1024, "b": 1}
+            for suffix, mult in units.items():
+                if raw.endswith(suffix) and raw[: -len(suffix)].strip().replace(".", "", 1).isdigit():
+                    return "bytes", float(raw[: -len(suffix)]) * mult
+    except ValueError:
+        pass
+    raise ValueError(f"failed to parse value [{value}] as a watermark (a percentage, a ratio or a byte size)")
+
+
+def watermark(cluster: "Cluster", level: str) -> Tuple[str, float, str]:
+    """(kind, value, text as set) of the low/high/flood_stage watermark in force."""
+    raw = cluster.setting(WATERMARK_KEY + level, WATERMARKS[level])
+    try:
+        kind, val = parse_watermark(raw)
+    except ValueError:
+        raw = WATERMARKS[level]
+        kind, val = parse_watermark(raw)
+    return kind, val, str(raw)
+
+
+def min_free_bytes(cluster: "Cluster", level: str, total: float) -> float:
+    kind, val, _ = watermark(cluster, level)
+    return total * (1 - val) if kind == "ratio" else val
+
+
+def byte_size(n: float) -> str:
+    """Elasticsearch's ByteSizeValue text: the largest unit, one decimal at most ("1.5gb", "512mb")."""
+    for suffix, div in (("pb", 1024 ** 5), ("tb", 1024 ** 4), ("gb", 1024 ** 3), ("mb", 1024 ** 2), ("kb", 1024)):
+        if abs(n) >= div:
+            v = n / div
+            return f"{v:.1f}".rstrip("0").rstrip(".") + suffix
+    return f"{int(n)}b"
+
+
+def _pct(x: float) -> str:
+    return f"{x:.1f}".rstrip("0").rstrip(".") + "%"
+
+
+def disk_enabled(cluster: "Cluster") -> bool:
+    return str(cluster.setting("cluster.routing.allocation.disk.threshold_enabled", "true")).lower() != "false"
+
+
+def _disk_map(cluster: "Cluster") -> Dict[str, Tuple[float, float]]:
+    """node id -> (bytes expected on it once its recoveries finish, bytes of copies moving away);
+    cached per engine tick and cluster-state version."""
+    key = (cluster.version, cluster._last_tick, len(cluster.state.indices))
+    cached = getattr(cluster, "_disk_cache", None)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    out: Dict[str, List[float]] = {}
+    for c in cluster.all_copies():
+        size = float(cluster.shard_size(c.index, c.shard))
+        if c.node_id and c.state != "UNASSIGNED":
+            out.setdefault(c.node_id, [0.0, 0.0])[0] += size
+            if c.state == "RELOCATING":
+                out[c.node_id][1] += size
+        if c.relocating_node_id:
+            out.setdefault(c.relocating_node_id, [0.0, 0.0])[0] += size
+    result = {k: (v[0], v[1]) for k, v in out.items()}
+    cluster._disk_cache = (key, result)
+    return result
+
+
+def disk_decision(cluster: "Cluster", copy: "Copy", node: "Node") -> Tuple[str, str]:
+    """The disk_threshold decider's canAllocate (Elasticsearch 8 texts): above the low
+    watermark no replica or previously allocated primary; above the high watermark
+    nothing; nothing that would take the node above the high watermark."""
+    if not disk_enabled(cluster):
+        return YES, "the disk threshold decider is disabled"
+    total = float(node.disk_bytes)
+    used = _disk_map(cluster).get(node.id, (0.0, 0.0))[0]
+    free = total - used
+    used_pct = 100.0 * used / total
+    size = float(cluster.shard_size(copy.index, copy.shard))
+    _, _, low_raw = watermark(cluster, "low")
+    _, _, high_raw = watermark(cluster, "high")
+    low_free, high_free = min_free_bytes(cluster, "low", total), min_free_bytes(cluster, "high", total)
+    if free < low_free:
+        if not copy.primary or copy.ever_started:
+            return NO, (f"the node is above the low watermark cluster setting [{WATERMARK_KEY}low={low_raw}], "
+                        f"having less than the minimum required [{byte_size(low_free)}] free space, actual free: "
+                        f"[{byte_size(free)}], actual used: [{_pct(used_pct)}]")
+        if free < high_free:
+            return NO, (f"the node is above the high watermark cluster setting [{WATERMARK_KEY}high={high_raw}], "
+                        f"having less than the minimum required [{byte_size(high_free)}] free space, actual free: "
+                        f"[{byte_size(free)}], actual used: [{_pct(used_pct)}]")
+    after = free - size
+    if after < high_free:
+        return NO, (f"allocating the shard to this node will bring the node above the high watermark cluster setting "
+                    f"[{WATERMARK_KEY}high={high_raw}] and cause it to have less than the minimum required "
+                    f"[{byte_size(high_free)}] of free space (free: [{byte_size(free)}], estimated shard size: "
+                    f"[{byte_size(size)}])")
+    return YES, (f"enough disk for shard on node, free: [{byte_size(free)}], used: [{_pct(used_pct)}], shard size: "
+                 f"[{byte_size(size)}], free after allocating shard: [{byte_size(after)}]")
+
+
+def disk_can_remain(cluster: "Cluster", copy: "Copy", node: "Node") -> Tuple[str, str]:
+    if not disk_enabled(cluster):
+        return YES, "the disk threshold decider is disabled"
+    total = float(node.disk_bytes)
+    expected, leaving = _disk_map(cluster).get(node.id, (0.0, 0.0))
+    free = total - (expected - leaving)  # copies already moving away no longer count, as in ES
+    high_free = min_free_bytes(cluster, "high", total)
+    if free < high_free:
+        _, _, high_raw = watermark(cluster, "high")
+        return NO, (f"the shard cannot remain on this node because it is above the high watermark cluster setting "
+                    f"[{WATERMARK_KEY}high={high_raw}] and there is less than the required [{byte_size(high_free)}] "
+                    f"free space on node, actual free: [{byte_size(free)}], actual used: "
+                    f"[{_pct(100.0 * (total - free) / total)}]")
+    return YES, f"there is enough disk on this node for the shard to remain, free: [{byte_size(free)}]"
+
+
 # --------------------------------------------------------------- deciders
 def _copy_on(cluster: "Cluster", copy: "Copy", node: "Node") -> Optional["Copy"]:
     for other in cluster.shards[copy.index][copy.shard]:
@@ -183,6 +314,9 @@ def deciders(cluster: "Cluster", copy: "Copy", node: "Node", moving: bool = Fals
     # filter
     decision, text = filter_decision(cluster, copy, node)
     add("filter", decision, text)
+    # disk_threshold (a copy already on this node, i.e. a move onto itself, is for same_shard to refuse)
+    decision, text = disk_decision(cluster, copy, node)
+    add("disk_threshold", decision, text)
     # node_shutdown
     sd = cluster.shutdowns.get(node.id)
     if sd and sd["type"] in ("remove", "replace"):
@@ -221,6 +355,8 @@ def can_remain(cluster: "Cluster", copy: "Copy", node: "Node") -> List[Dict[str,
     out = []
     decision, text = filter_decision(cluster, copy, node)
     out.append({"decider": "filter", "decision": decision, "explanation": text})
+    decision, text = disk_can_remain(cluster, copy, node)
+    out.append({"decider": "disk_threshold", "decision": decision, "explanation": text})
     sd = cluster.shutdowns.get(node.id)
     if sd and sd["type"] in ("remove", "replace"):
         out.append({"decider": "node_shutdown", "decision": NO,

@@ -18,6 +18,11 @@ Definitions:
   nodes outdated at start needs under the scenario's figures:
   sum over those nodes of (boot_to_join_seconds + bytes of the shard copies on
   the node at start / recovery_bytes_per_second).
+* ``mutating_requests``: requests that ask to change the cluster, its settings, indices
+  or documents: method PUT/POST/DELETE/PATCH, except the APIs in ``READ_ONLY_APIS``
+  (searches, counts, allocation explain, refresh/flush, ...), whatever the answer (an
+  attempt is already a bug in check mode), and requests to paths no API knows. Check mode
+  must leave it unchanged; ``mutations`` lists the last ones as "METHOD path -> status".
 """
 from __future__ import annotations
 
@@ -26,6 +31,17 @@ import os
 from typing import Any, Dict, Optional
 
 from . import allocation
+
+MUTATING_METHODS = {"PUT", "POST", "DELETE", "PATCH"}
+# APIs Elasticsearch lets clients send with POST (or DELETE) that change nothing a user
+# could see: reads with a body, explain, and refresh/flush (visibility and durability only).
+READ_ONLY_APIS = {
+    "search", "count", "msearch", "search_template", "msearch_template", "render_search_template", "scroll",
+    "clear_scroll", "open_point_in_time", "close_point_in_time", "field_caps", "explain", "mget", "termvectors",
+    "mtermvectors", "indices.validate_query", "indices.analyze", "indices.simulate_index_template",
+    "indices.simulate_template", "cluster.allocation_explain", "indices.refresh", "indices.flush",
+}
+MUTATIONS_KEPT = 100
 
 
 class Audit:
@@ -46,6 +62,9 @@ class Audit:
         self.outdated_at_start = 0
         self.state_dir: Optional[str] = None
         self._events_written = 0
+        self.mutating_requests = 0
+        self.mutations: list = []  # the last MUTATIONS_KEPT, "METHOD path -> status"
+        self._requests_seen = 0  # state.request_count already classified
 
     def begin(self) -> None:
         """Called when the cluster has formed and the roll-to version exists."""
@@ -65,6 +84,25 @@ class Audit:
         self.lower_bound = lb
         self.min_master_eligible = sum(1 for n in c.nodes.values() if n.master_eligible)
         self.outdated_at_start = outdated
+        self._requests_seen = self.state.request_count  # requests before formation are the sandbox's own set-up
+
+    def _classify_requests(self) -> None:
+        """Classify the requests logged since the last call (the server logs each with the count)."""
+        if self.started is None:
+            return
+        with self.state.lock:  # the tick thread and audit readers both call this
+            new = self.state.request_count - self._requests_seen
+            if new <= 0:
+                return
+            log = self.state.request_log
+            entries = list(log[-new:]) if new <= len(log) else list(log)
+            self._requests_seen = self.state.request_count
+            for method, path, status in entries:
+                if method not in MUTATING_METHODS or _api_of(method, path) in READ_ONLY_APIS:
+                    continue
+                self.mutating_requests += 1
+                self.mutations.append(f"{method} {path} -> {status}")
+            del self.mutations[:-MUTATIONS_KEPT]
 
     def _outdated(self, node: Any) -> bool:
         world = self.cluster.world
@@ -100,6 +138,7 @@ class Audit:
         masters = sum(1 for n in c.nodes.values() if n.master_eligible)
         self.min_master_eligible = masters if self.min_master_eligible is None else min(self.min_master_eligible, masters)
         self.max_nodes_out = max(self.max_nodes_out, c.initial_expected_nodes - len(c.nodes))
+        self._classify_requests()
         self._flush_events()
 
     def _flush_events(self) -> None:
@@ -117,6 +156,7 @@ class Audit:
         self._events_written = len(events)
 
     def report(self) -> Dict[str, Any]:
+        self._classify_requests()
         c = self.cluster
         now = self.state.now()
         docs_now = sum(m.doc_count() for m in self.state.indices.values())
@@ -153,6 +193,8 @@ class Audit:
             "unknown_requests": len(self.state.unknown_requests),
             "internal_errors": len(getattr(self.state, "internal_errors", [])),  # handler bugs answered 500
             "request_count": self.state.request_count,
+            "mutating_requests": self.mutating_requests,
+            "mutations": list(self.mutations),
             "shard_bytes_moved": int(c.shard_bytes_moved),
             "writer_docs_indexed": c.writer_docs_indexed,
             "writer_docs_rejected": c.writer_docs_rejected,
@@ -160,3 +202,14 @@ class Audit:
             "lower_bound_seconds": round(self.lower_bound, 2),
             "engine_errors": len(c.tick_errors),
         }
+
+
+def _api_of(method: str, path: str) -> Optional[str]:
+    """The REST spec API a logged request went to (None when no API takes it)."""
+    import urllib.parse
+
+    from .es_api.spec import router
+
+    segs = [urllib.parse.unquote(x) for x in path.split("/") if x]
+    route, _, _ = router().resolve(method, segs)
+    return route.api if route is not None else None

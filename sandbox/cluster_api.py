@@ -391,6 +391,13 @@ def _validate_setting(scope: str, key: str, value: Any) -> None:
         if str(value).lower() not in allowed:
             raise ESError(400, "illegal_argument_exception",
                           f"Illegal {'allocation' if 'allocation' in key else 'rebalance'}.enable value [{value}]")
+    if key.startswith(allocation.WATERMARK_KEY) and key[len(allocation.WATERMARK_KEY):] in allocation.WATERMARKS:
+        try:
+            allocation.parse_watermark(value)
+        except ValueError:
+            raise ESError(400, "illegal_argument_exception",
+                          f"failed to parse setting [{key}] with value [{value}] as a size in bytes: "
+                          "unit is missing or unrecognized") from None
     if key.endswith("node_concurrent_recoveries") or key.endswith("_incoming_recoveries") or \
             key.endswith("_outgoing_recoveries"):
         try:
@@ -451,6 +458,8 @@ DEFAULT_SETTINGS = {
     "cluster.max_voting_config_exclusions": "10",
     "cluster.auto_shrink_voting_configuration": "true",
     "indices.recovery.max_bytes_per_sec": "40mb",
+    "cluster.routing.allocation.disk.threshold_enabled": "true",
+    **{allocation.WATERMARK_KEY + level: value for level, value in allocation.WATERMARKS.items()},
 }
 
 
@@ -747,27 +756,42 @@ def nodes_info(state: SandboxState, req: Request) -> Response:
                           "cluster_name": c.scenario.cluster_name, "nodes": out})
 
 
+NODE_STATS_METRICS = ("indices", "os", "jvm", "fs")  # the ones served; others are answered empty
+
+
 def nodes_stats(state: SandboxState, req: Request) -> Response:
     c = _engine(state)
     nodes = resolve_nodes(c, req.parts.get("node_id"))
+    metric = req.parts.get("metric")
+    wanted = None if metric in (None, "_all") else set(metric.split(",")) - {"_none"}
     out: Dict[str, Any] = {}
     for n in nodes:
-        docs = size = 0
+        docs = 0
         for cp in c.all_copies():
             if cp.node_id == n.id and cp.state in ("STARTED", "RELOCATING"):
                 meta = state.indices.get(cp.index)
                 if meta:
                     docs += meta.doc_count(cp.shard)
-                    size += c.shard_size(cp.index, cp.shard)
-        total = 500 * 1024 ** 3
-        out[n.id] = {"timestamp": int(time.time() * 1000), "name": n.name, "transport_address": n.transport_address,
-                     "host": n.host, "ip": [f"{n.ip}:9300", "NONE"], "roles": list(n.roles),
-                     "attributes": dict(n.attributes),
-                     "indices": {"docs": {"count": docs, "deleted": 0}, "store": {"size_in_bytes": size}},
-                     "os": {"cpu": {"percent": 5}, "mem": {"used_percent": 60}},
-                     "jvm": {"mem": {"heap_used_percent": 40, "heap_max_in_bytes": 4294967296}},
-                     "fs": {"total": {"total_in_bytes": total, "free_in_bytes": total - size,
-                                      "available_in_bytes": total - size}}}
+        used = c.disk_used(n.id)  # what is on the disk now, a recovery in progress partly
+        free = max(0, n.disk_bytes - used)
+        entry: Dict[str, Any] = {"timestamp": int(time.time() * 1000), "name": n.name,
+                                 "transport_address": n.transport_address, "host": n.host,
+                                 "ip": [f"{n.ip}:9300", "NONE"], "roles": list(n.roles),
+                                 "attributes": dict(n.attributes)}
+        metrics = {
+            "indices": {"docs": {"count": docs, "deleted": 0}, "store": {"size_in_bytes": used}},
+            "os": {"cpu": {"percent": 5}, "mem": {"used_percent": 60}},
+            "jvm": {"mem": {"heap_used_percent": 40, "heap_max_in_bytes": 4294967296}},
+            "fs": {"timestamp": entry["timestamp"],
+                   "total": {"total_in_bytes": n.disk_bytes, "free_in_bytes": free, "available_in_bytes": free},
+                   "data": [{"path": "/var/lib/elasticsearch", "mount": "/var/lib/elasticsearch (/dev/nvme1n1)",
+                             "type": "xfs", "total_in_bytes": n.disk_bytes, "free_in_bytes": free,
+                             "available_in_bytes": free}]},
+        }
+        for k, v in metrics.items():
+            if wanted is None or k in wanted:
+                entry[k] = v
+        out[n.id] = entry
     return Response(200, {"_nodes": {"total": len(out), "successful": len(out), "failed": 0},
                           "cluster_name": c.scenario.cluster_name, "nodes": out})
 
@@ -909,12 +933,12 @@ def cat_allocation(state: SandboxState, req: Request) -> Response:
     c = _need_master(state, req)
     unit = req.params.get("bytes")
     rows = []
-    total = 500 * 1024 ** 3
     for n in resolve_nodes(c, req.parts.get("node_id")):
         if not n.is_data:
             continue
+        total = n.disk_bytes
         held = [cp for cp in c.all_copies() if cp.node_id == n.id]
-        used = sum(c.shard_size(cp.index, cp.shard) for cp in held)
+        used = c.disk_used(n.id)
         rows.append({"shards": len(held), "disk.indices": _fmt_bytes(used, unit), "disk.used": _fmt_bytes(used, unit),
                      "disk.avail": _fmt_bytes(total - used, unit), "disk.total": _fmt_bytes(total, unit),
                      "disk.percent": int(100 * used / total), "host": n.host, "ip": n.ip, "node": n.name,

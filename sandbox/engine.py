@@ -52,6 +52,7 @@ class Node:
     joined_at: float
     ephemeral_id: str = field(default_factory=new_uuid)
     attributes: Dict[str, str] = field(default_factory=dict)
+    disk_bytes: int = 500 * 1024 ** 3  # the data disk (fs.total); the group's disk_bytes
 
     @property
     def vt(self) -> Tuple[int, ...]:
@@ -134,6 +135,7 @@ class Cluster:
         self.initial_expected_nodes = sum(g.size for g in scenario.groups)
         self.new_per_group: Dict[str, int] = {g.name: 0 for g in scenario.groups}
         self.group_roles = {g.name: g.roles for g in scenario.groups}
+        self.group_disk = {g.name: g.disk_bytes for g in scenario.groups}
         self.shard_bytes_moved = 0.0
         self.writer_index: Optional[str] = None
         self.writer_next_at: Optional[float] = None
@@ -146,6 +148,7 @@ class Cluster:
         self._thread: Optional[threading.Thread] = None
         self._stop = threading.Event()
         self.tick_errors: List[str] = []
+        self._disk_cache: Any = None  # allocation._disk_map's per-tick cache
 
     # ------------------------------------------------------------------ events
     def log(self, kind: str, message: str, **extra: Any) -> None:
@@ -290,7 +293,8 @@ class Cluster:
                     group=rec.group, joined_at=now,
                     attributes={"aws_instance_id": rec.id,
                                 "aws_availability_zone": str(getattr(getattr(inst, "placement", None), "zone", "") or ""),
-                                "xpack.installed": "true"})
+                                "xpack.installed": "true"},
+                    disk_bytes=self.group_disk[rec.group])
         self.nodes[nid] = node
         self.departed.pop(nid, None)
         rec.joined = True
@@ -481,6 +485,21 @@ class Cluster:
         if meta is None or shard >= len(meta.size_bytes):
             return 0
         return int(meta.size_bytes[shard])
+
+    def disk_used(self, nid: str, expected: bool = False) -> int:
+        """Bytes of shard data on node ``nid``: what is on its disk now (a recovery in
+        progress counts what it has copied), or with ``expected`` what will be there once
+        its recoveries finish (incoming copies at full size), as the disk decider counts."""
+        used = 0.0
+        for c in self.all_copies():
+            size = self.shard_size(c.index, c.shard)
+            if c.node_id == nid and c.state in ("STARTED", "RELOCATING"):
+                used += size
+            elif c.node_id == nid and c.state == "INITIALIZING":
+                used += size if expected else max(0.0, size - c.recovery_left)
+            elif c.relocating_node_id == nid:
+                used += size if expected else max(0.0, size - c.recovery_left)
+        return int(used)
 
     def status(self) -> str:
         status = "green"

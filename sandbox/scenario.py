@@ -36,6 +36,7 @@ class Group:
     size: int
     ami: str
     instance_type: str = "m6i.large"
+    disk_bytes: int = 500 * 1024 ** 3  # each node's data disk (fs.total); large unless a scenario is about disk
 
 
 @dataclass
@@ -171,7 +172,7 @@ def parse(data: Any, path: Optional[str] = None) -> Scenario:
     for i, g in enumerate(groups_raw):
         where = f"groups[{i}]"
         g = _mapping(g, where)
-        _check_keys(g, {"name", "role", "roles", "size", "ami", "instance_type"}, where)
+        _check_keys(g, {"name", "role", "roles", "size", "ami", "instance_type", "disk_bytes"}, where)
         name = g.get("name")
         if not name or not isinstance(name, str):
             raise ScenarioError(f"{where} needs a 'name'")
@@ -187,8 +188,11 @@ def parse(data: Any, path: Optional[str] = None) -> Scenario:
         ami = g.get("ami")
         if ami not in amis:
             raise ScenarioError(f"{where}.ami {ami!r} is not one of the amis ({', '.join(amis)})")
+        disk = parse_size(g.get("disk_bytes", Group.disk_bytes), f"{where}.disk_bytes")
+        if disk <= 0:
+            raise ScenarioError(f"{where}.disk_bytes must be a positive size such as 20GB, not {g['disk_bytes']!r}")
         groups.append(Group(name=name, roles=sorted(roles), size=_int(g, "size", where, minimum=1), ami=ami,
-                            instance_type=str(g.get("instance_type", "m6i.large"))))
+                            instance_type=str(g.get("instance_type", "m6i.large")), disk_bytes=disk))
     names = [g.name for g in groups]
     if len(set(names)) != len(names):
         raise ScenarioError("groups must have distinct names")

@@ -162,7 +162,12 @@ def main():
     added, updated, removed, unchanged = rule_tokens.plan(rendered, dest)
     result = dict(changed=bool(added or updated or removed), rules=sorted(rendered),
                   added=added, updated=updated, removed=removed)
-    checkable = p["schema_check"] and not (module.check_mode and not os.path.exists(p["config"]))
+    checkable = p["schema_check"]
+    if checkable and module.check_mode:
+        # A first run in check mode has neither config nor image yet: check what can be checked.
+        docker = module.get_bin_path("docker")
+        checkable = bool(docker) and os.path.exists(p["config"]) and \
+            module.run_command([docker, "image", "inspect", p["image"]])[0] == 0
     if not (checkable or result["changed"]):
         module.exit_json(**result)
     parent = os.path.dirname(dest.rstrip("/")) or "/"

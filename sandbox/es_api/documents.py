@@ -64,6 +64,45 @@ def parse_time(value: Any, default: float) -> float:
     return n * {"nanos": 1e-9, "micros": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
 
 
+def _obj(value: Any, field: str, ctx: str) -> Dict[str, Any]:
+    """A body field that must be a JSON object (absent: {}); ES's parser error otherwise."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ESError(400, "x_content_parse_exception", "[1:2] [%s] failed to parse field [%s]" % (ctx, field))
+    return value
+
+
+def _int_field(value: Any, field: str, ctx: str) -> int:
+    """A body field that must be an integer (a numeric string is accepted, as ES coerces it)."""
+    if isinstance(value, bool) or not isinstance(value, (int, str, float)):
+        raise ESError(400, "x_content_parse_exception", "[1:2] [%s] failed to parse field [%s]" % (ctx, field))
+    try:
+        return int(value)
+    except ValueError:
+        raise ESError(400, "x_content_parse_exception", "[1:2] [%s] failed to parse field [%s]" % (ctx, field),
+                      caused_by={"type": "number_format_exception", "reason": "For input string: \"%s\"" % value})
+
+
+def _num_param(params: Dict[str, str], name: str, default: Any, kind: type = int) -> Any:
+    """A numeric query parameter, refused as RestRequest.paramAsInt/paramAsFloat refuse it."""
+    if name not in params:
+        return default
+    try:
+        return kind(params[name])
+    except ValueError:
+        raise illegal_argument("Failed to parse %s parameter [%s] with value [%s]"
+                               % ("int" if kind is int else "float", name, params[name]))
+
+
+def _setting_int(flat: Dict[str, Optional[str]], key: str, default: str) -> int:
+    value = flat.get(key) or default
+    try:
+        return int(value)
+    except ValueError:
+        raise illegal_argument("Failed to parse value [%s] for setting [%s]" % (value, key))
+
+
 def _bool(params: Dict[str, str], name: str, default: bool = False) -> bool:
     if name not in params:
         return default
@@ -353,8 +392,8 @@ class DocumentStore:
             maps = mp.merge_mappings(maps, mappings)
         als.update(copy.deepcopy(aliases or {}))
         flat = {k: v for k, v in flat.items() if v is not None}
-        shards = int(flat.get("index.number_of_shards", "1"))
-        replicas = int(flat.get("index.number_of_replicas", "1"))
+        shards = _setting_int(flat, "index.number_of_shards", "1")
+        replicas = _setting_int(flat, "index.number_of_replicas", "1")
         if shards < 1:
             raise illegal_argument("Failed to parse value [%d] for setting [index.number_of_shards] must be >= 1"
                                    % shards)
@@ -393,6 +432,10 @@ class DocumentStore:
             eng.on_index_deleted(name)
 
     def update_settings(self, meta: IndexMeta, flat: Dict[str, Optional[str]]) -> None:
+        if flat.get("index.number_of_replicas") is not None:
+            _setting_int(flat, "index.number_of_replicas", "1")  # refuse before changing anything
+        if flat.get("index.refresh_interval") is not None:
+            parse_time(flat["index.refresh_interval"], 1.0)
         bad = sorted(k for k in flat if k in _NON_DYNAMIC)
         if bad:
             raise illegal_argument("Can't update non dynamic settings [[%s]] for open indices [[%s/%s]]"
@@ -607,8 +650,9 @@ class DocumentStore:
     # -- reindex tasks ----------------------------------------------------------------------
 
     def start_reindex(self, body: Dict[str, Any], params: Dict[str, str], store_result: bool) -> ReindexTask:
-        src = body.get("source") or {}
-        dest = body.get("dest") or {}
+        src = _obj(body.get("source"), "source", "reindex")
+        dest = _obj(body.get("dest"), "dest", "reindex")
+        batch_size = _int_field(src.get("size", 1000), "size", "source")
         if "remote" in src:
             raise illegal_argument("reindex from remote is not supported by the sandbox")
         if not src.get("index") or not dest.get("index"):
@@ -640,23 +684,23 @@ class DocumentStore:
                 if not query or "match_all" in query:
                     synthetic += meta.synthetic_docs[s]
         if max_docs is not None:
-            max_docs = int(max_docs)
+            max_docs = _int_field(max_docs, "max_docs", "reindex")
             queue = queue[:max_docs]
             synthetic = max(0, min(synthetic, max_docs - len(queue)))
-        rps = float(params.get("requests_per_second", -1) or -1)
+        rps = _num_param(params, "requests_per_second", -1.0, float) or -1.0
         if rps == 0:
             raise illegal_argument("[requests_per_second] must be greater than 0. Use -1 to disable throttling.")
         slices_p = params.get("slices", "1")
         if slices_p == "auto":
             slices = max(1, min((self.state.indices[n].number_of_shards for n in names), default=1))
         else:
-            slices = int(slices_p)
+            slices = _num_param(params, "slices", 1)
         node, node_name = self._task_node()
         self.next_task += 1
         task = ReindexTask(
             id=self.next_task, node=node, node_name=node_name,
             description="reindex from [%s] to [%s]" % (src_expr, dest_name), dest=dest_name, op_type=op_type,
-            version_type=version_type, conflicts=conflicts, size=int(src.get("size", 1000)),
+            version_type=version_type, conflicts=conflicts, size=batch_size,
             rate=self.reindex_rate if rps <= 0 else min(self.reindex_rate, rps), rps=rps, slices=slices,
             store_result=store_result, queue=queue, synthetic=synthetic, start_wall_ms=int(time.time() * 1000),
             start=self.state.now(), total=len(queue) + synthetic)
@@ -806,6 +850,9 @@ def _create(state: Any, req: Request) -> Response:
     unknown = set(body) - {"settings", "mappings", "aliases"}
     if unknown:
         raise ESError(400, "parse_exception", "unknown key [%s] for create index" % sorted(unknown)[0])
+    for key in ("settings", "mappings", "aliases"):
+        if key in body and not isinstance(body[key], dict):
+            raise ESError(400, "parse_exception", "key [%s] must be an object" % key)
     meta = store.create_index(req.parts["index"], body.get("settings"), body.get("mappings"), body.get("aliases"))
     acked = all(store.primary_active(meta.name, s) for s in range(meta.number_of_shards))
     return Response(200, {"acknowledged": True, "shards_acknowledged": acked, "index": meta.name})
@@ -896,10 +943,26 @@ def _get_mapping(state: Any, req: Request) -> Response:
 def _put_mapping(state: Any, req: Request) -> Response:
     store = _store(state)
     names = store.resolve(req.parts["index"], req.params)
+    _check_properties(req.body or {}, "")
     new = {n: mp.merge_mappings(state.indices[n].mappings, req.body or {}) for n in names}
     for n, m in new.items():
         state.indices[n].mappings = m
     return Response(200, {"acknowledged": True})
+
+
+def _check_properties(mapping: Dict[str, Any], prefix: str) -> None:
+    """Elasticsearch's mapper parser: properties is an object of objects."""
+    props = mapping.get("properties")
+    if props is None:
+        return
+    if not isinstance(props, dict):
+        raise ESError(400, "mapper_parsing_exception", "Expected map for property [properties] on field [%s] but got "
+                      "a class java.lang.String" % (prefix.rstrip(".") or "_doc"))
+    for name, m in props.items():
+        if not isinstance(m, dict):
+            raise ESError(400, "mapper_parsing_exception", "Expected map for property [fields] on field [%s%s] but "
+                          "got a class java.lang.String" % (prefix, name))
+        _check_properties(m, prefix + name + ".")
 
 
 _BLOCKS = {"write": "index.blocks.write", "read_only": "index.blocks.read_only", "read": "index.blocks.read",
@@ -1020,6 +1083,11 @@ def _get_alias(state: Any, req: Request) -> Response:
 def _update_aliases(state: Any, req: Request) -> Response:
     store = _store(state)
     actions = (req.body or {}).get("actions")
+    if actions is not None and not isinstance(actions, list):
+        actions = [actions]  # ES accepts a single action object
+    for action in actions or []:
+        if not isinstance(action, dict) or any(not isinstance(v, dict) for v in action.values()):
+            raise ESError(400, "x_content_parse_exception", "[1:2] [aliases] failed to parse field [actions]")
     if not actions:
         raise ESError(400, "action_request_validation_exception", "Validation Failed: 1: no actions specified;")
     plan = []  # validate everything first: the call is atomic
@@ -1100,6 +1168,15 @@ def _put_template(state: Any, req: Request) -> Response:
                       "Validation Failed: 1: index patterns are missing;")
     if isinstance(body["index_patterns"], str):
         body["index_patterns"] = [body["index_patterns"]]
+    if not all(isinstance(p, str) for p in body["index_patterns"]):
+        raise ESError(400, "x_content_parse_exception", "[1:2] [index_template] failed to parse field "
+                      "[index_patterns]")
+    tpl_body = _obj(body.get("template"), "template", "index_template")
+    for key in ("settings", "mappings", "aliases"):
+        _obj(tpl_body.get(key), key, "template")
+    _check_properties(tpl_body.get("mappings") or {}, "")
+    if body.get("priority") is not None:
+        body["priority"] = _int_field(body["priority"], "priority", "index_template")
     if _bool(req.params, "create") and name in state.templates:
         raise illegal_argument("index template [%s] already exists" % name)
     prio = int(body.get("priority", 0) or 0)
@@ -1175,6 +1252,8 @@ def _data_streams(state: Any, req: Request) -> Response:
 @api("indices.rollover")
 def _rollover(state: Any, req: Request) -> Response:
     store = _store(state)
+    body = req.body or {}
+    conditions = _obj(body.get("conditions"), "conditions", "rollover")  # the body is parsed first, as in ES
     alias = req.parts["alias"]
     old = store.write_target(alias, auto_create=False)
     if alias in state.indices:
@@ -1185,13 +1264,11 @@ def _rollover(state: Any, req: Request) -> Response:
         if not m:
             raise illegal_argument("index name [%s] does not match pattern '^.*-\\d+$'" % old.name)
         new_name = "%s%0*d" % (m.group(1), max(6, len(m.group(2))), int(m.group(2)) + 1)
-    body = req.body or {}
-    conditions = body.get("conditions") or {}
     results = {}
     for cond, val in conditions.items():
         key = "[%s: %s]" % (cond, val)
         if cond == "max_docs":
-            results[key] = old.doc_count() >= int(val)
+            results[key] = old.doc_count() >= _int_field(val, "max_docs", "conditions")
         else:
             results[key] = False
     rolled = not conditions or any(results.values())
@@ -1318,6 +1395,9 @@ def _bulk(state: Any, req: Request) -> Response:
         if kind not in ("index", "create", "update", "delete"):
             raise illegal_argument("Malformed action/metadata line [%d], expected field [create], [delete], "
                                    "[index] or [update] but found [%s]" % (i + 1, kind))
+        if not isinstance(meta, dict):
+            raise illegal_argument("Malformed action/metadata line [%d], expected START_OBJECT but found [%s]"
+                                   % (i + 1, "START_ARRAY" if isinstance(meta, list) else "VALUE_STRING"))
         index = meta.get("_index", default_index)
         doc_id = meta.get("_id")
         doc_id = None if doc_id is None else str(doc_id)
@@ -1482,8 +1562,10 @@ def _search(state: Any, req: Request) -> Response:
     query = body.get("query")
     if req.params.get("q"):
         query = _q_to_query(req.params["q"])
-    size = int(req.params.get("size", body.get("size", 10)))
-    from_ = int(req.params.get("from", body.get("from", 0)))
+    size = _num_param(req.params, "size", None)
+    size = _int_field(body.get("size", 10), "size", "search") if size is None else size
+    from_ = _num_param(req.params, "from", None)
+    from_ = _int_field(body.get("from", 0), "from", "search") if from_ is None else from_
     hits: List[Tuple[IndexMeta, str, Dict[str, Any]]] = []
     total = 0
     by_index: Dict[str, List[Tuple[str, Dict[str, Any]]]] = {}

@@ -69,6 +69,24 @@ def compile_query(query: Optional[Dict[str, Any]], mappings: Dict[str, Any]) -> 
     if not isinstance(query, dict) or len(query) != 1:
         raise ESError(400, "parsing_exception", "[_na] query malformed, must start with start_object")
     (kind, spec), = query.items()
+    if not isinstance(spec, dict):
+        raise ESError(400, "parsing_exception", "[%s] query malformed, no start_object after query name" % kind,
+                      line=1, col=12)
+    if kind in ("term", "match", "match_phrase", "terms", "range"):
+        fields = [k for k in spec if k != "boost"]
+        if len(fields) != 1:
+            raise ESError(400, "parsing_exception", "[%s] query doesn't support multiple fields, found [%s]"
+                          % (kind, ", ".join(fields)) if fields else "[%s] query malformed, no field" % kind,
+                          line=1, col=12)
+        value = spec[fields[0]]
+        if kind == "terms" and not isinstance(value, list):
+            raise ESError(400, "parsing_exception", "[terms] query does not support [%s]" % fields[0], line=1, col=12)
+        if kind == "range" and not isinstance(value, dict):
+            raise ESError(400, "parsing_exception", "[range] query does not support [%s]" % fields[0], line=1, col=12)
+    if kind == "exists" and not isinstance(spec.get("field"), str):
+        raise ESError(400, "parsing_exception", "[exists] must be provided with a [field]", line=1, col=12)
+    if kind == "ids" and not isinstance(spec.get("values", []), list):
+        raise ESError(400, "parsing_exception", "[ids] query does not support [values]", line=1, col=12)
     if kind == "match_all":
         return lambda _id, _src: True
     if kind == "match_none":
@@ -80,7 +98,7 @@ def compile_query(query: Optional[Dict[str, Any]], mappings: Dict[str, Any]) -> 
         field = spec["field"]
         return lambda _id, src: bool(_values(src, field))
     if kind in ("term", "match", "match_phrase"):
-        (field, val), = spec.items()
+        (field, val), = ((k, v) for k, v in spec.items() if k != "boost")
         if isinstance(val, dict):
             val = val.get("value", val.get("query"))
         if kind != "term" and _ftype(mappings, field) == "text":
@@ -91,7 +109,7 @@ def compile_query(query: Optional[Dict[str, Any]], mappings: Dict[str, Any]) -> 
         (field, vals), = ((k, v) for k, v in spec.items() if k != "boost")
         return lambda _id, src: any(_term_match(mappings, field, v, src) for v in vals)
     if kind == "range":
-        (field, bounds), = spec.items()
+        (field, bounds), = ((k, v) for k, v in spec.items() if k != "boost")
         ftype = _ftype(mappings, field)
         ops = {}
         for op in ("gt", "gte", "lt", "lte"):
@@ -115,6 +133,11 @@ def compile_query(query: Optional[Dict[str, Any]], mappings: Dict[str, Any]) -> 
             return False
         return rng
     if kind == "bool":
+        for clause in ("must", "filter", "should", "must_not"):
+            for q in _as_list(spec.get(clause)):
+                if not isinstance(q, dict):
+                    raise ESError(400, "parsing_exception", "[bool] query malformed, no start_object after query "
+                                  "name", line=1, col=12)
         must = [compile_query(q, mappings) for q in _as_list(spec.get("must")) + _as_list(spec.get("filter"))]
         should = [compile_query(q, mappings) for q in _as_list(spec.get("should"))]
         must_not = [compile_query(q, mappings) for q in _as_list(spec.get("must_not"))]
@@ -140,13 +163,24 @@ def _as_list(v: Any) -> List[Any]:
 
 def aggregate(aggs: Dict[str, Any], docs: List[Doc], mappings: Dict[str, Any], index: str) -> Dict[str, Any]:
     out: Dict[str, Any] = {}
+    if not isinstance(aggs, dict):
+        raise ESError(400, "parsing_exception", "Expected [START_OBJECT] under [aggs], but got a [VALUE_STRING]")
     for name, spec in (aggs or {}).items():
+        if not isinstance(spec, dict):
+            raise ESError(400, "parsing_exception", "Expected [START_OBJECT] under [%s], but got a [VALUE_STRING] in "
+                          "[%s]" % (name, name))
         kinds = [k for k in spec if k not in ("aggs", "aggregations", "meta")]
         if len(kinds) != 1:
             raise ESError(400, "parsing_exception", "Expected one aggregation type in [%s]" % name)
         kind = kinds[0]
         body = spec[kind]
+        if not isinstance(body, dict):
+            raise ESError(400, "parsing_exception", "Expected [START_OBJECT] under [%s], but got a [VALUE_STRING] in "
+                          "[%s]" % (kind, name))
         field = body.get("field")
+        if kind in ("terms", "min", "max", "sum", "avg", "value_count", "range") and not isinstance(field, str):
+            raise ESError(400, "illegal_argument_exception",
+                          "Required one of fields [field, script], but none were specified.")
         ftype = _ftype(mappings, field) if field else None
         if ftype == "text" and kind in ("terms", "min", "max", "sum", "avg", "range"):
             raise ESError(400, "illegal_argument_exception",

@@ -460,9 +460,14 @@ class _Handler(BaseHTTPRequestHandler):
                                   "[%d:1] Unexpected token in line %d: %s" % (n, n, e))
             return lines
         try:
-            return json.loads(text)
+            body = json.loads(text)
         except ValueError as e:
             raise ESError(400, "x_content_parse_exception", "[1:1] Failed to parse request body: %s" % e)
+        if not isinstance(body, dict):
+            # Every non-bulk body is an object to Elasticsearch's parsers.
+            raise ESError(400, "x_content_parse_exception", "[1:1] Unexpected token [%s], expected [START_OBJECT]"
+                          % ("START_ARRAY" if isinstance(body, list) else "VALUE_" + type(body).__name__.upper()))
+        return body
 
     def _send(self, state: Any, method: str, resp: Response, payload: bytes, ctype: str) -> None:
         headers = dict(resp.headers)

@@ -143,7 +143,7 @@ class Deployment:
             "vault_elastalert_webhook_url": receiver.url,
         }
 
-    def deploy(self, timeout=600):
+    def deploy(self, *extra_args, timeout=600):
         vars_file = os.path.join(self.workdir, "vars.yml")
         with open(vars_file, "w") as f:
             yaml.safe_dump(self.vars, f)
@@ -151,7 +151,7 @@ class Deployment:
                    ANSIBLE_NOCOLOR="1")
         proc = subprocess.run(
             ["ansible-playbook", "-v", "-i", self.inventory, os.path.join(ROOT, "playbooks", "deploy-elastalert.yml"),
-             "-e", "@" + CI_VARS, "-e", "@" + vars_file],
+             "-e", "@" + CI_VARS, "-e", "@" + vars_file, *extra_args],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
         output = proc.stdout + proc.stderr
         self.outputs.append(output)

@@ -64,5 +64,7 @@ def test_rerun_after_kill_finishes_the_upgrade_with_every_invariant(sb, point, a
     first = playbook(sb, *args, kill_when=point, sig=sig)
     assert first.killed, "the run ended before reaching the point: " + first.output[-2000:]
     assert first.rc != 0
+    if not args:  # one task per step: the output shows the node and the step it waits in
+        assert "TASK [Step drain: wait until it holds no shard | node-" in first.output
     assert_invariants(sb.audit(), complete=False)
     finish_and_check(sb, args)

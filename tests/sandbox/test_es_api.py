@@ -459,7 +459,7 @@ def test_keep_alive_requests_are_not_stalled_by_delayed_acks(sandbox, tmp_path, 
     conn.close()
     times.sort()
     # A delayed ACK holds a split response >= 40 ms on Linux; one write answers in ~1 ms.
-    assert times[len(times) // 2] < 0.02, times
+    assert times[len(times) // 2] < 0.03, times
 
 
 def test_undecodable_request_bodies_are_client_errors_not_server_errors(sandbox):

@@ -528,3 +528,56 @@ def test_alias_actions_on_an_index_the_same_call_removes_fail_as_index_not_found
                                                        {"add": {"index": "logs-1", "alias": "a"}}]})
     assert status == 404 and body["error"]["type"] == "index_not_found_exception"
     assert e("HEAD", "/logs-1")[0] == 200  # nothing applied
+
+
+# A module that sends a malformed request must get Elasticsearch's 400, not a sandbox 500:
+# (method, path, body, error type Elasticsearch answers with).
+MALFORMED = [
+    ("POST", "/a/_search", "x", "x_content_parse_exception"),
+    ("POST", "/_aliases", [1], "x_content_parse_exception"),
+    ("POST", "/_aliases", {"actions": [{"add": "x"}]}, "x_content_parse_exception"),
+    ("POST", "/a/_search", {"query": {"term": {}}}, "parsing_exception"),
+    ("POST", "/a/_count", {"query": {"range": {"x": "y"}}}, "parsing_exception"),
+    ("POST", "/a/_delete_by_query", {"query": {"bool": {"must": "x"}}}, "parsing_exception"),
+    ("POST", "/a/_search", {"query": {"terms": {"x": "y"}}}, "parsing_exception"),
+    ("POST", "/a/_search", {"aggs": {"a": {"terms": {}}}}, "illegal_argument_exception"),
+    ("POST", "/a/_search", {"aggs": {"a": "x"}}, "parsing_exception"),
+    ("POST", "/a/_search", {"size": "x"}, "x_content_parse_exception"),
+    ("GET", "/a/_search?size=x", None, "illegal_argument_exception"),
+    ("POST", "/_reindex", {"source": "x", "dest": {"index": "b"}}, "x_content_parse_exception"),
+    ("POST", "/_reindex", {"source": {"index": "a", "size": "x"}, "dest": {"index": "b"}},
+     "x_content_parse_exception"),
+    ("POST", "/_reindex?requests_per_second=x", {"source": {"index": "a"}, "dest": {"index": "b"}},
+     "illegal_argument_exception"),
+    ("PUT", "/b", {"settings": "x"}, "parse_exception"),
+    ("PUT", "/b", {"mappings": "x"}, "parse_exception"),
+    ("PUT", "/b", {"settings": {"number_of_shards": "x"}}, "illegal_argument_exception"),
+    ("PUT", "/a/_settings", "x", "x_content_parse_exception"),
+    ("PUT", "/a/_mapping", {"properties": "x"}, "mapper_parsing_exception"),
+    ("PUT", "/_index_template/t", {"index_patterns": ["z*"], "template": "x"}, "x_content_parse_exception"),
+    ("PUT", "/_index_template/t", {"index_patterns": ["z*"], "priority": "x"}, "x_content_parse_exception"),
+    ("POST", "/w/_rollover", {"conditions": "x"}, "x_content_parse_exception"),
+    ("PUT", "/a/_settings", {"index": {"number_of_replicas": "x"}}, "illegal_argument_exception"),
+]
+
+
+@pytest.mark.parametrize("method,path,body,etype", MALFORMED, ids=["%s %s %s" % (m, p, json.dumps(b)[:40])
+                                                                   for m, p, b, _ in MALFORMED])
+def test_malformed_requests_get_elasticsearch_400s_not_sandbox_500s(es, method, path, body, etype):
+    e = es()
+    e("PUT", "/a", {"aliases": {"w": {"is_write_index": True}}})
+    e("PUT", "/a/_doc/1?refresh=true", {"x": 1})
+    status, out = e(method, path, body)
+    assert (status, out["error"]["type"]) == (400, etype), out
+    assert e.state.internal_errors == []
+    # Nothing malformed was stored: the index and templates still serve.
+    assert e("GET", "/a/_count")[1]["count"] == 1
+    assert e("POST", "/_index_template/_simulate_index/z1")[0] == 200
+
+
+def test_malformed_bulk_metadata_is_refused_like_elasticsearch(es):
+    e = es()
+    status, out = e("POST", "/_bulk", ndjson=[{"index": "x"}, {"a": 1}])
+    assert status == 400 and out["error"]["type"] == "illegal_argument_exception"
+    assert "Malformed action/metadata line [1]" in out["error"]["reason"]
+    assert e.state.internal_errors == []
