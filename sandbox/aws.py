@@ -7,6 +7,8 @@ directly to follow the instances (no API round trip per tick).
 from __future__ import annotations
 
 import logging
+import socket
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
@@ -82,6 +84,22 @@ class AwsWorld:
         return {"image_id": version.data.get("ImageId"), "es_version": version.instance_tags.get(VERSION_TAG)}
 
     def stop(self) -> None:
+        try:
+            host, port = self.server.get_host_and_port()
+        except Exception:  # never started: nothing to stop
+            return
+        stopper = threading.Thread(target=self._stop_quietly, daemon=True)
+        stopper.start()
+        # moto's server checks its shutdown flag only every 0.5 s (serve_forever's poll
+        # interval); a connection wakes its select at once, so a test does not wait for it.
+        while stopper.is_alive():
+            try:
+                socket.create_connection((host, port), timeout=0.5).close()
+            except OSError:
+                pass
+            stopper.join(0.02)
+
+    def _stop_quietly(self) -> None:
         try:
             self.server.stop()
         except Exception:  # already stopped; nothing to clean up

@@ -86,7 +86,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             rc = 130
     finally:
         report = sb.audit()
-        sb.write_audit()
+        sb.write_audit(report)  # the same figures as printed (wall_seconds moves on)
         sb.stop()
     print(json.dumps(report, sort_keys=True), flush=True)
     return rc
@@ -127,7 +127,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     handler = type("Control", (_Control,), {"sandbox": sb})
     control = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=control.serve_forever, daemon=True).start()
+    threading.Thread(target=control.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

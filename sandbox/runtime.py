@@ -115,10 +115,11 @@ class Sandbox:
         with self.state.lock:
             return self.state.audit.report()
 
-    def write_audit(self) -> None:
+    def write_audit(self, report: Optional[Dict[str, Any]] = None) -> None:
+        """Write ``report`` (or the audit now) to audit.json: the file and what is printed must agree."""
         if self.state_dir:
             with open(os.path.join(self.state_dir, "audit.json"), "w", encoding="utf-8") as fh:
-                json.dump(self.audit(), fh)
+                json.dump(self.audit() if report is None else report, fh)
 
     # ------------------------------------------------------------------ stop
     def stop(self) -> None:

@@ -84,6 +84,16 @@ def _int_field(value: Any, field: str, ctx: str) -> int:
                       caused_by={"type": "number_format_exception", "reason": "For input string: \"%s\"" % value})
 
 
+def _source_int(value: Any) -> int:
+    """An integer of the search source: its parser lets NumberFormatException through."""
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        return int(value)
+    except (TypeError, ValueError):
+        raise ESError(400, "number_format_exception", "For input string: \"%s\"" % value)
+
+
 def _num_param(params: Dict[str, str], name: str, default: Any, kind: type = int) -> Any:
     """A numeric query parameter, refused as RestRequest.paramAsInt/paramAsFloat refuse it."""
     if name not in params:
@@ -956,8 +966,7 @@ def _check_properties(mapping: Dict[str, Any], prefix: str) -> None:
     if props is None:
         return
     if not isinstance(props, dict):
-        raise ESError(400, "mapper_parsing_exception", "Expected map for property [properties] on field [%s] but got "
-                      "a class java.lang.String" % (prefix.rstrip(".") or "_doc"))
+        raise ESError(400, "parse_exception", "properties must be a map type")
     for name, m in props.items():
         if not isinstance(m, dict):
             raise ESError(400, "mapper_parsing_exception", "Expected map for property [fields] on field [%s%s] but "
@@ -1563,9 +1572,9 @@ def _search(state: Any, req: Request) -> Response:
     if req.params.get("q"):
         query = _q_to_query(req.params["q"])
     size = _num_param(req.params, "size", None)
-    size = _int_field(body.get("size", 10), "size", "search") if size is None else size
+    size = _source_int(body.get("size", 10)) if size is None else size
     from_ = _num_param(req.params, "from", None)
-    from_ = _int_field(body.get("from", 0), "from", "search") if from_ is None else from_
+    from_ = _source_int(body.get("from", 0)) if from_ is None else from_
     hits: List[Tuple[IndexMeta, str, Dict[str, Any]]] = []
     total = 0
     by_index: Dict[str, List[Tuple[str, Dict[str, Any]]]] = {}

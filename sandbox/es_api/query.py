@@ -74,10 +74,11 @@ def compile_query(query: Optional[Dict[str, Any]], mappings: Dict[str, Any]) -> 
                       line=1, col=12)
     if kind in ("term", "match", "match_phrase", "terms", "range"):
         fields = [k for k in spec if k != "boost"]
+        if not fields:  # the query builder's constructor refuses it
+            raise ESError(400, "illegal_argument_exception", "field name is null or empty")
         if len(fields) != 1:
             raise ESError(400, "parsing_exception", "[%s] query doesn't support multiple fields, found [%s]"
-                          % (kind, ", ".join(fields)) if fields else "[%s] query malformed, no field" % kind,
-                          line=1, col=12)
+                          % (kind, ", ".join(fields)), line=1, col=12)
         value = spec[fields[0]]
         if kind == "terms" and not isinstance(value, list):
             raise ESError(400, "parsing_exception", "[terms] query does not support [%s]" % fields[0], line=1, col=12)
@@ -135,9 +136,9 @@ def compile_query(query: Optional[Dict[str, Any]], mappings: Dict[str, Any]) -> 
     if kind == "bool":
         for clause in ("must", "filter", "should", "must_not"):
             for q in _as_list(spec.get(clause)):
-                if not isinstance(q, dict):
-                    raise ESError(400, "parsing_exception", "[bool] query malformed, no start_object after query "
-                                  "name", line=1, col=12)
+                if not isinstance(q, dict):  # BoolQueryBuilder's ObjectParser
+                    raise ESError(400, "x_content_parse_exception", "[1:20] [bool] failed to parse field [%s]"
+                                  % clause)
         must = [compile_query(q, mappings) for q in _as_list(spec.get("must")) + _as_list(spec.get("filter"))]
         should = [compile_query(q, mappings) for q in _as_list(spec.get("should"))]
         must_not = [compile_query(q, mappings) for q in _as_list(spec.get("must_not"))]

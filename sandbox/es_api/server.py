@@ -464,9 +464,15 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError as e:
             raise ESError(400, "x_content_parse_exception", "[1:1] Failed to parse request body: %s" % e)
         if not isinstance(body, dict):
-            # Every non-bulk body is an object to Elasticsearch's parsers.
+            # Every non-bulk body is an object to Elasticsearch's parsers: the search source
+            # parser says so with a parsing_exception, the ObjectParser-based ones otherwise.
+            token = ("START_ARRAY" if isinstance(body, list) else "VALUE_STRING" if isinstance(body, str) else
+                     "VALUE_NULL" if body is None else "VALUE_BOOLEAN" if isinstance(body, bool) else "VALUE_NUMBER")
+            if api in ("search", "count", "delete_by_query"):
+                raise ESError(400, "parsing_exception", "Expected [START_OBJECT] but found [%s]" % token,
+                              line=1, col=1)
             raise ESError(400, "x_content_parse_exception", "[1:1] Unexpected token [%s], expected [START_OBJECT]"
-                          % ("START_ARRAY" if isinstance(body, list) else "VALUE_" + type(body).__name__.upper()))
+                          % token)
         return body
 
     def _send(self, state: Any, method: str, resp: Response, payload: bytes, ctype: str) -> None:

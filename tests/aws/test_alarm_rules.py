@@ -116,7 +116,7 @@ def test_load_balancer_without_name_is_refused():
         builtin_alarms([{"role": "logstash"}], "p")
 
 
-def test_group_alarm_fires_when_in_service_instances_stay_below_the_minimum():
+def test_group_alarm_watches_in_service_instances_staying_below_the_minimum():
     [alarm] = builtin_group_alarms([{"name": "logstack-ci-elastalert", "role": "elastalert"}], "logstack-ci")
     assert alarm["name"] == "logstack-ci-elastalert-in-service"
     assert (alarm["namespace"], alarm["metric_name"], alarm["statistic"]) == (

@@ -42,7 +42,8 @@ def _user_data(aws, name):
     return version, base64.b64decode(version["LaunchTemplateData"]["UserData"]).decode()
 
 
-def test_environment_creates_one_instance_group_whose_user_data_calls_the_awx_callback(run_playbook, aws, network):
+def test_environment_creates_one_instance_group_whose_user_data_calls_the_awx_callback_and_heals_to_a_new_ami(
+        run_playbook, aws, network):
     # The key is a secret: it comes as an extra variable (AWX credential / vault), not group_vars.
     secret = {"elastalert_environment_awx_host_config_key": HOST_CONFIG_KEY}
     first = run_playbook("elastalert-environment.yml", "elastalert_environment", _settings(network), secret)
@@ -83,22 +84,16 @@ def test_environment_creates_one_instance_group_whose_user_data_calls_the_awx_ca
     assert second.rc == 0, second.output
     assert second.changed_tasks == []
 
-
-def test_new_ami_makes_a_new_launch_template_version_for_the_replacement(run_playbook, aws, network):
-    secret = {"elastalert_environment_awx_host_config_key": HOST_CONFIG_KEY}
+    # A new AMI makes a new template version; the group follows $Latest, so the next
+    # replacement boots it.
     image = aws("ec2").register_image(Name="al2023-docker-2", Architecture="x86_64", RootDeviceName="/dev/xvda",
                                       BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 8}}])
-    settings = _settings(network, elastalert_environment_name="ci", elastalert_environment_ami_id=network["ami"])
-    assert run_playbook("elastalert-environment.yml", "elastalert_environment", settings, secret).rc == 0
-    settings["elastalert_environment_ami_id"] = image["ImageId"]
-    run = run_playbook("elastalert-environment.yml", "elastalert_environment", settings, secret)
-    assert run.rc == 0, run.output
-    version, _ = _user_data(aws, "logstack-ci-elastalert")
-    assert version["VersionNumber"] == 2
-    assert version["LaunchTemplateData"]["ImageId"] == image["ImageId"]
-    group = aws("autoscaling").describe_auto_scaling_groups(
-        AutoScalingGroupNames=["logstack-ci-elastalert"])["AutoScalingGroups"][0]
-    # The group follows $Latest, so the next replacement boots the new AMI.
+    third = run_playbook("elastalert-environment.yml", "elastalert_environment",
+                         _settings(network, elastalert_environment_ami_id=image["ImageId"]), secret)
+    assert third.rc == 0, third.output
+    version, _ = _user_data(aws, name)
+    assert (version["VersionNumber"], version["LaunchTemplateData"]["ImageId"]) == (2, image["ImageId"])
+    group = aws("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"][0]
     assert group["LaunchTemplate"]["Version"] == "$Latest"
 
 

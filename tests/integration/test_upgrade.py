@@ -189,3 +189,24 @@ def test_terminate_strategy_loses_no_document_of_replicated_indices(sandbox):
     run = playbook(sb, "-e", "upgrade_strategy=terminate", "-e", "upgrade_task_per_step=false")
     assert run.rc == 0, run.output[-3000:]
     assert_invariants(sb.audit())
+
+
+def test_second_run_started_during_a_run_refuses_and_the_first_finishes(sandbox):
+    sb = sandbox("small.yml")
+    second = {}
+
+    def start_second_once_locked(box, _out):
+        if not second and lock_tags(box) and box.audit()["nodes_replaced"] >= 1:
+            second["run"] = playbook(box, "-e", "upgrade_task_per_step=false")
+        return False
+    first = playbook(sb, "-e", "upgrade_task_per_step=false", kill_when=start_second_once_locked)
+    assert second, "the first run finished before the second could start"
+    refused = second["run"]
+    assert refused.rc != 0
+    assert "Another rollout holds the lock on es-nodes" in " ".join(refused.output.split())
+    assert "Preflight" not in refused.output  # refused at the lock, before anything else
+    assert first.rc == 0, first.output[-3000:]
+    audit = sb.audit()
+    assert_invariants(audit)
+    assert audit["nodes_replaced"] == 3
+    assert lock_tags(sb) == []

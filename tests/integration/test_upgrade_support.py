@@ -91,6 +91,7 @@ def playbook(sb, *args, kill_when=None, sig=signal.SIGKILL, timeout=400, extra_e
     env = dict(os.environ, **sb.env)
     env["ANSIBLE_CONFIG"] = os.path.join(ROOT, "ansible.cfg")
     env["ANSIBLE_NOCOLOR"] = "1"
+    env["PYTHONUNBUFFERED"] = "1"  # the log must show the current task when kill_when looks at it
     env.update(extra_env or {})
     log = os.path.join(sb.state, "playbook-%d.log" % time.monotonic_ns())
     cmd = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), PLAYBOOK, "-i", "inventories/sandbox"]

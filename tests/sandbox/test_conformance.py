@@ -233,3 +233,48 @@ def test_refresh_interval_minus_one_hides_documents_in_the_sandbox_only(servers)
         request(url, "POST", "/r1/_refresh")
         assert request(url, "GET", "/r1/_count")[1]["count"] == 1
     assert counts == {"osmem": 1, "sandbox": 0}
+
+
+# Malformed requests a module might send: osmem and the sandbox refuse them alike
+# (status and error type), and neither stores anything.
+MALFORMED = [
+    ("POST", "/m1/_search", "x"),
+    ("POST", "/_aliases", [1]),
+    ("POST", "/_aliases", {"actions": [{"add": "x"}]}),
+    ("POST", "/m1/_search", {"query": {"term": {}}}),
+    ("POST", "/m1/_search", {"query": {"match": {"x": 1, "y": 2}}}),
+    ("POST", "/m1/_count", {"query": {"range": {"x": "y"}}}),
+    ("POST", "/m1/_delete_by_query", {"query": {"bool": {"must": "x"}}}),
+    ("POST", "/m1/_search", {"query": {"terms": {"x": "y"}}}),
+    ("POST", "/m1/_search", {"aggs": {"a": {"terms": {}}}}),
+    ("POST", "/m1/_search", {"aggs": {"a": "x"}}),
+    ("POST", "/m1/_search", {"size": "x"}),
+    ("GET", "/m1/_search?size=x", None),
+    ("POST", "/_reindex", {"source": "x", "dest": {"index": "m2"}}),
+    ("POST", "/_reindex?requests_per_second=x", {"source": {"index": "m1"}, "dest": {"index": "m2"}}),
+    ("PUT", "/m2", {"settings": {"number_of_shards": "x"}}),
+    ("PUT", "/m1/_mapping", {"properties": "x"}),
+    ("PUT", "/m1/_settings", {"index": {"number_of_replicas": "x"}}),
+    ("PUT", "/_index_template/m", {"index_patterns": ["m*"], "template": "x"}),
+    ("PUT", "/_index_template/m", {"index_patterns": ["m*"], "priority": "x"}),
+]
+
+
+def test_malformed_requests_are_refused_with_the_same_status_and_error_type_as_osmem(servers):
+    osmem_url, sandbox_url = servers
+    for url in (osmem_url, sandbox_url):
+        request(url, "PUT", "/m1")
+        request(url, "PUT", "/m1/_doc/1?refresh=true", {"x": 1})
+    problems = []
+    for method, path, body in MALFORMED:
+        o_status, o_body = request(osmem_url, method, path, body)
+        s_status, s_body = request(sandbox_url, method, path, body)
+        o_type, s_type = o_body["error"]["type"], s_body["error"]["type"]
+        if (o_status, o_type) != (s_status, s_type) or s_status != 400:
+            problems.append("%s %s %s: osmem %s %s, sandbox %s %s"
+                            % (method, path, json.dumps(body), o_status, o_type, s_status, s_type))
+    assert not problems, "\n".join(problems)
+    for url in (osmem_url, sandbox_url):
+        assert request(url, "HEAD", "/m2")[0] == 404
+        assert request(url, "GET", "/_index_template/m")[0] == 404
+        assert request(url, "GET", "/m1/_count")[1]["count"] == 1

@@ -473,3 +473,20 @@ def test_undecodable_request_bodies_are_client_errors_not_server_errors(sandbox)
                            headers={"Content-Type": "application/json", "Content-Encoding": "gzip"})
     assert status == 200 and state.indices["g1"].number_of_shards == 2
     assert state.internal_errors == []
+
+
+@pytest.mark.parametrize("path,raw,etype", [
+    ("/n1", b"null", "x_content_parse_exception"),
+    ("/n1", b"[1]", "x_content_parse_exception"),
+    ("/n1/_search", b"true", "parsing_exception"),
+    ("/n1/_count", b"42", "parsing_exception"),
+])
+def test_a_body_that_is_not_a_json_object_is_refused_as_elasticsearch_parsers_do(sandbox, path, raw, etype):
+    state, url = sandbox()
+    method = "PUT" if path == "/n1" else "POST"
+    if method == "POST":
+        call(url, "PUT", "/n1", {})
+    status, _, body = call(url, method, path, raw)
+    assert (status, body["error"]["type"]) == (400, etype)
+    assert "START_OBJECT" in body["error"]["reason"]
+    assert state.internal_errors == []

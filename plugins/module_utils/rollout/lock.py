@@ -57,37 +57,54 @@ def age_seconds(iso, clock=time.time):
     return clock() - then
 
 
-def _proc_start(pid):
+def _proc_stat(pid):
+    """(state, ppid, start time) of a process from /proc, or None."""
     try:
         with open("/proc/%d/stat" % pid) as handle:
-            return handle.read().rsplit(")", 1)[1].split()[19]
+            fields = handle.read().rsplit(")", 1)[1].split()
+        return fields[0], int(fields[1]), fields[19]
     except (OSError, IndexError, ValueError):
         return None
 
 
+def _proc_start(pid):
+    stat = _proc_stat(pid)
+    return stat[2] if stat else None
+
+
+def _cmdline(pid):
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as handle:
+            return handle.read().replace(b"\0", b" ").decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
 def holder_process():
-    """"pid:starttime" of the ansible-playbook (or ansible-runner) process above us, if any."""
+    """"pid:starttime" of the outermost ansible-playbook (or ansible-runner) process above us.
+
+    Ansible runs each task in a forked worker that is also named ansible-playbook and exits
+    after the task, so the lock must name the topmost one: it lives as long as the run.
+    """
+    found = None
     pid = os.getppid()
-    for _ in range(12):
+    for _ in range(16):
         if pid <= 1:
             break
-        try:
-            with open("/proc/%d/cmdline" % pid, "rb") as handle:
-                cmd = handle.read().replace(b"\0", b" ").decode("utf-8", "replace")
-        except OSError:
-            break
+        cmd = _cmdline(pid)
         if "ansible-playbook" in cmd or "ansible-runner" in cmd:
-            return "%d:%s" % (pid, _proc_start(pid))
-        try:
-            with open("/proc/%d/stat" % pid) as handle:
-                pid = int(handle.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
+            found = pid
+        elif found:
             break
-    return None
+        stat = _proc_stat(pid)
+        if not stat:
+            break
+        pid = stat[1]
+    return "%d:%s" % (found, _proc_start(found)) if found else None
 
 
 def process_alive(pid_token):
-    """True/False when we can tell on this host, None when we cannot."""
+    """True/False when we can tell on this host, None when we cannot. A zombie is dead."""
     if not pid_token or ":" not in pid_token:
         return None
     pid, start = pid_token.split(":", 1)
@@ -95,8 +112,8 @@ def process_alive(pid_token):
         pid = int(pid)
     except ValueError:
         return None
-    current = _proc_start(pid)
-    return current is not None and current == start
+    stat = _proc_stat(pid)
+    return stat is not None and stat[2] == start and stat[0] not in ("Z", "X")
 
 
 class GroupLock:
