@@ -226,7 +226,7 @@ def test_losing_a_majority_of_the_voting_masters_makes_the_cluster_unavailable(s
     sbx.terminate(masters[1], decrement=True)
     wait_for(lambda: sbx.es.call("GET", "/_cluster/health")[0] == 503, timeout=2, what="master gone")
     # no master comes back: one voter of three is not a quorum
-    status, body = sbx.es.call("GET", "/_cluster/health?master_timeout=3s")
+    status, body = sbx.es.call("GET", "/_cluster/health?master_timeout=1s")
     assert status == 503 and body["error"]["type"] == "master_not_discovered_exception"
     events = [e["event"] for e in sbx.sb.cluster.events]
     assert "quorum_lost" in events or "master_lost" in events
