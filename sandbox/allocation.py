@@ -223,6 +223,49 @@ def disk_can_remain(cluster: "Cluster", copy: "Copy", node: "Node") -> Tuple[str
     return YES, f"there is enough disk on this node for the shard to remain, free: [{byte_size(free)}]"
 
 
+FLOOD_BLOCK = "index.blocks.read_only_allow_delete"
+
+
+def apply_flood_stage(cluster: "Cluster") -> None:
+    """Elasticsearch's disk monitor: every index with a copy on a node above the flood-stage
+    watermark gets the read-only-allow-delete block; it is released once every node holding
+    the index is below the high watermark again (ES >= 7.4). Only blocks set here are
+    released (a block a client set stays)."""
+    if not disk_enabled(cluster):
+        return
+    used = cluster.disk_used_map()
+    flooded, below_high = set(), set()
+    for n in cluster.nodes.values():
+        if not n.is_data:
+            continue
+        free = n.disk_bytes - used.get(n.id, 0)
+        if free < min_free_bytes(cluster, "flood_stage", n.disk_bytes):
+            flooded.add(n.id)
+        if free >= min_free_bytes(cluster, "high", n.disk_bytes):
+            below_high.add(n.id)
+    for name, groups in cluster.shards.items():
+        meta = cluster.state.indices.get(name)
+        if meta is None:
+            continue
+        holders = {c.node_id for copies in groups for c in copies if c.node_id} | \
+                  {c.relocating_node_id for copies in groups for c in copies if c.relocating_node_id}
+        if holders & flooded and not meta.read_only_allow_delete:
+            meta.settings[FLOOD_BLOCK] = "true"
+            meta.read_only_allow_delete = True
+            cluster.flood_blocked.add(name)
+            cluster.version += 1
+            cluster.log("flood_stage", f"index [{name}] is read-only (allow delete): a node holding it is above the "
+                        "flood-stage watermark", index=name)
+        elif name in cluster.flood_blocked and not holders & flooded and holders <= below_high:
+            cluster.flood_blocked.discard(name)
+            if meta.read_only_allow_delete:
+                meta.settings.pop(FLOOD_BLOCK, None)
+                meta.read_only_allow_delete = False
+                cluster.version += 1
+                cluster.log("flood_stage", f"index [{name}] writable again: its nodes are below the high watermark",
+                            index=name)
+
+
 # --------------------------------------------------------------- deciders
 def _copy_on(cluster: "Cluster", copy: "Copy", node: "Node") -> Optional["Copy"]:
     for other in cluster.shards[copy.index][copy.shard]:

@@ -264,6 +264,13 @@ def cluster_health(state: SandboxState, req: Request) -> Response:
         except ValueError:
             raise ESError(400, "illegal_argument_exception", f"cannot parse wait_for_nodes [{want_nodes}]") from None
     want_active = p.get("wait_for_active_shards")
+    if want_active and want_active != "all":  # ES's ActiveShardCount.parseString
+        try:
+            if int(want_active) < 0:
+                raise ESError(400, "illegal_argument_exception", "shard count cannot be a negative value")
+        except ValueError:
+            raise ESError(400, "illegal_argument_exception",
+                          f"cannot parse ActiveShardCount[{want_active}]") from None
     no_reloc = _bool(p.get("wait_for_no_relocating_shards")) if "wait_for_no_relocating_shards" in p else False
     no_init = _bool(p.get("wait_for_no_initializing_shards")) if "wait_for_no_initializing_shards" in p else False
 
@@ -391,6 +398,9 @@ def _validate_setting(scope: str, key: str, value: Any) -> None:
         if str(value).lower() not in allowed:
             raise ESError(400, "illegal_argument_exception",
                           f"Illegal {'allocation' if 'allocation' in key else 'rebalance'}.enable value [{value}]")
+    if key == "cluster.routing.allocation.disk.threshold_enabled" and _setting_value(value) not in ("true", "false"):
+        raise ESError(400, "illegal_argument_exception",
+                      f"Failed to parse value [{value}] as only [true] or [false] are allowed.")
     if key.startswith(allocation.WATERMARK_KEY) and key[len(allocation.WATERMARK_KEY):] in allocation.WATERMARKS:
         try:
             allocation.parse_watermark(value)
@@ -756,13 +766,20 @@ def nodes_info(state: SandboxState, req: Request) -> Response:
                           "cluster_name": c.scenario.cluster_name, "nodes": out})
 
 
-NODE_STATS_METRICS = ("indices", "os", "jvm", "fs")  # the ones served; others are answered empty
+NODE_STATS_METRICS = {  # Elasticsearch's; only indices, os, jvm and fs carry figures here
+    "_all", "_none", "adaptive_selection", "allocations", "breaker", "discovery", "fs", "http", "indexing_pressure",
+    "indices", "ingest", "jvm", "os", "process", "repositories", "script", "script_cache", "thread_pool", "transport"}
 
 
 def nodes_stats(state: SandboxState, req: Request) -> Response:
     c = _engine(state)
     nodes = resolve_nodes(c, req.parts.get("node_id"))
     metric = req.parts.get("metric")
+    if metric is not None:
+        unknown = [m for m in metric.split(",") if m not in NODE_STATS_METRICS]
+        if unknown:
+            raise ESError(400, "illegal_argument_exception",
+                          f"request [{req.path}] contains unrecognized metric: [{', '.join(unknown)}]")
     wanted = None if metric in (None, "_all") else set(metric.split(",")) - {"_none"}
     out: Dict[str, Any] = {}
     for n in nodes:

@@ -149,6 +149,7 @@ class Cluster:
         self._stop = threading.Event()
         self.tick_errors: List[str] = []
         self._disk_cache: Any = None  # allocation._disk_map's per-tick cache
+        self.flood_blocked: set = set()  # indices the flood-stage watermark made read-only
 
     # ------------------------------------------------------------------ events
     def log(self, kind: str, message: str, **extra: Any) -> None:
@@ -201,6 +202,7 @@ class Cluster:
             self.bootstrapped = True
         if self.master_id is not None and self.bootstrapped:
             allocation.allocate(self, now)
+            allocation.apply_flood_stage(self)
         self._recover(dt)
         docs = self.state.documents
         if docs is not None and hasattr(docs, "tick"):
@@ -421,6 +423,7 @@ class Cluster:
 
     def on_index_deleted(self, name: str) -> None:
         self.shards.pop(name, None)
+        self.flood_blocked.discard(name)
         for key in [k for k in self.lost if k[0] == name]:
             self.lost.pop(key)
         if self.writer_index == name:
@@ -486,20 +489,24 @@ class Cluster:
             return 0
         return int(meta.size_bytes[shard])
 
-    def disk_used(self, nid: str, expected: bool = False) -> int:
-        """Bytes of shard data on node ``nid``: what is on its disk now (a recovery in
-        progress counts what it has copied), or with ``expected`` what will be there once
-        its recoveries finish (incoming copies at full size), as the disk decider counts."""
-        used = 0.0
+    def disk_used_map(self) -> Dict[str, int]:
+        """node id -> bytes of shard data on its disk now, in one pass over the copies."""
+        used: Dict[str, float] = {}
         for c in self.all_copies():
             size = self.shard_size(c.index, c.shard)
-            if c.node_id == nid and c.state in ("STARTED", "RELOCATING"):
-                used += size
-            elif c.node_id == nid and c.state == "INITIALIZING":
-                used += size if expected else max(0.0, size - c.recovery_left)
-            elif c.relocating_node_id == nid:
-                used += size if expected else max(0.0, size - c.recovery_left)
-        return int(used)
+            if c.node_id and c.state in ("STARTED", "RELOCATING"):
+                used[c.node_id] = used.get(c.node_id, 0.0) + size
+            elif c.node_id and c.state == "INITIALIZING":
+                used[c.node_id] = used.get(c.node_id, 0.0) + max(0.0, size - c.recovery_left)
+            if c.relocating_node_id:
+                used[c.relocating_node_id] = used.get(c.relocating_node_id, 0.0) + max(0.0, size - c.recovery_left)
+        return {k: int(v) for k, v in used.items()}
+
+    def disk_used(self, nid: str) -> int:
+        """Bytes of shard data on node ``nid``'s disk now: its copies, a recovery in progress
+        counting what it has copied so far. (The disk decider counts incoming copies at full
+        size: allocation._disk_map.)"""
+        return self.disk_used_map().get(nid, 0)
 
     def status(self) -> str:
         status = "green"

@@ -480,7 +480,7 @@ class Reindexer:
         self.es.delete("/%s" % index_path(tname), allow=(404,))
 
     def _start(self, source, dest):
-        params = {"wait_for_completion": "false", "refresh": "true"}
+        params = {"wait_for_completion": "false"}  # counts are taken after an explicit _refresh
         if self.opt.slices not in (None, "", 1, "1"):
             params["slices"] = self.opt.slices
         if self.opt.requests_per_second not in (None, -1, "-1"):

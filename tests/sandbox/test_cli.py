@@ -42,6 +42,7 @@ def test_run_points_the_command_at_the_sandbox_passes_its_exit_status_and_ends_w
     audit = json.loads(lines[-1])
     assert audit["docs_lost"] == 0 and audit["unknown_requests"] == 0
     assert audit["docs_expected"] == 1800 and audit["request_count"] >= 1
+    assert audit["mutating_requests"] == 0 and audit["mutations"] == []  # the command only read
     assert json.loads((state / "audit.json").read_text()) == audit
     events = [json.loads(x)["event"] for x in (state / "events.jsonl").read_text().splitlines()]
     assert "master_elected" in events and "cluster_formed" in events

@@ -403,3 +403,14 @@ def test_node_shutdown_is_stalled_when_a_shard_cannot_leave_the_node(sandbox_fac
     sbx.es.ok("PUT", f"/_nodes/{nid}/shutdown", {"type": "restart", "reason": "patch", "allocation_delay": "10m"})
     status = sbx.es.get(f"/_nodes/{nid}/shutdown")["nodes"][0]
     assert status["status"] == "COMPLETE" and status["type"] == "RESTART"
+
+
+def test_health_refuses_a_wait_for_active_shards_that_is_not_a_count_as_a_bad_request(sandbox_factory):
+    sbx = sandbox_factory("small.yml")
+    for bad, reason in (("x", "cannot parse ActiveShardCount[x]"), ("-1", "shard count cannot be a negative value")):
+        status, body = sbx.es.call("GET", f"/_cluster/health?wait_for_active_shards={bad}&timeout=1s")
+        assert status == 400, body
+        assert body["error"]["type"] == "illegal_argument_exception" and body["error"]["reason"] == reason
+    assert sbx.es.call("GET", "/_cluster/health?wait_for_active_shards=all&timeout=1s")[0] == 200
+    assert sbx.es.call("GET", "/_cluster/health?wait_for_active_shards=1&timeout=1s")[0] == 200
+    assert sbx.audit()["internal_errors"] == 0

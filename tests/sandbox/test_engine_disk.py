@@ -47,6 +47,9 @@ def test_nodes_stats_fs_reports_the_group_disk_size_and_the_bytes_of_the_shards_
     assert {"fs", "indices", "jvm", "os"} <= set(next(iter(everything.values())))
     only_jvm = sbx.es.get("/_nodes/stats/jvm")["nodes"]
     assert all("fs" not in n and "jvm" in n for n in only_jvm.values())
+    status, body = sbx.es.call("GET", "/_nodes/stats/fs,disk")
+    assert status == 400 and body["error"]["reason"] == \
+        "request [/_nodes/stats/fs,disk] contains unrecognized metric: [disk]"
 
 
 def test_cluster_settings_defaults_include_the_disk_watermarks_flat_and_nested(sandbox_factory):
@@ -71,6 +74,10 @@ def test_a_watermark_that_is_neither_a_percentage_nor_a_size_is_refused(sandbox_
     assert "cluster.routing.allocation.disk.watermark.high" in body["error"]["reason"]
     for ok in ("92%", "0.92", "5mb"):
         sbx.es.ok("PUT", "/_cluster/settings", {"transient": {"cluster.routing.allocation.disk.watermark.high": ok}})
+    status, body = sbx.es.call("PUT", "/_cluster/settings",
+                               {"transient": {"cluster.routing.allocation.disk.threshold_enabled": "maybe"}})
+    assert status == 400 and body["error"]["type"] == "illegal_argument_exception"
+    sbx.es.ok("PUT", "/_cluster/settings", {"transient": {"cluster.routing.allocation.disk.threshold_enabled": False}})
 
 
 def test_no_copy_goes_to_a_node_it_would_take_above_the_high_watermark(sandbox_factory):
@@ -114,6 +121,23 @@ def test_copies_cannot_remain_on_a_node_above_the_high_watermark(sandbox_factory
         "[cluster.routing.allocation.disk.watermark.high=60%]")
     # every data node is above it, so nothing can take the copy either
     assert explain["can_move_to_other_node"] == "no"
+
+
+def test_indices_on_a_node_above_the_flood_stage_are_read_only_until_it_is_below_the_high_watermark(sandbox_factory):
+    sbx = sandbox_factory("disk-tight.yml")  # data nodes at 64%
+    assert sbx.es.call("PUT", "/logs-a/_doc/1", {"n": 1})[0] in (200, 201)
+    lowered = {f"cluster.routing.allocation.disk.watermark.{k}": v
+               for k, v in (("low", "50%"), ("high", "55%"), ("flood_stage", "60%"))}
+    sbx.es.ok("PUT", "/_cluster/settings", {"transient": lowered})
+    wait_for(lambda: sbx.es.call("PUT", "/logs-a/_doc/2", {"n": 2})[0] == 429, what="flood-stage block")
+    status, body = sbx.es.call("PUT", "/logs-a/_doc/3", {"n": 3})
+    assert body["error"]["type"] == "cluster_block_exception"
+    settings = sbx.es.get("/logs-a/_settings?flat_settings=true")["logs-a"]["settings"]
+    assert settings["index.blocks.read_only_allow_delete"] == "true"
+    sbx.es.ok("PUT", "/_cluster/settings", {"transient": {k: None for k in lowered}})
+    wait_for(lambda: sbx.es.call("PUT", "/logs-a/_doc/4", {"n": 4})[0] in (200, 201), what="block released")
+    settings = sbx.es.get("/logs-a/_settings?flat_settings=true")["logs-a"]["settings"]
+    assert "index.blocks.read_only_allow_delete" not in settings
 
 
 def test_a_group_disk_size_must_be_a_positive_size():
