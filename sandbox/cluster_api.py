@@ -781,6 +781,7 @@ def nodes_stats(state: SandboxState, req: Request) -> Response:
             raise ESError(400, "illegal_argument_exception",
                           f"request [{req.path}] contains unrecognized metric: [{', '.join(unknown)}]")
     wanted = None if metric in (None, "_all") else set(metric.split(",")) - {"_none"}
+    disk = c.disk_used_map()
     out: Dict[str, Any] = {}
     for n in nodes:
         docs = 0
@@ -789,7 +790,7 @@ def nodes_stats(state: SandboxState, req: Request) -> Response:
                 meta = state.indices.get(cp.index)
                 if meta:
                     docs += meta.doc_count(cp.shard)
-        used = c.disk_used(n.id)  # what is on the disk now, a recovery in progress partly
+        used = disk.get(n.id, 0)  # what is on the disk now, a recovery in progress partly
         free = max(0, n.disk_bytes - used)
         entry: Dict[str, Any] = {"timestamp": int(time.time() * 1000), "name": n.name,
                                  "transport_address": n.transport_address, "host": n.host,
@@ -950,12 +951,13 @@ def cat_allocation(state: SandboxState, req: Request) -> Response:
     c = _need_master(state, req)
     unit = req.params.get("bytes")
     rows = []
+    disk = c.disk_used_map()
     for n in resolve_nodes(c, req.parts.get("node_id")):
         if not n.is_data:
             continue
         total = n.disk_bytes
         held = [cp for cp in c.all_copies() if cp.node_id == n.id]
-        used = c.disk_used(n.id)
+        used = disk.get(n.id, 0)
         rows.append({"shards": len(held), "disk.indices": _fmt_bytes(used, unit), "disk.used": _fmt_bytes(used, unit),
                      "disk.avail": _fmt_bytes(total - used, unit), "disk.total": _fmt_bytes(total, unit),
                      "disk.percent": int(100 * used / total), "host": n.host, "ip": n.ip, "node": n.name,
