@@ -10,7 +10,10 @@ move of every outdated node), so the figure printed is a ratio, not a time.
                replicas only the node_version decider keeps off older nodes
   moved_GB     shard data copied by recoveries and relocations
   es_requests  requests the run sent to Elasticsearch
-  docs_lost    must be 0 (terminate runs with accept_data_loss to show its cost)
+  docs_lost    must be 0 for drain and surge. terminate runs with accept_data_loss on
+               the demo's 0-replica index to show the cost: that shard is lost, the
+               cluster stays red and the run stops there (never proceed on red), so
+               its non-zero exit is expected and not a bench failure.
 
 Environment: BENCH_ROLLOUT_SCENARIO (default sandbox/scenarios/demo.yml),
 BENCH_ROLLOUT_STRATEGIES (default "drain surge terminate").
@@ -67,7 +70,7 @@ def main():
                   "%.2f" % (a.get("shard_bytes_moved", 0) / 1e9), a.get("request_count"), a.get("docs_lost"),
                   a.get("max_nodes_out"), a.get("outdated_nodes_left"))
         print(" ".join("%-18s" % v if i == 0 else "%12s" % v for i, v in enumerate(values)), flush=True)
-    failed = [s for s, a in rows if a["rc"] != 0]
+    failed = [s for s, a in rows if a["rc"] != 0 and s != "terminate"]
     return 1 if failed else 0
 
 

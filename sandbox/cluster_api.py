@@ -418,6 +418,33 @@ def _validate_setting(scope: str, key: str, value: Any) -> None:
                           f"Failed to parse value [{value}] for setting [{key}] must be >= 0") from None
 
 
+def _check_watermark_order(c: Cluster, changes: Dict[str, Dict[str, Any]]) -> None:
+    """Elasticsearch refuses watermarks out of order (low <= high <= flood_stage in usage;
+    as minimum free sizes the other way round), judged on the settings as they would be."""
+    after: Dict[str, Any] = {}
+    for scope, store in (("persistent", c.persistent), ("transient", c.transient)):
+        merged = dict(store)
+        for k, v in changes.get(scope, {}).items():
+            for key in [x for x in merged if fnmatch.fnmatchcase(x, k)] if v is None else []:
+                merged.pop(key)
+            if v is not None:
+                merged[k] = _setting_value(v)
+        after.update({k: v for k, v in merged.items() if k.startswith(allocation.WATERMARK_KEY)})
+    levels = {}
+    for level, default in allocation.WATERMARKS.items():
+        raw = after.get(allocation.WATERMARK_KEY + level, default)
+        levels[level] = (raw, *allocation.parse_watermark(raw))
+    for lower, upper, what in (("low", "high", "low disk watermark [{}] {} high disk watermark [{}]"),
+                               ("high", "flood_stage", "high disk watermark [{}] {} flood stage disk watermark [{}]")):
+        (raw_a, kind_a, a), (raw_b, kind_b, b) = levels[lower], levels[upper]
+        if kind_a != kind_b:
+            continue  # a percentage against a size depends on the disk: ES checks it per node
+        if kind_a == "ratio" and a > b:
+            raise ESError(400, "illegal_argument_exception", what.format(raw_a, "more than", raw_b))
+        if kind_a == "bytes" and a < b:
+            raise ESError(400, "illegal_argument_exception", what.format(raw_a, "less than", raw_b))
+
+
 def _setting_value(v: Any) -> Any:
     if isinstance(v, list):
         return [str(x) for x in v]
@@ -441,6 +468,7 @@ def cluster_put_settings(state: SandboxState, req: Request) -> Response:
         for k, v in flat.items():
             _validate_setting(scope, k, v)
         changes[scope] = flat
+    _check_watermark_order(c, changes)
     applied: Dict[str, Dict[str, Any]] = {"persistent": {}, "transient": {}}
     for scope, flat in changes.items():
         store = c.persistent if scope == "persistent" else c.transient

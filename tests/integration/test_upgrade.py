@@ -70,6 +70,7 @@ def test_check_mode_prints_the_ordered_plan_and_changes_nothing(sandbox):
     assert "elected master: replaced last" in plan
     audit = sb.audit()
     assert audit["nodes_replaced"] == 0 and audit["outdated_nodes_left"] == audit["outdated_nodes_at_start"]
+    assert audit.get("mutating_requests", 0) == 0, audit.get("mutations")
     assert instance_ids(sb) == before
     assert sb.exclusions() == ([], [], [])
     assert lock_tags(sb) == []

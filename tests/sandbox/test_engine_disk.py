@@ -17,10 +17,11 @@ MB = 1024 ** 2
 
 def wait_for(predicate, timeout=15.0, what=""):
     deadline = time.monotonic() + timeout
-    while not predicate():
+    while not (value := predicate()):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(0.1)
+    return value
 
 
 def _data_nodes(sbx):
@@ -74,6 +75,14 @@ def test_a_watermark_that_is_neither_a_percentage_nor_a_size_is_refused(sandbox_
     assert "cluster.routing.allocation.disk.watermark.high" in body["error"]["reason"]
     for ok in ("92%", "0.92", "5mb"):
         sbx.es.ok("PUT", "/_cluster/settings", {"transient": {"cluster.routing.allocation.disk.watermark.high": ok}})
+    # out of order (low above high) is refused whole, and nothing of it applied
+    sbx.es.ok("PUT", "/_cluster/settings", {"transient": {"cluster.routing.allocation.disk.watermark.high": "92%"}})
+    status, body = sbx.es.call("PUT", "/_cluster/settings", {"transient": {
+        "cluster.routing.allocation.disk.watermark.low": "93%", "cluster.routing.allocation.enable": "none"}})
+    assert status == 400, body
+    assert body["error"]["reason"] == "low disk watermark [93%] more than high disk watermark [92%]"
+    assert sbx.es.get("/_cluster/settings?flat_settings=true")["transient"] == \
+        {"cluster.routing.allocation.disk.watermark.high": "92%"}
     status, body = sbx.es.call("PUT", "/_cluster/settings",
                                {"transient": {"cluster.routing.allocation.disk.threshold_enabled": "maybe"}})
     assert status == 400 and body["error"]["type"] == "illegal_argument_exception"
@@ -100,7 +109,8 @@ def test_no_copy_goes_to_a_node_it_would_take_above_the_high_watermark(sandbox_f
                for d in e.get("deciders", []))
     assert sbx.es.get("/_cluster/health")["status"] == "yellow"
     # Raising the watermark lets them in: the decider reads the setting in force.
-    sbx.es.ok("PUT", "/_cluster/settings", {"transient": {"cluster.routing.allocation.disk.watermark.high": "99%"}})
+    sbx.es.ok("PUT", "/_cluster/settings", {"transient": {"cluster.routing.allocation.disk.watermark.high": "99%",
+                                                          "cluster.routing.allocation.disk.watermark.flood_stage": "99%"}})
     wait_for(lambda: sbx.es.call("GET", "/_cluster/health?wait_for_status=green&timeout=1s")[0] == 200,
              timeout=15, what="green once the watermark allows it")
     stats = sbx.es.get("/_nodes/stats/fs")["nodes"]
@@ -109,9 +119,23 @@ def test_no_copy_goes_to_a_node_it_would_take_above_the_high_watermark(sandbox_f
     assert sbx.audit()["docs_lost"] == 0
 
 
+def test_a_node_shutdown_stalls_when_no_other_node_has_disk_for_its_copies(sandbox_factory):
+    sbx = sandbox_factory("disk-tight.yml")
+    nid = next(iter(_data_nodes(sbx)))
+    sbx.es.ok("PUT", f"/_nodes/{nid}/shutdown", {"type": "remove", "reason": "rolling replacement"})
+    status = wait_for(lambda: (s := sbx.es.get(f"/_nodes/{nid}/shutdown")["nodes"][0])["status"] == "STALLED" and s,
+                      what="shutdown STALLED")
+    assert status["shard_migration"]["shard_migrations_remaining"] == 2
+    decisions = status["shard_migration"]["node_allocation_decision"]["node_allocation_decisions"]
+    assert any(d["decider"] == "disk_threshold" and d["decision"] == "NO"
+               for entry in decisions for d in entry.get("deciders", []))
+    assert sbx.es.get("/_cluster/health")["relocating_shards"] == 0
+
+
 def test_copies_cannot_remain_on_a_node_above_the_high_watermark(sandbox_factory):
     sbx = sandbox_factory("disk-tight.yml")
-    sbx.es.ok("PUT", "/_cluster/settings", {"transient": {"cluster.routing.allocation.disk.watermark.high": "60%"}})
+    sbx.es.ok("PUT", "/_cluster/settings", {"transient": {"cluster.routing.allocation.disk.watermark.low": "55%",
+                                                          "cluster.routing.allocation.disk.watermark.high": "60%"}})
     explain = sbx.es.ok("POST", "/_cluster/allocation/explain", {"index": "logs-a", "shard": 0, "primary": True,
                                                                   "current_node": sbx.shards("logs-a")[0]["node"]})
     assert explain["can_remain_on_current_node"] == "no"
