@@ -16,7 +16,8 @@ move of every outdated node), so the figure printed is a ratio, not a time.
                its non-zero exit is expected and not a bench failure.
 
 Environment: BENCH_ROLLOUT_SCENARIO (default sandbox/scenarios/demo.yml),
-BENCH_ROLLOUT_STRATEGIES (default "drain surge terminate").
+BENCH_ROLLOUT_STRATEGIES (default "drain surge terminate"), BENCH_ROLLOUT_AUDIT_DIR (writes
+<strategy>.json there: the whole audit).
 """
 import json
 import os
@@ -45,6 +46,9 @@ def run_strategy(scenario, strategy):
     lines = [line for line in proc.stdout.strip().splitlines() if line.startswith("{")]
     audit = json.loads(lines[-1]) if lines else {}
     audit["rc"] = proc.returncode
+    if os.environ.get("BENCH_ROLLOUT_AUDIT_DIR"):  # the whole audit, to see where time or degradation went
+        with open(os.path.join(os.environ["BENCH_ROLLOUT_AUDIT_DIR"], "%s.json" % strategy), "w") as handle:
+            json.dump(audit, handle, indent=1, sort_keys=True)
     audit["elapsed"] = time.monotonic() - start
     if proc.returncode:
         tail = "\n".join(proc.stdout.splitlines()[-15:])

@@ -13,3 +13,8 @@ if COLLECTIONS not in sys.path:
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 os.environ.setdefault("ANSIBLE_CONFIG", os.path.join(ROOT, "ansible.cfg"))
+# Subprocesses (ansible-playbook, ansible-galaxy, python -m sandbox) must come
+# from the same virtualenv as pytest, however pytest was started.
+_bin = os.path.dirname(sys.executable)
+if _bin not in os.environ.get("PATH", "").split(os.pathsep):
+    os.environ["PATH"] = _bin + os.pathsep + os.environ.get("PATH", "")

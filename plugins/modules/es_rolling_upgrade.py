@@ -23,6 +23,12 @@ description:
   - V(lock) takes the run lock, a tag on every group with the run id, start time and holder; a second run
     refuses. A lock whose holder process is gone from this host is taken over and reported; a lock silent for
     longer than O(lock_stale_seconds) is reported as stale with how to clear it. V(unlock) releases it.
+  - With O(pause_rebalance), V(lock) also sets C(cluster.routing.rebalance.enable) to C(none) for the run, so
+    shards are not balanced onto a fresh node only to be moved again by the next drain, and
+    C(cluster.routing.allocation.node_concurrent_outgoing_recoveries) to one less than its value (at least 1),
+    so replicas of indices created during a drain find a free recovery slot. The operator's values are saved
+    first in the group tag C(logstack:rollout-rebalance) (never overwritten by a rerun after a crash) and
+    V(unlock) puts them back, an unset value as unset.
   - V(verify) is the final strict check, waiting up to the health timeout for green, then requiring no
     allocation/voting exclusion or shutdown record, no outdated node and every instance joined.
 author:
@@ -115,6 +121,13 @@ options:
     description: A lock whose heartbeat is older than this is reported as stale.
     type: int
     default: 3600
+  pause_rebalance:
+    description:
+      - With V(lock), pause shard rebalancing and keep one outgoing recovery slot free for the run; V(unlock)
+        restores the saved operator values
+        whatever this option says, so a run started with it and continued without it still cleans up.
+    type: bool
+    default: true
   settle:
     description:
       - With V(reconcile), also wait until every instance of the groups has joined and the cluster is healthy.
@@ -191,6 +204,10 @@ lock_note:
   description: Set when a dead run's lock was taken over or broken.
   returned: when action is lock
   type: str
+rebalance:
+  description: What V(lock) or V(unlock) did to the rebalancing and outgoing recovery settings, empty when nothing.
+  returned: when action is lock or unlock
+  type: str
 actions:
   description: What V(reconcile) did (or would do in check mode).
   returned: when action is reconcile
@@ -216,6 +233,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.logstack.elk.plugins.module_utils.aws import AwsError
 from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsError
 from ansible_collections.logstack.elk.plugins.module_utils.rollout import planner
+from ansible_collections.logstack.elk.plugins.module_utils.rollout import rebalance
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.lock import GroupLock, LockError
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.spec import MODULE_KWARGS, argument_spec, clients, timeouts
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.steps import Rollout, StepFailed, WaitTimeout
@@ -232,6 +250,7 @@ def main():
             break_lock=dict(type="str"),
             lock_stale_seconds=dict(type="int", default=3600),
             settle=dict(type="bool", default=True),
+            pause_rebalance=dict(type="bool", default=True),
         ),
         **MODULE_KWARGS)
     p = module.params
@@ -248,11 +267,15 @@ def main():
                     module.exit_json(changed=not holders, run_id=run_id,
                                      lock_note="would take the lock" if not holders else "held: %s" % holders)
                 changed, note = lock.acquire(run_id, break_lock=p["break_lock"])
-                module.exit_json(changed=changed, run_id=run_id, lock_note=note or "", groups=names)
+                paused = rebalance.pause(cluster, aws, names) if p["pause_rebalance"] else ""
+                module.exit_json(changed=changed, run_id=run_id, lock_note=note or "", groups=names,
+                                 rebalance=paused)
             if module.check_mode:
                 module.exit_json(changed=False, run_id=run_id)
+            # Restore before releasing: a crash in between leaves the lock, so the rerun restores.
+            restored = rebalance.restore(cluster, aws, names) or ""
             released = lock.release(p["break_lock"] or run_id)
-            module.exit_json(changed=bool(released), run_id=run_id, groups=released)
+            module.exit_json(changed=bool(released), run_id=run_id, groups=released, rebalance=restored)
 
         rollout = Rollout(cluster, aws, opts, timeouts=timeouts(p), poll_interval=p["poll_interval"],
                           drain_method=p["drain_method"])

@@ -34,6 +34,9 @@ def test_full_upgrade_masters_last_then_second_run_changes_nothing(sandbox):
     sb = sandbox("split.yml")
     elected = sb.es("/_cluster/state/master_node")["master_node"]
     elected_name = sb.es("/_nodes")["nodes"][elected]["name"]
+    # An operator's transient rebalancing value: paused for the run, then put back as it was.
+    rebalance = "cluster.routing.rebalance.enable"
+    sb.es("/_cluster/settings", "PUT", {"transient": {rebalance: "primaries"}})
     run = playbook(sb, "-e", "upgrade_task_per_step=false")
     assert run.rc == 0, run.output[-3000:]
     audit = sb.audit()
@@ -47,6 +50,10 @@ def test_full_upgrade_masters_last_then_second_run_changes_nothing(sandbox):
     assert names, sb.events()[:5]
     assert all(n.startswith("data-") for n in names[:3]) and names[-1] == elected_name, names
     assert sb.exclusions() == ([], [], [])
+    settings = sb.es("/_cluster/settings?flat_settings=true")
+    assert settings.get("transient", {}).get(rebalance) == "primaries", settings
+    assert rebalance not in settings.get("persistent", {}), settings
+    assert not [k for k in settings.get("persistent", {}) if "concurrent" in k], settings
     summary = run.output[run.output.index("TASK [Summary]"):]
     assert summary.count("- i-") >= 6
 

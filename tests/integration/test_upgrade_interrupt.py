@@ -41,6 +41,15 @@ def waiting_for_green(sb, _out):
     return terminated(sb) and health["number_of_nodes"] == 3 and health["status"] == "yellow"
 
 
+REBALANCE = "cluster.routing.rebalance.enable"
+OUTGOING = "cluster.routing.allocation.node_concurrent_outgoing_recoveries"
+
+
+def rebalance_settings(sb, key=REBALANCE):
+    settings = sb.es("/_cluster/settings?flat_settings=true")
+    return {scope: settings.get(scope, {}).get(key) for scope in ("persistent", "transient")}
+
+
 def finish_and_check(sb, args):
     rerun = playbook(sb, *args)
     assert rerun.rc == 0, rerun.output[-4000:]
@@ -51,6 +60,7 @@ def finish_and_check(sb, args):
     assert sb.exclusions() == ([], [], [])
     tags = [t["Key"] for g in sb.groups() for t in g.get("Tags", [])]
     assert "logstack:rollout-lock" not in tags and "logstack:rollout-surge" not in tags
+    assert "logstack:rollout-rebalance" not in tags
     return rerun
 
 
@@ -65,10 +75,21 @@ def test_rerun_after_kill_finishes_the_upgrade_with_every_invariant(sb, point, a
         # Replicas of a departed node wait 6 s before they are rebuilt (ES default 1m): the replacement
         # has joined (3 s boot) while the cluster is still yellow, so the run is waiting for green.
         sb.es("/_all/_settings", "PUT", {"index.unassigned.node_left.delayed_timeout": "6s"})
+    # The operator's rebalancing setting: one case with a persistent value, the others unset.
+    original = {"persistent": "replicas" if point is during_drain else None, "transient": None}
+    if original["persistent"]:
+        sb.es("/_cluster/settings", "PUT", {"persistent": {REBALANCE: original["persistent"]}})
     first = playbook(sb, *args, kill_when=point, sig=sig)
     assert first.killed, "the run ended before reaching the point: " + first.output[-2000:]
     assert first.rc != 0
+    # Killed mid-run: rebalancing is paused and the operator's value is kept on the groups.
+    assert rebalance_settings(sb)["persistent"] == "none"
+    assert rebalance_settings(sb, OUTGOING)["persistent"] == "1"  # default 2, one slot kept free
+    assert all(any(t["Key"] == "logstack:rollout-rebalance" for t in g.get("Tags", [])) for g in sb.groups())
     if not args:  # one task per step: the output names the node and each step it went through
         assert "TASK [Step prepare: voting exclusion, wait for it to take effect | node-" in first.output
     assert_invariants(sb.audit(), complete=False)
     finish_and_check(sb, args)
+    # The rerun saw the tag, not the paused value, and put the operator's value back (unset as unset).
+    assert rebalance_settings(sb) == original
+    assert rebalance_settings(sb, OUTGOING) == {"persistent": None, "transient": None}
