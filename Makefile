@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 DEMO_SCENARIO ?= sandbox/scenarios/demo.yml
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= -n 3 --durations=25
 
 .PHONY: help venv collection demo test lint sanity unit pytest molecule bench build clean
 
