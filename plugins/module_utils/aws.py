@@ -9,6 +9,7 @@ reaches the operator as one sentence with the operation and the AWS error code.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 
 try:
@@ -75,37 +76,15 @@ class Aws:
     def call(self, service, operation, **kwargs):
         """client(service).<operation>(**kwargs) with errors as one sentence."""
         method = getattr(self.client(service), _snake(operation))
-        try:
+        with _one_sentence(service, operation):
             return method(**kwargs)
-        except botocore.exceptions.NoCredentialsError:
-            raise AwsError("No AWS credentials found for %s %s: configure an instance profile, AWS_PROFILE, "
-                           "or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY." % (service, operation),
-                           code="NoCredentials")
-        except botocore.exceptions.ClientError as exc:
-            err = exc.response.get("Error", {})
-            raise AwsError("AWS %s %s failed: %s: %s" % (service, operation, err.get("Code"),
-                                                          err.get("Message")), code=err.get("Code"))
-        except botocore.exceptions.EndpointConnectionError as exc:
-            raise AwsError("Cannot reach the AWS %s endpoint (%s): check region / endpoint_url." % (service, exc))
-        except botocore.exceptions.BotoCoreError as exc:
-            raise AwsError("AWS %s %s failed: %s" % (service, operation, exc))
 
     def paginate(self, service, operation, result_key, **kwargs):
         paginator = self.client(service).get_paginator(_snake(operation))
         out = []
-        try:
+        with _one_sentence(service, operation):
             for page in paginator.paginate(**kwargs):
                 out.extend(page.get(result_key, []))
-        except botocore.exceptions.NoCredentialsError:
-            raise AwsError("No AWS credentials found for %s %s: configure an instance profile, AWS_PROFILE, "
-                           "or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY." % (service, operation),
-                           code="NoCredentials")
-        except botocore.exceptions.ClientError as exc:
-            err = exc.response.get("Error", {})
-            raise AwsError("AWS %s %s failed: %s: %s" % (service, operation, err.get("Code"),
-                                                          err.get("Message")), code=err.get("Code"))
-        except botocore.exceptions.EndpointConnectionError as exc:
-            raise AwsError("Cannot reach the AWS %s endpoint (%s): check region / endpoint_url." % (service, exc))
         return out
 
     # -- Auto Scaling ---------------------------------------------------
@@ -164,6 +143,25 @@ class Aws:
                         if tag["Key"] == version_tag:
                             target["version"] = tag["Value"]
         return target
+
+
+@contextlib.contextmanager
+def _one_sentence(service, operation):
+    """Turn botocore's exceptions into an AwsError naming the operation and the AWS error code."""
+    try:
+        yield
+    except botocore.exceptions.NoCredentialsError:
+        raise AwsError("No AWS credentials found for %s %s: configure an instance profile, AWS_PROFILE, "
+                       "or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY." % (service, operation),
+                       code="NoCredentials")
+    except botocore.exceptions.ClientError as exc:
+        err = exc.response.get("Error", {})
+        raise AwsError("AWS %s %s failed: %s: %s" % (service, operation, err.get("Code"),
+                                                      err.get("Message")), code=err.get("Code"))
+    except botocore.exceptions.EndpointConnectionError as exc:
+        raise AwsError("Cannot reach the AWS %s endpoint (%s): check region / endpoint_url." % (service, exc))
+    except botocore.exceptions.BotoCoreError as exc:
+        raise AwsError("AWS %s %s failed: %s" % (service, operation, exc))
 
 
 def tag_dict(tags):
