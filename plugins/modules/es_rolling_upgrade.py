@@ -23,7 +23,7 @@ description:
   - V(lock) takes the run lock, a tag on every group with the run id, start time and holder; a second run
     refuses. A lock whose holder process is gone from this host is taken over and reported; a lock silent for
     longer than O(lock_stale_seconds) is reported as stale with how to clear it. V(unlock) releases it.
-  - With O(pause_rebalance), V(lock) also sets C(cluster.routing.rebalance.enable) to C(none) for the run, so
+  - V(pause), run after a successful V(preflight) (so a refused run changes nothing), sets C(cluster.routing.rebalance.enable) to C(none) for the run, so
     shards are not balanced onto a fresh node only to be moved again by the next drain, and
     C(cluster.routing.allocation.node_concurrent_outgoing_recoveries) to one less than its value (at least 1),
     so replicas of indices created during a drain find a free recovery slot. The operator's values are saved
@@ -45,7 +45,7 @@ options:
     description: What to do.
     type: str
     required: true
-    choices: [reconcile, preflight, lock, unlock, verify]
+    choices: [reconcile, preflight, lock, unlock, verify, pause]
   asg_names:
     description: Auto Scaling Groups of the cluster, by name. Exclusive with O(asg_tags).
     type: list
@@ -123,7 +123,7 @@ options:
     default: 3600
   pause_rebalance:
     description:
-      - With V(lock), pause shard rebalancing and keep one outgoing recovery slot free for the run; V(unlock)
+      - With V(pause), pause shard rebalancing and keep one outgoing recovery slot free for the run; V(unlock)
         restores the saved operator values
         whatever this option says, so a run started with it and continued without it still cleans up.
     type: bool
@@ -198,15 +198,15 @@ cluster:
   type: dict
 run_id:
   description: The run's lock id.
-  returned: when action is lock or unlock
+  returned: when action is lock, unlock or pause
   type: str
 lock_note:
   description: Set when a dead run's lock was taken over or broken.
   returned: when action is lock
   type: str
 rebalance:
-  description: What V(lock) or V(unlock) did to the rebalancing and outgoing recovery settings, empty when nothing.
-  returned: when action is lock or unlock
+  description: What V(pause) or V(unlock) did to the rebalancing and outgoing recovery settings, empty when nothing.
+  returned: when action is pause or unlock
   type: str
 actions:
   description: What V(reconcile) did (or would do in check mode).
@@ -246,7 +246,7 @@ def new_run_id():
 def main():
     module = AnsibleModule(
         argument_spec=argument_spec(
-            action=dict(type="str", required=True, choices=["reconcile", "preflight", "lock", "unlock", "verify"]),
+            action=dict(type="str", required=True, choices=["reconcile", "preflight", "lock", "unlock", "verify", "pause"]),
             break_lock=dict(type="str"),
             lock_stale_seconds=dict(type="int", default=3600),
             settle=dict(type="bool", default=True),
@@ -257,19 +257,22 @@ def main():
     action = p["action"]
     try:
         cluster, aws, opts = clients(p)
-        if action in ("lock", "unlock"):
+        if action in ("lock", "unlock", "pause"):
             names = [g["AutoScalingGroupName"] for g in aws.find_groups(names=opts.asg_names, tags=opts.asg_tags)]
             lock = GroupLock(aws, names, stale_seconds=p["lock_stale_seconds"])
             run_id = p["run_id"] or new_run_id()
+            if action == "pause":
+                if module.check_mode or not p["pause_rebalance"]:
+                    module.exit_json(changed=False, run_id=run_id, rebalance="")
+                lock.check(run_id)
+                module.exit_json(changed=True, run_id=run_id, rebalance=rebalance.pause(cluster, aws, names))
             if action == "lock":
                 if module.check_mode:
                     holders = {n: h for n, h in lock.holders().items() if h}
                     module.exit_json(changed=not holders, run_id=run_id,
                                      lock_note="would take the lock" if not holders else "held: %s" % holders)
                 changed, note = lock.acquire(run_id, break_lock=p["break_lock"])
-                paused = rebalance.pause(cluster, aws, names) if p["pause_rebalance"] else ""
-                module.exit_json(changed=changed, run_id=run_id, lock_note=note or "", groups=names,
-                                 rebalance=paused)
+                module.exit_json(changed=changed, run_id=run_id, lock_note=note or "", groups=names)
             if module.check_mode:
                 module.exit_json(changed=False, run_id=run_id)
             # Restore before releasing: a crash in between leaves the lock, so the rerun restores.

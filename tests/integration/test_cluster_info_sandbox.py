@@ -163,7 +163,9 @@ def test_replica_kept_off_older_nodes_is_the_version_blocked_yellow(sandbox_up, 
     new_node = next(n["name"] for n in es.get("/_nodes")["nodes"].values() if n["version"] == "8.15.0")
     es.put("/fresh", body={"settings": {"number_of_shards": 1, "number_of_replicas": 1,
                                         "index.routing.allocation.require._name": new_node}})
-    es.get("/_cluster/health/fresh", params={"wait_for_active_shards": "1", "timeout": "30s"})
+    # wait_for_status, not wait_for_active_shards: the latter counts active shards of every index.
+    health = es.get("/_cluster/health/fresh", params={"wait_for_status": "yellow", "timeout": "30s"})
+    assert health["status"] == "yellow", health
     es.put("/fresh/_settings", body={"index.routing.allocation.require._name": None})
     placed = {s["prirep"]: s for s in es.get("/_cat/shards/fresh", params={"format": "json"})}
     assert placed["p"]["node"] == new_node and placed["r"]["state"] == "UNASSIGNED"
