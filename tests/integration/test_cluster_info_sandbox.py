@@ -20,11 +20,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_cluster_info_module import run_module  # noqa: E402  (same runner for both files)
 
 
-def _scenario(tmp_path, **es):
+def _scenario(tmp_path, replicated_only=False, **es):
     """sandbox/scenarios/small.yml with the Elasticsearch presentation the test asks for."""
     with open(os.path.join(ROOT, "sandbox", "scenarios", "small.yml"), encoding="utf-8") as fh:
         scenario = yaml.safe_load(fh)
     scenario.pop("writer", None)  # a quiet cluster: every count below is stable
+    if replicated_only:  # for tests that terminate a node: no index may live on it alone
+        scenario["indices"] = [i for i in scenario["indices"] if i.get("replicas", 1) > 0]
     scenario["es"] = dict(scenario.get("es") or {}, **es)
     path = tmp_path / "scenario.yml"
     path.write_text(yaml.safe_dump(scenario))
@@ -36,8 +38,8 @@ def sandbox_up(tmp_path):
     """`python -m sandbox up` in the background; yields (env, scenario); `down` afterwards."""
     started = []
 
-    def up(**es):
-        path, scenario = _scenario(tmp_path, **es)
+    def up(replicated_only=False, **es):
+        path, scenario = _scenario(tmp_path, replicated_only=replicated_only, **es)
         state = tmp_path / "state"
         proc = subprocess.run([sys.executable, "-m", "sandbox", "up", "--scenario", path, "--state", str(state)],
                               cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -145,7 +147,7 @@ def test_exclusions_and_unassigned_copies_are_reported_with_their_deciders(sandb
 
 
 def test_replica_kept_off_older_nodes_is_the_version_blocked_yellow(sandbox_up, tmp_path):
-    env, scenario = sandbox_up(version="8.15.0")
+    env, scenario = sandbox_up(version="8.15.0", replicated_only=True)
     es = _es(env)
     asg = boto3.client("autoscaling", region_name=env["AWS_REGION"], endpoint_url=env["AWS_ENDPOINT_URL"],
                        aws_access_key_id="testing", aws_secret_access_key="testing")
