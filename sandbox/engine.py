@@ -529,25 +529,37 @@ class Cluster:
         return bps
 
     def _recover(self, dt: float) -> None:
-        incoming: Dict[str, List[Copy]] = {}
+        # indices.recovery.max_bytes_per_sec limits a node's inbound AND outbound
+        # recovery traffic: a copy gets the smaller of its target's and its
+        # source's share, so a drain to two nodes is not twice as fast as ES.
+        moving: List[tuple] = []  # (copy, target node, source node or None)
+        incoming: Dict[str, int] = {}
+        outgoing: Dict[str, int] = {}
         for c in self.all_copies():
             if c.state == "INITIALIZING" and c.node_id:
-                incoming.setdefault(c.node_id, []).append(c)
+                target, source = c.node_id, c.recovery_source
             elif c.state == "RELOCATING" and c.relocating_node_id:
-                incoming.setdefault(c.relocating_node_id, []).append(c)
-        if not incoming:
+                target, source = c.relocating_node_id, c.node_id
+            else:
+                continue
+            moving.append((c, target, source))
+            incoming[target] = incoming.get(target, 0) + 1
+            if source:
+                outgoing[source] = outgoing.get(source, 0) + 1
+        if not moving:
             return
-        bps = self.bandwidth()
-        for nid, copies in incoming.items():
-            share = bps * dt / len(copies)
-            for c in copies:
-                if c.recovery_started >= self._last_tick:
-                    continue  # started in this very tick
-                moved = min(c.recovery_left, share)
-                c.recovery_left -= moved
-                self.shard_bytes_moved += moved
-                if c.recovery_left <= 1e-6:
-                    allocation.recovery_done(self, c)
+        budget = self.bandwidth() * dt
+        for c, target, source in moving:
+            if c.recovery_started >= self._last_tick:
+                continue  # started in this very tick
+            share = budget / incoming[target]
+            if source:
+                share = min(share, budget / outgoing[source])
+            moved = min(c.recovery_left, share)
+            c.recovery_left -= moved
+            self.shard_bytes_moved += moved
+            if c.recovery_left <= 1e-6:
+                allocation.recovery_done(self, c)
 
     # --------------------------------------------------------------- writer
     def _writer(self, now: float, dt: float) -> None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 import time
 
+import yaml
+
 SCENARIOS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                          "sandbox", "scenarios")
 
@@ -414,3 +416,34 @@ def test_health_refuses_a_wait_for_active_shards_that_is_not_a_count_as_a_bad_re
     assert sbx.es.call("GET", "/_cluster/health?wait_for_active_shards=all&timeout=1s")[0] == 200
     assert sbx.es.call("GET", "/_cluster/health?wait_for_active_shards=1&timeout=1s")[0] == 200
     assert sbx.audit()["internal_errors"] == 0
+
+
+def test_recovery_bandwidth_caps_a_nodes_outgoing_traffic_as_well_as_its_incoming(sandbox_factory, tmp_path):
+    # indices.recovery.max_bytes_per_sec limits a node's inbound and outbound recovery traffic: a node
+    # draining to two others sends no faster than one recovery would.
+    with open(os.path.join(SCENARIOS, "split.yml"), encoding="utf-8") as fh:
+        scenario = yaml.safe_load(fh)
+    scenario["indices"] = [{"name": "big", "primaries": 6, "replicas": 0, "docs": 600, "size": "6GB"}]
+    scenario["timing"]["recovery_bytes_per_second"] = "10MB"
+    path = tmp_path / "big.yml"
+    path.write_text(yaml.safe_dump(scenario))
+    sbx = sandbox_factory(str(path))
+    victim = _holder(sbx, "big", shard=0)
+    sbx.es.ok("PUT", "/_cluster/settings", {"persistent": {"cluster.routing.allocation.exclude._name": victim}})
+    cluster = sbx.sb.cluster
+    victim_id = sbx.node_by_name(victim)[0]
+
+    def outgoing():
+        return [c for c in cluster.all_copies() if c.state == "RELOCATING" and c.node_id == victim_id]
+
+    wait_for(lambda: len({c.relocating_node_id for c in outgoing()}) == 2, timeout=20,
+             what="two recoveries from the drained node to two different nodes")
+    with cluster.state.lock:  # the tick thread waits: one step of the engine, by hand
+        copies = outgoing()
+        assert len({c.relocating_node_id for c in copies}) == 2
+        before = sum(c.recovery_left for c in copies)
+        cluster._last_tick = max(c.recovery_started for c in copies) + 1e-3
+        cluster._recover(1.0)
+        moved = before - sum(c.recovery_left for c in copies)
+    bandwidth = 10 * 1024 * 1024
+    assert 0.99 * bandwidth <= moved <= 1.01 * bandwidth
