@@ -11,6 +11,7 @@ import base64
 import gzip
 import http.client
 import json
+import socketserver
 import ssl
 import time
 import urllib.parse
@@ -435,8 +436,10 @@ def test_nodes_stats_metric_path_part_is_a_metric_not_a_node_filter(sandbox):
 
 
 @pytest.mark.parametrize("tls", [False, True])
-def test_keep_alive_requests_are_not_stalled_by_delayed_acks(sandbox, tmp_path, tls):
-    """Headers and body leave in one write: no ~40 ms Nagle/delayed-ACK stall per request."""
+def test_each_response_leaves_in_one_write_so_keep_alive_clients_are_not_stalled(sandbox, tmp_path, tls,
+                                                                                 monkeypatch):
+    """Headers and body leave in one write: split, the client's delayed ACK holds the body ~40 ms
+    per keep-alive request (Nagle). Counted at the socket writer, not timed (timing is bench/'s job)."""
     kw = {}
     ctx = None
     if tls:
@@ -445,21 +448,24 @@ def test_keep_alive_requests_are_not_stalled_by_delayed_acks(sandbox, tmp_path, 
         ctx = ssl.create_default_context(cafile=paths["ca_cert"])
     state, url = sandbox(**kw)
     call(url, "PUT", "/k1", {}, ctx=ctx)
+    writes = []
+    original = socketserver._SocketWriter.write
+
+    def counting_write(self, b):
+        writes.append(len(b))
+        return original(self, b)
+
+    monkeypatch.setattr(socketserver._SocketWriter, "write", counting_write)
     u = urllib.parse.urlsplit(url)
     conn = (http.client.HTTPSConnection(u.hostname, u.port, context=ctx, timeout=10) if tls
             else http.client.HTTPConnection(u.hostname, u.port, timeout=10))
-    times = []
-    for _ in range(15):
-        t0 = time.perf_counter()
+    for _ in range(5):
         conn.request("GET", "/k1")
         resp = conn.getresponse()
-        resp.read()
-        times.append(time.perf_counter() - t0)
-        assert resp.status == 200
+        body = resp.read()
+        assert resp.status == 200 and b"k1" in body
     conn.close()
-    times.sort()
-    # A delayed ACK holds a split response >= 40 ms on Linux; one write answers in ~1 ms.
-    assert times[len(times) // 2] < 0.03, times
+    assert len(writes) == 5, writes
 
 
 def test_undecodable_request_bodies_are_client_errors_not_server_errors(sandbox):
