@@ -32,6 +32,7 @@ author:
 extends_documentation_fragment:
   - logstack.elk.es
   - logstack.elk.aws
+  - logstack.elk.rollout
 attributes:
   check_mode:
     support: full
@@ -63,66 +64,6 @@ options:
     type: list
     elements: str
     default: []
-  asg_names:
-    description: Auto Scaling Groups of the cluster, by name. Exclusive with O(asg_tags).
-    type: list
-    elements: str
-  asg_tags:
-    description: Select the cluster's Auto Scaling Groups by tags.
-    type: dict
-  version_tag:
-    description: Instance tag holding the Elasticsearch version.
-    type: str
-    default: es_version
-  compare:
-    description: What makes an instance outdated against its group's launch template.
-    type: list
-    elements: str
-    choices: [image, version]
-    default: [image, version]
-  target_image_id:
-    description: Explicit target AMI.
-    type: str
-  target_version:
-    description: Explicit target value of O(version_tag).
-    type: str
-  node_attribute:
-    description: Node attribute naming the EC2 instance id.
-    type: str
-    default: aws_instance_id
-  strategy:
-    description: Replacement strategy; see M(logstack.elk.es_rolling_upgrade).
-    type: str
-    choices: [drain, surge, terminate]
-    default: drain
-  accept_data_loss:
-    description: With strategy V(terminate), accept losing documents of shards without a started replica.
-    type: bool
-    default: false
-  max_nodes_out:
-    description: Most nodes of the expected cluster size allowed out at once, this one included.
-    type: int
-    default: 1
-  drain_method:
-    description: V(auto) uses the node shutdown API on Elasticsearch 7.15+, the allocation exclusion elsewhere.
-    type: str
-    choices: [auto, shutdown, exclusion]
-    default: auto
-  timeouts:
-    description: Seconds each wait may take; omitted keys keep their defaults.
-    type: dict
-    suboptions:
-      gate: {description: Safety rules allowing the node out (default 600)., type: int}
-      master: {description: Voting exclusion taking effect (default 120)., type: int}
-      drain: {description: Node holding no shard (default 3600)., type: int}
-      terminate: {description: Termination (default 120)., type: int}
-      leave: {description: Node leaving (default 300)., type: int}
-      join: {description: Replacement joining (default 900)., type: int}
-      health: {description: Green or version-skew yellow (default 1800)., type: int}
-  poll_interval:
-    description: Seconds between two reads while waiting.
-    type: float
-    default: 5.0
   run_id:
     description: Lock run id from M(logstack.elk.es_rolling_upgrade) V(lock); the step refuses if the run lost the lock.
     type: str
