@@ -1,6 +1,9 @@
-"""Make this checkout importable as ansible_collections.logstack.elk (see `make collection`)."""
+"""Make this checkout importable as ansible_collections.logstack.elk (see `make collection`),
+and fixtures shared by every test folder."""
 import os
 import sys
+
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COLLECTIONS = os.path.join(ROOT, ".collections")
@@ -18,3 +21,15 @@ os.environ.setdefault("ANSIBLE_CONFIG", os.path.join(ROOT, "ansible.cfg"))
 _bin = os.path.dirname(sys.executable)
 if _bin not in os.environ.get("PATH", "").split(os.pathsep):
     os.environ["PATH"] = _bin + os.pathsep + os.environ.get("PATH", "")
+
+
+@pytest.fixture(scope="module")
+def moto_url():
+    """A moto server (EC2, Auto Scaling, CloudWatch, SNS, ...) on a free loopback port, per test module."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield "http://%s:%d" % (host, port)
+    server.stop()

@@ -14,7 +14,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from moto.server import ThreadedMotoServer
 
 from sandbox.es_api.server import start_server
 from sandbox.state import SandboxState
@@ -188,15 +187,6 @@ def test_tls_mismatch_fails_in_one_sentence(sandbox_http, tmp_path):
     # server has no cluster engine, so the first cluster endpoint is what fails.
     result, output = run_module({"es_url": url, "es_ca_file": right_ca}, env=_clean_env(tmp_path), tmp_path=tmp_path)
     assert result["msg"].startswith("Elasticsearch answered GET /_cluster/health with 400"), result["msg"]
-
-
-@pytest.fixture(scope="module")
-def moto_url():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield "http://%s:%d" % (host, port)
-    server.stop()
 
 
 def test_missing_aws_credentials_fail_in_one_sentence(osmem, moto_url, tmp_path):

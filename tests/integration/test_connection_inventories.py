@@ -10,7 +10,6 @@ import sys
 import boto3
 import pytest
 import yaml
-from moto.server import ThreadedMotoServer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)
@@ -39,11 +38,8 @@ def load(path):
 
 
 @pytest.fixture(scope="module")
-def moto_with_instances():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = "http://%s:%d" % (host, port)
+def moto_with_instances(moto_url):
+    url = moto_url
     launched = {}
     for env_name in REAL_ENVS:
         region = load(os.path.join(ROOT, "inventories", env_name, "aws_ec2.yml"))["regions"][0]
@@ -56,8 +52,7 @@ def moto_with_instances():
             reply = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1,
                                       TagSpecifications=[{"ResourceType": "instance", "Tags": tags}])
             launched["%s-%s-1" % (env_name, role)] = reply["Instances"][0]
-    yield url, launched
-    server.stop()
+    return url, launched
 
 
 @pytest.mark.parametrize("env_name", REAL_ENVS)

@@ -5,14 +5,13 @@ one sandbox runs at a time per test process (pytest-xdist workers are processes)
 """
 from __future__ import annotations
 
-import http.client
-import json
 import os
-import urllib.parse
 from typing import Any, Dict, Optional, Tuple
 
 import boto3
 import pytest
+
+from tests.sandbox.es_http import request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCENARIOS = os.path.join(ROOT, "sandbox", "scenarios")
@@ -25,21 +24,7 @@ class ES:
         self.url = url
 
     def call(self, method: str, path: str, body: Any = None, timeout: float = 30) -> Tuple[int, Any]:
-        u = urllib.parse.urlsplit(self.url)
-        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
-        headers = {}
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        conn.request(method, path, body=data, headers=headers)
-        resp = conn.getresponse()
-        raw = resp.read().decode()
-        conn.close()
-        try:
-            return resp.status, json.loads(raw) if raw else None
-        except ValueError:
-            return resp.status, raw
+        return request(self.url, method, path, body, timeout=timeout)
 
     def get(self, path: str) -> Any:
         status, body = self.call("GET", path)

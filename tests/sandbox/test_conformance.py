@@ -7,41 +7,19 @@ Elasticsearch differ, the sandbox follows Elasticsearch and the step says so.
 """
 from __future__ import annotations
 
-import http.client
 import json
-import urllib.parse
-from typing import Any, List, Optional, Tuple
+from typing import Any, List
 
 import pytest
 
 from sandbox.es_api.documents import install
 from sandbox.es_api.server import start_server
 from sandbox.state import SandboxState
+from tests.sandbox.es_http import request
 
 osmem_server = pytest.importorskip("osmem_server")
 
 ES_VERSION = "8.15.0"
-
-
-def request(url: str, method: str, path: str, body: Any = None, ndjson: Optional[List[Any]] = None) -> Tuple[int, Any]:
-    u = urllib.parse.urlsplit(url)
-    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
-    headers = {}
-    data = None
-    if ndjson is not None:
-        data = "".join(json.dumps(x) + "\n" for x in ndjson).encode()
-        headers["Content-Type"] = "application/x-ndjson"
-    elif body is not None:
-        data = json.dumps(body).encode()
-        headers["Content-Type"] = "application/json"
-    conn.request(method, path, body=data, headers=headers)
-    resp = conn.getresponse()
-    raw = resp.read().decode()
-    conn.close()
-    try:
-        return resp.status, (json.loads(raw) if raw else None)
-    except ValueError:
-        return resp.status, raw
 
 
 def shape(value: Any) -> Any:

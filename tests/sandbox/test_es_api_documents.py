@@ -2,16 +2,15 @@
 driven over HTTP as our modules drive Elasticsearch."""
 from __future__ import annotations
 
-import http.client
 import json
 import time
-import urllib.parse
 
 import pytest
 
 from sandbox.es_api.documents import install
 from sandbox.es_api.server import start_server
 from sandbox.state import SandboxState
+from tests.sandbox.es_http import request
 
 
 class StandInEngine:
@@ -47,27 +46,9 @@ class ES:
         self.state.engine = engine
         self.store = install(self.state, reindex_rate=rate)
         self.server, self.url = start_server(self.state)
-        u = urllib.parse.urlsplit(self.url)
-        self.host, self.port = u.hostname, u.port
 
     def __call__(self, method, path, body=None, ndjson=None):
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
-        headers = {}
-        data = None
-        if ndjson is not None:
-            data = "".join(json.dumps(line) + "\n" for line in ndjson).encode()
-            headers["Content-Type"] = "application/x-ndjson"
-        elif body is not None:
-            data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        conn.request(method, path, body=data, headers=headers)
-        resp = conn.getresponse()
-        raw = resp.read().decode()
-        conn.close()
-        try:
-            return resp.status, json.loads(raw) if raw else None
-        except ValueError:
-            return resp.status, raw
+        return request(self.url, method, path, body, ndjson)
 
     def close(self):
         self.server.shutdown()

@@ -6,22 +6,12 @@ import sys
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from ansible_collections.logstack.elk.plugins.module_utils.aws import Aws, AwsError, tag_dict
 
 REGION = "eu-west-1"
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DUMMY_CREDS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-
-
-@pytest.fixture(scope="module")
-def moto_url():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield "http://%s:%d" % (host, port)
-    server.stop()
 
 
 @pytest.fixture

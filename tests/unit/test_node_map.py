@@ -7,7 +7,6 @@ the sandbox derives from its EC2 instances.
 """
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from ansible_collections.logstack.elk.plugins.module_utils.node_map import map_nodes, node_ips, outdated_reasons
 
@@ -15,19 +14,15 @@ REGION = "eu-west-1"
 
 
 @pytest.fixture(scope="module")
-def instances():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    ec2 = boto3.client("ec2", region_name=REGION, endpoint_url="http://%s:%d" % (host, port),
+def instances(moto_url):
+    ec2 = boto3.client("ec2", region_name=REGION, endpoint_url=moto_url,
                        aws_access_key_id="testing", aws_secret_access_key="testing")
     launched = ec2.run_instances(
         ImageId="ami-12c6146b", MinCount=4, MaxCount=4,
         TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "es_version", "Value": "8.15.0"}]}])
     ids = [i["InstanceId"] for i in launched["Instances"]]
     described = [i for r in ec2.describe_instances(InstanceIds=ids)["Reservations"] for i in r["Instances"]]
-    yield sorted(described, key=lambda i: ids.index(i["InstanceId"]))
-    server.stop()
+    return sorted(described, key=lambda i: ids.index(i["InstanceId"]))
 
 
 def es_node(name, ip, attributes=None, http_ip=None):

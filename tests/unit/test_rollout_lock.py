@@ -6,7 +6,6 @@ import uuid
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from ansible_collections.logstack.elk.plugins.module_utils.aws import Aws
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.lock import (
@@ -14,14 +13,11 @@ from ansible_collections.logstack.elk.plugins.module_utils.rollout.lock import (
 
 
 @pytest.fixture(scope="module")
-def moto_url():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
+def moto_url(moto_url):
+    """The shared moto server (tests/conftest.py), with the dummy credentials boto3 needs."""
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-    yield "http://%s:%d" % (host, port)
-    server.stop()
+    return moto_url
 
 
 @pytest.fixture
