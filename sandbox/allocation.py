@@ -286,6 +286,19 @@ def primary_of(cluster: "Cluster", copy: "Copy") -> Optional["Copy"]:
     return next((c for c in cluster.shards[copy.index][copy.shard] if c.primary), None)
 
 
+def relocation_source(cluster: "Cluster", copy: "Copy") -> Optional[str]:
+    """The node a relocating copy's data comes from, as in ES: a primary copies from the node it
+    leaves, a replica from the node of its active primary (IndicesClusterStateService
+    findSourceNodeForPeerRecovery; RoutingNodes counts the outgoing recovery there too).
+    None while the primary is not active: the recovery waits."""
+    if copy.primary:
+        return copy.node_id
+    primary = primary_of(cluster, copy)
+    if primary is None or primary.state not in ("STARTED", "RELOCATING"):
+        return None
+    return primary.node_id
+
+
 def recoveries(cluster: "Cluster") -> Tuple[Dict[str, int], Dict[str, int]]:
     incoming: Dict[str, int] = {}
     outgoing: Dict[str, int] = {}
@@ -295,7 +308,9 @@ def recoveries(cluster: "Cluster") -> Tuple[Dict[str, int], Dict[str, int]]:
             outgoing[c.recovery_source] = outgoing.get(c.recovery_source, 0) + 1
         elif c.state == "RELOCATING" and c.relocating_node_id:
             incoming[c.relocating_node_id] = incoming.get(c.relocating_node_id, 0) + 1
-            outgoing[c.node_id] = outgoing.get(c.node_id, 0) + 1
+            source = relocation_source(cluster, c)
+            if source:
+                outgoing[source] = outgoing.get(source, 0) + 1
     return incoming, outgoing
 
 
@@ -368,11 +383,21 @@ def deciders(cluster: "Cluster", copy: "Copy", node: "Node", moving: bool = Fals
         add("node_shutdown", YES, f"node [{node.id}] is preparing to restart, but will remain in the cluster")
     else:
         add("node_shutdown", YES, "this node is not currently shutting down")
-    # throttling (only matters for copies that need a recovery)
+    # throttling. An unassigned primary recovers from its own store (empty for a new index): ES
+    # counts only initial primary recoveries on the node against node_initial_primaries_recoveries,
+    # not peer recoveries. The sandbox starts such primaries at once, so none is ever in progress.
+    if copy.primary and copy.state == "UNASSIGNED":
+        limit = cluster.setting("cluster.routing.allocation.node_initial_primaries_recoveries", 4)
+        add("throttling", YES, f"below primary recovery limit of [{limit}]")
+        return out
     incoming, outgoing = rec if rec is not None else recoveries(cluster)
     lim_in, lim_out = _limit(cluster, "incoming"), _limit(cluster, "outgoing")
     n_in = incoming.get(node.id, 0)
-    source = copy.node_id if moving else (primary.node_id if primary is not None and not copy.primary else None)
+    # the node the data would come from: see relocation_source
+    if moving:
+        source = relocation_source(cluster, copy)
+    else:
+        source = primary.node_id if primary is not None and not copy.primary else None
     n_out = outgoing.get(source, 0) if source else 0
     if n_in >= lim_in:
         add("throttling", THROTTLE, f"reached the limit of incoming shard recoveries [{n_in}], cluster setting "

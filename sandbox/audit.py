@@ -12,6 +12,8 @@ Definitions:
   leaves out the time when the only missing copies were replicas blocked solely by
   the ``node_version`` decider. ``degraded_copy_seconds_by_reason`` splits the missing
   copies by state/unassigned reason in copy-seconds (two copies missing for 1 s count 2).
+  ``degraded_episodes_excluding_version_skew`` lists the last spans of the latter: when
+  (seconds from formation), how long, and which copies were missing.
 * ``max_nodes_out``: the most nodes missing at once against the expected size
   (sum of the groups' sizes in the scenario).
 * ``lower_bound_seconds``: the time an ideal one-at-a-time replacement of the
@@ -42,6 +44,7 @@ READ_ONLY_APIS = {
     "indices.simulate_template", "cluster.allocation_explain", "indices.refresh", "indices.flush",
 }
 MUTATIONS_KEPT = 100
+EPISODES_KEPT = 50
 
 
 class Audit:
@@ -65,6 +68,9 @@ class Audit:
         self.mutating_requests = 0
         self.mutations: list = []  # the last MUTATIONS_KEPT, "METHOD path -> status"
         self._requests_seen = 0  # state.request_count already classified
+        # spans of degradation not explained by version skew: when, how long, which copies
+        self.episodes: list = []
+        self._episode: Optional[Dict[str, Any]] = None
 
     def begin(self) -> None:
         """Called when the cluster has formed and the roll-to version exists."""
@@ -128,11 +134,16 @@ class Audit:
             skew = [allocation.version_skew_only(c, x) for x in missing]
             if not all(skew):
                 self.degraded_ex_skew += dt
+                self._note_episode(now, dt, [x for x, is_skew in zip(missing, skew) if not is_skew])
+            else:
+                self._episode = None
             for x, is_skew in zip(missing, skew):
                 key = "UNASSIGNED:node_version" if is_skew else \
                     (x.state if x.state != "UNASSIGNED" else f"UNASSIGNED:{x.unassigned_reason}")
                 key += ":primary" if x.primary else ""
                 self.degraded_by_reason[key] = self.degraded_by_reason.get(key, 0.0) + dt
+        else:
+            self._episode = None
         if c.master_id is None:
             self.no_master_seconds += dt
         masters = sum(1 for n in c.nodes.values() if n.master_eligible)
@@ -140,6 +151,18 @@ class Audit:
         self.max_nodes_out = max(self.max_nodes_out, c.initial_expected_nodes - len(c.nodes))
         self._classify_requests()
         self._flush_events()
+
+    def _note_episode(self, now: float, dt: float, copies: list) -> None:
+        if self._episode is None:
+            self._episode = {"at_seconds": round(now - dt - self.started, 2), "seconds": 0.0, "copies": []}
+            self.episodes.append(self._episode)
+            del self.episodes[:-EPISODES_KEPT]
+        self._episode["seconds"] = round(self._episode["seconds"] + dt, 2)
+        for x in copies:
+            what = x.state if x.state != "UNASSIGNED" else f"UNASSIGNED:{x.unassigned_reason}"
+            label = f"[{x.index}][{x.shard}]{'p' if x.primary else 'r'} {what}"
+            if label not in self._episode["copies"] and len(self._episode["copies"]) < 10:
+                self._episode["copies"].append(label)
 
     def _flush_events(self) -> None:
         if not self.state_dir:
@@ -182,6 +205,7 @@ class Audit:
             "degraded_seconds": round(self.degraded_seconds, 2),
             "degraded_seconds_excluding_version_skew": round(self.degraded_ex_skew, 2),
             "degraded_copy_seconds_by_reason": {k: round(v, 2) for k, v in sorted(self.degraded_by_reason.items())},
+            "degraded_episodes_excluding_version_skew": [dict(e) for e in self.episodes],
             "no_master_seconds": round(self.no_master_seconds, 2),
             "min_master_eligible_present": self.min_master_eligible,
             "max_nodes_out": self.max_nodes_out,

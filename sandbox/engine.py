@@ -539,7 +539,10 @@ class Cluster:
             if c.state == "INITIALIZING" and c.node_id:
                 target, source = c.node_id, c.recovery_source
             elif c.state == "RELOCATING" and c.relocating_node_id:
-                target, source = c.relocating_node_id, c.node_id
+                # a replica copies from its primary's node, not from the node it leaves
+                target, source = c.relocating_node_id, allocation.relocation_source(self, c)
+                if source is None:
+                    continue  # no active primary to copy from: the recovery waits
             else:
                 continue
             moving.append((c, target, source))

@@ -10,6 +10,8 @@ import time
 
 import yaml
 
+from sandbox import allocation
+
 SCENARIOS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                          "sandbox", "scenarios")
 
@@ -447,3 +449,62 @@ def test_recovery_bandwidth_caps_a_nodes_outgoing_traffic_as_well_as_its_incomin
         moved = before - sum(c.recovery_left for c in copies)
     bandwidth = 10 * 1024 * 1024
     assert 0.99 * bandwidth <= moved <= 1.01 * bandwidth
+
+
+def test_a_relocating_replica_copies_from_its_primarys_node_not_from_the_node_it_leaves(sandbox_factory, tmp_path):
+    # ES recovers a replica from the active primary (IndicesClusterStateService
+    # findSourceNodeForPeerRecovery) and counts the outgoing recovery on the primary's node, so
+    # draining a node that holds replicas loads the primaries' nodes, not the drained one.
+    with open(os.path.join(SCENARIOS, "split.yml"), encoding="utf-8") as fh:
+        scenario = yaml.safe_load(fh)
+    scenario["indices"] = [{"name": "r", "primaries": 1, "replicas": 1, "docs": 100, "size": "2GB"}]
+    scenario["timing"]["recovery_bytes_per_second"] = "10MB"
+    path = tmp_path / "replica.yml"
+    path.write_text(yaml.safe_dump(scenario))
+    sbx = sandbox_factory(str(path))
+    victim = _holder(sbx, "r", primary=False)
+    primary_node = _holder(sbx, "r", primary=True)
+    sbx.es.ok("PUT", "/_cluster/settings", {"persistent": {"cluster.routing.allocation.exclude._name": victim}})
+    cluster = sbx.sb.cluster
+    victim_id, primary_id = sbx.node_by_name(victim)[0], sbx.node_by_name(primary_node)[0]
+
+    def moving():
+        return [c for c in cluster.all_copies() if c.state == "RELOCATING" and c.node_id == victim_id]
+
+    wait_for(lambda: moving(), timeout=20, what="the replica relocating off the excluded node")
+    with cluster.state.lock:
+        incoming, outgoing = allocation.recoveries(cluster)
+        assert outgoing.get(primary_id) == 1 and victim_id not in outgoing
+        copy = moving()[0]
+        assert allocation.relocation_source(cluster, copy) == primary_id
+        # one engine step moves the primary node's share of bandwidth into the new copy
+        before = copy.recovery_left
+        cluster._last_tick = copy.recovery_started + 1e-3
+        cluster._recover(1.0)
+        assert 0.99 * 10 * 1024 * 1024 <= before - copy.recovery_left <= 1.01 * 10 * 1024 * 1024
+
+
+def test_a_new_primary_is_not_throttled_by_peer_recoveries_into_its_node(sandbox_factory, tmp_path):
+    # ES throttles an unassigned primary only on initial primary recoveries
+    # (node_initial_primaries_recoveries), so a new index still gets its primary on a node
+    # whose incoming recovery slots a drain has filled.
+    with open(os.path.join(SCENARIOS, "split.yml"), encoding="utf-8") as fh:
+        scenario = yaml.safe_load(fh)
+    scenario["indices"] = [{"name": "big", "primaries": 1, "replicas": 0, "docs": 100, "size": "2GB"}]
+    scenario["timing"]["recovery_bytes_per_second"] = "10MB"
+    path = tmp_path / "fresh.yml"
+    path.write_text(yaml.safe_dump(scenario))
+    sbx = sandbox_factory(str(path))
+    victim = _holder(sbx, "big")
+    sbx.es.ok("PUT", "/_cluster/settings", {"persistent": {
+        "cluster.routing.allocation.node_concurrent_recoveries": 1,
+        "cluster.routing.allocation.exclude._name": victim}})
+    moving = wait_for(lambda: [r for r in sbx.shards("big") if r["state"] == "RELOCATING"], timeout=20,
+                      what="the big shard relocating")
+    target = moving[0]["node"].split("->")[-1].split()[-1]
+    sbx.es.ok("PUT", "/fresh", {"settings": {"number_of_shards": 1, "number_of_replicas": 0,
+                                             "index.routing.allocation.require._name": target}})
+    rows = wait_for(lambda: [r for r in sbx.shards("fresh") if r["state"] == "STARTED"], timeout=5,
+                    what="the new primary started on the node that is receiving the relocation")
+    assert rows[0]["node"] == target
+    assert [r["state"] for r in sbx.shards("big")] == ["RELOCATING"]  # its slot was still taken
