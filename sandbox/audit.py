@@ -10,7 +10,8 @@ Definitions:
 * ``degraded_seconds``: time with any wanted shard copy not started (unassigned
   or initializing; a relocating copy still serves). ``..._excluding_version_skew``
   leaves out the time when the only missing copies were replicas blocked solely by
-  the ``node_version`` decider. ``degraded_copy_seconds_by_reason`` splits the missing
+  the ``node_version`` decider, or such a replica's catch-up recovery once a node new
+  enough joined (``INITIALIZING:after_node_version``). ``degraded_copy_seconds_by_reason`` splits the missing
   copies by state/unassigned reason in copy-seconds (two copies missing for 1 s count 2).
   ``degraded_episodes_excluding_version_skew`` lists the last spans of the latter: when
   (seconds from formation), how long, and which copies were missing.
@@ -71,6 +72,7 @@ class Audit:
         # spans of degradation not explained by version skew: when, how long, which copies
         self.episodes: list = []
         self._episode: Optional[Dict[str, Any]] = None
+        self._skew_blocked: set = set()  # (index, shard) of replicas seen blocked only by node_version
 
     def begin(self) -> None:
         """Called when the cluster has formed and the roll-to version exists."""
@@ -132,18 +134,27 @@ class Audit:
         if missing:
             self.degraded_seconds += dt
             skew = [allocation.version_skew_only(c, x) for x in missing]
+            for x, is_skew in zip(missing, skew):
+                if is_skew:
+                    self._skew_blocked.add((x.index, x.shard))
+            # the catch-up recovery of a replica the version skew kept unassigned ends that block
+            after = [not is_skew and not x.primary and x.state == "INITIALIZING" and x.relocating_node_id is None
+                     and (x.index, x.shard) in self._skew_blocked for x, is_skew in zip(missing, skew)]
+            skew = [a or b for a, b in zip(skew, after)]
             if not all(skew):
                 self.degraded_ex_skew += dt
                 self._note_episode(now, dt, [x for x, is_skew in zip(missing, skew) if not is_skew])
             else:
                 self._episode = None
-            for x, is_skew in zip(missing, skew):
-                key = "UNASSIGNED:node_version" if is_skew else \
+            for x, is_skew, is_after in zip(missing, skew, after):
+                key = "INITIALIZING:after_node_version" if is_after else "UNASSIGNED:node_version" if is_skew else \
                     (x.state if x.state != "UNASSIGNED" else f"UNASSIGNED:{x.unassigned_reason}")
                 key += ":primary" if x.primary else ""
                 self.degraded_by_reason[key] = self.degraded_by_reason.get(key, 0.0) + dt
         else:
             self._episode = None
+        still = {(x.index, x.shard) for x in missing}
+        self._skew_blocked &= still
         if c.master_id is None:
             self.no_master_seconds += dt
         masters = sum(1 for n in c.nodes.values() if n.master_eligible)

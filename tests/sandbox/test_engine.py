@@ -11,6 +11,7 @@ import time
 import yaml
 
 from sandbox import allocation
+from tests.sandbox.es_http import request
 
 SCENARIOS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                          "sandbox", "scenarios")
@@ -508,3 +509,33 @@ def test_a_new_primary_is_not_throttled_by_peer_recoveries_into_its_node(sandbox
                     what="the new primary started on the node that is receiving the relocation")
     assert rows[0]["node"] == target
     assert [r["state"] for r in sbx.shards("big")] == ["RELOCATING"]  # its slot was still taken
+
+
+def test_the_catch_up_recovery_of_a_version_blocked_replica_counts_as_version_skew(sandbox_factory):
+    # A replica kept off older nodes by node_version recovers once a node new enough joins: that
+    # copy is still missing because of the skew, and the audit files it under it, not as degradation.
+    sbx = sandbox_factory("split.yml")
+    data = [n["name"] for n in sbx.nodes().values() if "data" in n["roles"]]
+    first = next(n for n in data if n != _holder(sbx, "single"))
+    sbx.terminate(first)
+    new = wait_for(lambda: next((n for n in sbx.nodes().values()
+                                 if n["version"] == "8.15.0" and "data" in n["roles"]), None), what="8.15 node")
+    wait_for(lambda: _health(sbx)["status"] == "green" or not _health(sbx)["unassigned_shards"],
+             timeout=30, what="the cluster to settle after the first replacement")
+    sbx.es.ok("PUT", "/fresh", {"settings": {"number_of_shards": 1, "number_of_replicas": 1,
+                                             "index.routing.allocation.require._name": new["name"]}})
+    wait_for(lambda: _holder(sbx, "fresh") == new["name"], what="primary on the new node")
+    lines = [line for _ in range(500) for line in ({"index": {}}, {"msg": "x" * 2000})]
+    status, out = request(sbx.sb.es_url, "POST", "/fresh/_bulk?refresh=true", ndjson=lines)
+    assert status == 200 and not out["errors"], out
+    sbx.es.ok("PUT", "/fresh/_settings", {"index.routing.allocation.require._name": None})
+    wait_for(lambda: sbx.audit()["degraded_copy_seconds_by_reason"].get("UNASSIGNED:node_version", 0) > 0.3,
+             what="the replica blocked by node_version")
+    # a second new data node: the replica recovers onto it
+    second = next(n for n in data if n not in (first, _holder(sbx, "single")))
+    sbx.terminate(second)
+    wait_for(lambda: all(r["state"] == "STARTED" for r in sbx.shards("fresh")), timeout=30,
+             what="the replica started on the second new node")
+    audit = sbx.audit()
+    assert audit["degraded_copy_seconds_by_reason"].get("INITIALIZING:after_node_version", 0) > 0
+    assert not any("[fresh]" in c for e in audit["degraded_episodes_excluding_version_skew"] for c in e["copies"])

@@ -7,6 +7,12 @@ Order (Elasticsearch's documented rolling-upgrade order, ECK's predicates):
 nodes a crashed run left half-done first; then data nodes before
 master-eligible nodes (a node older than the elected master cannot join);
 data tiers frozen, cold, warm, hot, generic data; the elected master last.
+Within a tier the node expected to drain fastest goes first: under ``drain`` the
+first node's shards land on nodes that are replaced later and move again, while
+every later drain moves about the same bytes whichever node went first. A drain
+copies a primary out of the node itself (its own link) and a replica from its
+primary's node (spread over the others), so the estimate is the larger of its
+primary bytes and its bytes spread over the other data nodes of the tier.
 """
 from __future__ import annotations
 
@@ -14,7 +20,7 @@ from ansible_collections.logstack.elk.plugins.module_utils.aws import tag_dict
 from ansible_collections.logstack.elk.plugins.module_utils.node_map import map_nodes, outdated_reasons
 from ansible_collections.logstack.elk.plugins.module_utils.rollout import predicates as P
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.cluster import (
-    is_data, is_master_eligible, tier_rank, TIER_ORDER)
+    is_data, is_master_eligible, shard_bytes, shard_nodes, tier_rank, TIER_ORDER)
 
 SURGE_TAG = "logstack:rollout-surge"
 # Lifecycle states of an instance the group is getting rid of: not expected in the cluster.
@@ -120,6 +126,17 @@ class World:
         out = []
         excluded = set(self.view.excluded_names) | set(self.view.voting_excluded_names())
         surging = {self.surge_of(g)[0] for g in self.groups}
+        held = {}  # node name -> (bytes, primary bytes)
+        for row in self.view.shards:
+            name = shard_nodes(row)[0]  # while relocating: counted on the source
+            if name:
+                total, primary = held.get(name, (0, 0))
+                size = shard_bytes(row)
+                held[name] = (total + size, primary + (size if row.get("prirep") == "p" else 0))
+        tier_size = {}
+        for node in self.view.nodes.values():
+            if is_data(node):
+                tier_size[tier_rank(node)] = tier_size.get(tier_rank(node), 0) + 1
         for node_id, iid in self.mapping.items():
             inst = self.instances[iid]
             group = self.group_of[iid]
@@ -127,6 +144,7 @@ class World:
             if not reasons:
                 continue
             node = self.view.nodes[node_id]
+            total, primary = held.get(node.get("name"), (0, 0))
             out.append({
                 "node_id": node_id,
                 "node_name": node.get("name"),
@@ -138,6 +156,9 @@ class World:
                 "tier": tier_rank(node),
                 "elected_master": node_id == self.view.master_id,
                 "version": node.get("version"),
+                "shard_bytes": total,
+                "primary_bytes": primary,
+                "drain_bytes": max(primary, total // max(1, tier_size.get(tier_rank(node), 1) - 1)),
                 "image_id": inst.get("ImageId"),
                 "target_image_id": self.targets[group].get("image_id"),
                 "target_version": self.targets[group].get("version"),
@@ -167,7 +188,9 @@ class P_Error(Exception):
 
 
 def order_key(cand):
-    return (not cand["continuing"], cand["master"], cand["elected_master"], cand["tier"], cand["node_name"] or "")
+    # Within a tier: the quickest drain first (see the module docstring), then the fewest bytes.
+    return (not cand["continuing"], cand["master"], cand["elected_master"], cand["tier"],
+            cand.get("drain_bytes", 0), cand.get("shard_bytes", 0), cand["node_name"] or "")
 
 
 def why(cand):
@@ -178,8 +201,17 @@ def why(cand):
     if cand["master"]:
         return "master-eligible: after every data node"
     tiers = [r for r in cand["roles"] if r in TIER_ORDER] or ["data"]
-    return "data node (%s): data tiers frozen, cold, warm, hot first, before master-eligible nodes" % (
-        ", ".join(tiers))
+    return "data node (%s, %s, %s of primaries): data tiers frozen, cold, warm, hot first, quickest drain " \
+        "first, before master-eligible nodes" % (", ".join(tiers), _size(cand.get("shard_bytes", 0)),
+                                                  _size(cand.get("primary_bytes", 0)))
+
+
+def _size(num):
+    for unit in ("B", "KB", "MB", "GB"):
+        if num < 1024 or unit == "GB":
+            return ("%.0f %s" if unit == "B" else "%.1f %s") % (num, unit)
+        num /= 1024.0
+    return "%d B" % num
 
 
 def preflight(cluster, aws, opts, disk_check=True):

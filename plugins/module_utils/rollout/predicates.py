@@ -75,6 +75,16 @@ def skew_blocked(ctx):
             if not unassigned_is_version_skew(r, ctx.explains.get((r.get("index"), str(r.get("shard")))))]
 
 
+def throttled_replicas(ctx, rows):
+    """The replicas among these unassigned rows that only recovery throttling keeps unassigned."""
+    out = []
+    for r in rows:
+        exp = ctx.explains.get((r.get("index"), str(r.get("shard")))) or {}
+        if r.get("prirep") == "r" and exp.get("can_allocate") == "throttled":
+            out.append(r)
+    return out
+
+
 def cluster_not_red(ctx):
     if ctx.view.status == "red":
         return "the cluster is red (%s unassigned shards, primaries among them)" % ctx.view.health.get(

@@ -1,15 +1,23 @@
 # -*- coding: utf-8 -*-
 # Copyright: logstack.elk contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Rebalancing paused for the duration of a rollout, the operator's value restored after.
+"""Rebalancing paused for the duration of a rollout; recovery slots freed for new replicas.
 
 While a node drains, Elasticsearch would otherwise rebalance shards onto the node
 that just joined, and the next drain moves them again: the data moves about
 twice. With ``cluster.routing.rebalance.enable: none`` shards still move off an
 excluded node and replicas are still allocated; only balancing moves stop.
 
+A drain fills the recovery slots (node_concurrent_incoming/outgoing_recoveries) of
+the nodes it copies from and to, and a replica of an index created meanwhile (a
+daily or rollover index) waits for a slot, unassigned, for as long as a shard
+copy takes: minutes on real shards (OpenSearch issue #491 describes the risk). A
+replica always copies from its primary's node, so no fixed setting keeps a slot
+free; ``free_a_slot`` raises both limits by one when the drain sees such a
+replica, and ``restore_slots`` puts them back when the drain is done.
+
 Crash safety: the operator's values (persistent and transient, or "unset") are
-written to a tag on the cluster's Auto Scaling Groups *before* the setting is
+written to a tag on the cluster's Auto Scaling Groups *before* any setting is
 changed, and a tag already there (left by a killed run) is never overwritten.
 So whichever run releases the lock restores what the operator had.
 """
@@ -20,9 +28,12 @@ from ansible_collections.logstack.elk.plugins.module_utils.aws import tag_dict
 REBALANCE_TAG = "logstack:rollout-rebalance"
 SETTING = "cluster.routing.rebalance.enable"
 OUTGOING = "cluster.routing.allocation.node_concurrent_outgoing_recoveries"
+INCOMING = "cluster.routing.allocation.node_concurrent_incoming_recoveries"
 GENERIC = "cluster.routing.allocation.node_concurrent_recoveries"
 # Short names keep the tag value well under the 256 characters a tag may hold.
-SETTINGS = {"rebalance": SETTING, "outgoing": OUTGOING}
+SETTINGS = {"rebalance": SETTING, "outgoing": OUTGOING, "incoming": INCOMING}
+SLOTS = ("outgoing", "incoming")
+MAX_EXTRA_SLOTS = 2  # above the operator's limit, however many new indices a drain meets
 UNSET = "unset"
 SCOPES = ("persistent", "transient")
 
@@ -55,46 +66,90 @@ def saved(aws, group_names):
     return None
 
 
-def outgoing_during_run(original):
-    """One outgoing recovery slot fewer than the operator allows (at least one).
-
-    The drain fills every outgoing slot of the draining node; replicas of indices created
-    meanwhile (a daily or rollover index) then wait for a slot, unassigned. One slot of
-    headroom lets them start at once; recovery bandwidth (indices.recovery.max_bytes_per_sec)
-    is per node, so a drain with one recovery fewer moves data about as fast.
-    """
-    value = original.get("outgoing.transient") or original.get("outgoing.persistent")
-    try:
-        limit = int(value) if value is not None else None
-    except ValueError:
-        limit = None
-    if limit is None:
-        limit = 2  # Elasticsearch's default, also of node_concurrent_recoveries
-    return max(1, limit - 1)
-
-
-def pause(cluster, aws, group_names):
-    """Save the operator's values (unless a crashed run already did), pause rebalancing, keep a recovery slot free."""
+def _save(cluster, aws, group_names):
+    """The operator's values, written to the tag first unless a run already did."""
     original = saved(aws, group_names)
     if original is None:
         original = current_values(cluster)
         aws.call("autoscaling", "CreateOrUpdateTags", Tags=[
             {"ResourceId": name, "ResourceType": "auto-scaling-group", "Key": REBALANCE_TAG,
              "Value": render(original), "PropagateAtLaunch": False} for name in group_names])
-    # The generic limit is the default of the outgoing one; the run never changes it.
-    current = cluster.settings()
-    generic = (current.get("transient") or {}).get(GENERIC) or (current.get("persistent") or {}).get(GENERIC)
-    if original.get("outgoing.persistent") is None and original.get("outgoing.transient") is None and generic:
-        original = dict(original, **{"outgoing.persistent": generic})  # for the headroom figure only
-    body = {"persistent": {SETTING: "none", OUTGOING: str(outgoing_during_run(original))}}
-    cluster.es.put("/_cluster/settings", body=body)
-    # A transient value overrides persistent: cleared for the run (it is in the tag).
-    transient = {SETTINGS[k.partition(".")[0]]: None for k, v in original.items()
-                 if k.endswith(".transient") and v is not None}
+    return original
+
+
+def _clear_transient(cluster, original, shorts):
+    """A transient value overrides persistent: cleared for the run (it is in the tag)."""
+    transient = {SETTINGS[s]: None for s in shorts if original.get("%s.transient" % s) is not None}
     if transient:
         cluster.es.put("/_cluster/settings", body={"transient": transient})
-    return "rebalancing paused and %s set to %s for the run (operator's values saved: %s)" % (
-        OUTGOING, body["persistent"][OUTGOING], render(original))
+
+
+def pause(cluster, aws, group_names):
+    """Save the operator's values (unless a crashed run already did) and pause rebalancing."""
+    original = _save(cluster, aws, group_names)
+    cluster.es.put("/_cluster/settings", body={"persistent": {SETTING: "none"}})
+    _clear_transient(cluster, original, ["rebalance"])
+    return "rebalancing paused for the run (operator's values saved: %s)" % render(original)
+
+
+def _limit(values, short, generic):
+    """The effective limit: transient over persistent, then the generic setting, then ES's default 2."""
+    for value in (values.get("%s.transient" % short), values.get("%s.persistent" % short), generic, 2):
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            continue
+    return 2
+
+
+def _generic(cluster):
+    data = cluster.settings()
+    return (data.get("transient") or {}).get(GENERIC) or (data.get("persistent") or {}).get(GENERIC)
+
+
+def free_a_slot(cluster, aws, group_names):
+    """One more incoming and outgoing recovery slot per node (at most MAX_EXTRA_SLOTS over the
+    operator's): the settings update makes Elasticsearch allocate unassigned copies before it
+    starts more relocations. Returns what was done, or None when already at the cap."""
+    original = _save(cluster, aws, group_names)
+    generic = _generic(cluster)
+    now = current_values(cluster)
+    body = {}
+    for short in SLOTS:
+        limit = _limit(now, short, generic)
+        if limit < _limit(original, short, generic) + MAX_EXTRA_SLOTS:
+            body[SETTINGS[short]] = str(limit + 1)
+    if not body:
+        return None
+    cluster.es.put("/_cluster/settings", body={"persistent": body})
+    _clear_transient(cluster, now, SLOTS)
+    return ", ".join("%s=%s" % (k.rsplit(".", 1)[-1], v) for k, v in sorted(body.items()))
+
+
+def _put_back(cluster, original, shorts):
+    """Write the saved values of these settings back (only those the tag holds: a tag written
+    by an older version may lack one, and the run never changed that one)."""
+    shorts = [s for s in shorts if "%s.persistent" % s in original or "%s.transient" % s in original]
+    if shorts:
+        cluster.es.put("/_cluster/settings", body={"persistent": {
+            SETTINGS[s]: original.get("%s.persistent" % s) for s in shorts}})
+    transient = {SETTINGS[s]: original["%s.transient" % s] for s in shorts
+                 if original.get("%s.transient" % s) is not None}
+    if transient:
+        cluster.es.put("/_cluster/settings", body={"transient": transient})
+
+
+def restore_slots(cluster, aws, group_names):
+    """Put the recovery limits back to the operator's values once a drain is done (rebalancing
+    stays paused); None when they were not raised."""
+    original = saved(aws, group_names)
+    if original is None:
+        return None
+    now = current_values(cluster)
+    if all(now.get(k) == original.get(k) for k in original if k.partition(".")[0] in SLOTS):
+        return None
+    _put_back(cluster, original, SLOTS)
+    return "recovery limits back to the operator's values"
 
 
 def restore(cluster, aws, group_names):
@@ -102,12 +157,7 @@ def restore(cluster, aws, group_names):
     original = saved(aws, group_names)
     if original is None:
         return None
-    persistent = {key: original.get("%s.persistent" % short) for short, key in SETTINGS.items()}
-    cluster.es.put("/_cluster/settings", body={"persistent": persistent})
-    transient = {key: original["%s.transient" % short] for short, key in SETTINGS.items()
-                 if original.get("%s.transient" % short) is not None}
-    if transient:
-        cluster.es.put("/_cluster/settings", body={"transient": transient})
+    _put_back(cluster, original, list(SETTINGS))
     aws.call("autoscaling", "DeleteTags", Tags=[
         {"ResourceId": name, "ResourceType": "auto-scaling-group", "Key": REBALANCE_TAG} for name in group_names])
-    return "rebalancing and outgoing recoveries restored to the operator's values (%s)" % render(original)
+    return "rebalancing and recovery limits restored to the operator's values (%s)" % render(original)

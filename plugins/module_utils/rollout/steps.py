@@ -21,6 +21,7 @@ import time
 from ansible_collections.logstack.elk.plugins.module_utils.aws import tag_dict
 from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsError
 from ansible_collections.logstack.elk.plugins.module_utils.rollout import predicates as P
+from ansible_collections.logstack.elk.plugins.module_utils.rollout import rebalance
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.cluster import is_data
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.lock import now_iso
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.planner import LEAVING, SURGE_TAG, World
@@ -259,6 +260,7 @@ class NodeReplacement(Rollout):
         self.master = None
         self.data = None
         self._beaten = False
+        self.slots_raised = []  # recovery limits raised during this drain, for the step's detail
 
     # -- helpers ------------------------------------------------------------
     def label(self):
@@ -318,11 +320,18 @@ class NodeReplacement(Rollout):
             raise self.failure("gate", self.label(), "the safety rules still refuse to take it out after %ss: %s"
                                % (self.timeouts["gate"], exc))
 
-    def _drained(self):
-        """(done, detail): holds no shard but version-stuck replicas; nothing unassigned (skew aside) or moving."""
+    def _drained(self, free_slots=True):
+        """(done, detail): holds no shard but version-stuck replicas; nothing unassigned (skew aside) or moving.
+
+        With free_slots, a replica that only recovery throttling keeps unassigned gets a slot (see
+        rebalance.free_a_slot)."""
         view = self.cluster.view()
         if self.node_here(view) is None:
             return True, "node already left"
+        explains = self.explains(view) if view.unassigned() else {}
+        ctx = P.Context(view, explains=explains)
+        loose = P.skew_blocked(ctx)
+        note = self._free_slot_for(P.throttled_replicas(ctx, loose)) if free_slots else ""
         # Copies moving to or from this node count as held (shards_on). Rebalancing between
         # other nodes does not make terminating this one less safe, so it is not waited for.
         held = view.shards_on(self.node_name)
@@ -333,22 +342,36 @@ class NodeReplacement(Rollout):
             else:
                 other.append(row)
         if stuck and view.moving:
-            return False, "%d shard(s) initializing or relocating; the version-stuck replicas may yet move" % view.moving
+            return False, "%d shard(s) initializing or relocating; the version-stuck replicas may yet move%s" % (
+                view.moving, note)
         if other:
-            return False, "%d shard copies still on %s (%s)" % (
-                len(other), self.node_name, ", ".join(P.describe_shard(r) for r in other[:5]))
-        explains = self.explains(view) if view.unassigned() else {}
-        ctx = P.Context(view, explains=explains)
-        loose = P.skew_blocked(ctx)
+            return False, "%d shard copies still on %s (%s)%s" % (
+                len(other), self.node_name, ", ".join(P.describe_shard(r) for r in other[:5]), note)
         if loose:
-            return False, "%d unassigned shard(s) not explained by the version skew (%s)" % (
-                len(loose), ", ".join(P.describe_shard(r) for r in loose[:5]))
+            return False, "%d unassigned shard(s) not explained by the version skew (%s)%s" % (
+                len(loose), ", ".join(P.describe_shard(r) for r in loose[:5]), note)
         if self.node_id in view.shutdowns and not stuck:
             status = view.shutdowns[self.node_id].get("status")
             if status not in ("COMPLETE", None):
                 return False, "node shutdown status %s" % status
         note = " (%d replica(s) the node_version decider keeps on it)" % len(stuck) if stuck else ""
         return True, "holds no shard%s" % note
+
+    def _free_slot_for(self, throttled):
+        """A replica (of an index created during the drain, typically) waits for a recovery slot
+        the drain holds: raise the limits by one so Elasticsearch allocates it first."""
+        if not throttled:
+            return ""
+        raised = rebalance.free_a_slot(self.cluster, self.aws, self.cluster_group_names())
+        if not raised:
+            return "; recovery limits already raised as far as the run goes"
+        self.slots_raised.append(raised)
+        return "; raised recovery limits to %s for the throttled replica of %s" % (
+            raised, P.describe_shard(throttled[0]))
+
+    def cluster_group_names(self):
+        return [g["AutoScalingGroupName"] for g in self.aws.find_groups(names=self.opts.asg_names,
+                                                                         tags=self.opts.asg_tags)]
 
     def _stuck_replica(self, row):
         try:
@@ -458,6 +481,10 @@ class NodeReplacement(Rollout):
             changed = True
         detail, _ = self._wait_step("drain", self._drained)
         how = "node shutdown (remove)" if use_shutdown else "allocation exclusion"
+        if self.slots_raised:
+            rebalance.restore_slots(self.cluster, self.aws, self.cluster_group_names())
+            detail += "; recovery limits were raised %d time(s) for replicas of new indices, now restored" % (
+                len(self.slots_raised))
         return changed, "%s: %s" % (how, detail), {}
 
     def step_terminate(self):
@@ -467,7 +494,7 @@ class NodeReplacement(Rollout):
         view = self.cluster.view()
         if self.node_here(view) is not None:
             if strategy in ("drain", "surge"):
-                done, detail = self._drained()
+                done, detail = self._drained(free_slots=False)
                 if not done:
                     raise self.failure("terminate", self.label(),
                                        "refusing to terminate a node that is not drained (%s)" % detail)

@@ -1,0 +1,86 @@
+"""A drain does not starve the replica of an index created meanwhile.
+
+The drain step's own code (steps.NodeReplacement, rollout.rebalance) against the sandbox's
+Elasticsearch API and its moto: a drain fills the recovery slots, a new index's replica is
+throttled (the precondition is checked, not assumed), the step raises the limits by one,
+the replica starts, and the limits and the operator's values come back.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import yaml
+
+from ansible_collections.logstack.elk.plugins.module_utils.aws import Aws
+from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsClient
+from ansible_collections.logstack.elk.plugins.module_utils.rollout import rebalance
+from ansible_collections.logstack.elk.plugins.module_utils.rollout.cluster import Cluster
+from ansible_collections.logstack.elk.plugins.module_utils.rollout.planner import Options
+from ansible_collections.logstack.elk.plugins.module_utils.rollout.steps import NodeReplacement
+
+from tests.sandbox.conftest import SCENARIOS
+
+GENERIC = "cluster.routing.allocation.node_concurrent_recoveries"
+
+
+def wait_for(predicate, timeout=20.0, what=""):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
+        time.sleep(0.1)
+
+
+def test_a_throttled_replica_of_a_new_index_gets_a_slot_and_the_limits_come_back(sandbox_factory, tmp_path,
+                                                                                 monkeypatch):
+    with open(os.path.join(SCENARIOS, "split.yml"), encoding="utf-8") as fh:
+        scenario = yaml.safe_load(fh)
+    # Three 1 GB shards with a replica each at 10 MB/s: the drain lasts minutes, the test seconds.
+    scenario["indices"] = [{"name": "big", "primaries": 3, "replicas": 1, "docs": 300, "size": "3GB"}]
+    scenario["timing"]["recovery_bytes_per_second"] = "10MB"
+    path = tmp_path / "slots.yml"
+    path.write_text(yaml.safe_dump(scenario))
+    sbx = sandbox_factory(str(path))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    cluster = Cluster(EsClient([sbx.sb.es_url], max_retries=0))
+    aws = Aws(region="us-east-1", endpoint_url=sbx.sb.world.endpoint, max_attempts=2)
+    groups = [g["AutoScalingGroupName"] for g in sbx.asg.describe_auto_scaling_groups()["AutoScalingGroups"]]
+    # The operator allows one recovery per node; the run must put exactly that back.
+    sbx.es.ok("PUT", "/_cluster/settings", {"persistent": {GENERIC: "1"}})
+
+    victim = next(r["node"] for r in sbx.shards("big") if r["prirep"] == "p")
+    node_id = sbx.node_by_name(victim)[0]
+    step = NodeReplacement(cluster, aws, Options(asg_names=groups), sbx.instance_of(victim), victim, node_id,
+                           "es-data", poll_interval=0.2)
+    cluster.put_shutdown(node_id, "test drain")
+    wait_for(lambda: any(r["state"] == "RELOCATING" for r in sbx.shards("big")), what="the drain to start")
+
+    # The precondition: the new index's replica is unassigned, and only throttling keeps it so.
+    sbx.es.ok("PUT", "/fresh", {"settings": {"number_of_shards": 1, "number_of_replicas": 1}})
+    explain = sbx.es.ok("POST", "/_cluster/allocation/explain", {"index": "fresh", "shard": 0, "primary": False})
+    assert explain["can_allocate"] == "throttled", explain
+
+    done, detail = step._drained()
+    assert not done
+    assert "raised recovery limits to node_concurrent_incoming_recoveries=2, node_concurrent_outgoing_recoveries=2" in detail, detail
+    assert "fresh" in detail
+    wait_for(lambda: all(r["state"] == "STARTED" for r in sbx.shards("fresh")), timeout=5,
+             what="the new replica to start once a slot is free")
+    assert any(r["state"] == "RELOCATING" for r in sbx.shards("big"))  # the drain goes on meanwhile
+
+    # The operator's values were saved before anything changed; the cap holds.
+    assert rebalance.saved(aws, groups) == {
+        "%s.%s" % (short, scope): None for short in rebalance.SETTINGS for scope in rebalance.SCOPES}
+    assert rebalance.free_a_slot(cluster, aws, groups) is not None  # +2
+    assert rebalance.free_a_slot(cluster, aws, groups) is None  # never more than two above the operator's
+
+    assert rebalance.restore_slots(cluster, aws, groups) == "recovery limits back to the operator's values"
+    persistent = sbx.es.get("/_cluster/settings?flat_settings=true")["persistent"]
+    assert persistent == {GENERIC: "1"}
+    assert rebalance.restore(cluster, aws, groups).startswith("rebalancing and recovery limits restored")
+    assert rebalance.saved(aws, groups) is None
