@@ -530,11 +530,10 @@ class Cluster:
 
     def _recover(self, dt: float) -> None:
         # indices.recovery.max_bytes_per_sec limits a node's inbound AND outbound
-        # recovery traffic: a copy gets the smaller of its target's and its
-        # source's share, so a drain to two nodes is not twice as fast as ES.
+        # recovery traffic (so a drain to two nodes is not twice as fast as ES). The
+        # limit is a per-node token bucket, so copies share it max-min fairly: what one
+        # copy cannot use (its other end is the bottleneck) goes to the others.
         moving: List[tuple] = []  # (copy, target node, source node or None)
-        incoming: Dict[str, int] = {}
-        outgoing: Dict[str, int] = {}
         for c in self.all_copies():
             if c.state == "INITIALIZING" and c.node_id:
                 target, source = c.node_id, c.recovery_source
@@ -545,20 +544,14 @@ class Cluster:
                     continue  # no active primary to copy from: the recovery waits
             else:
                 continue
-            moving.append((c, target, source))
-            incoming[target] = incoming.get(target, 0) + 1
-            if source:
-                outgoing[source] = outgoing.get(source, 0) + 1
-        if not moving:
-            return
-        budget = self.bandwidth() * dt
-        for c, target, source in moving:
             if c.recovery_started >= self._last_tick:
                 continue  # started in this very tick
-            share = budget / incoming[target]
-            if source:
-                share = min(share, budget / outgoing[source])
-            moved = min(c.recovery_left, share)
+            moving.append((c, target, source))
+        if not moving:
+            return
+        rates = fair_shares([[("in", t)] + ([("out", s)] if s else []) for _, t, s in moving],
+                            [c.recovery_left for c, _, _ in moving], self.bandwidth() * dt)
+        for (c, _, _), moved in zip(moving, rates):
             c.recovery_left -= moved
             self.shard_bytes_moved += moved
             if c.recovery_left <= 1e-6:
@@ -688,3 +681,30 @@ def delayed_timeout_seconds(cluster: Cluster, index: str) -> float:
         return parse_seconds(raw, "index.unassigned.node_left.delayed_timeout")
     except ValueError:
         return 60.0
+
+
+def fair_shares(links: List[List[Any]], demands: List[float], capacity: float) -> List[float]:
+    """Max-min fair rates (progressive filling): flow i crosses links[i] (each link carries
+    ``capacity``) and wants at most demands[i]. The tightest link or demand is filled first and
+    what it leaves over goes to the flows not yet limited."""
+    left = {link: capacity for flow in links for link in flow}
+    rates = [0.0] * len(links)
+    active = set(range(len(links)))
+    while active:
+        share, tight = None, None
+        for link, cap in left.items():
+            users = [i for i in active if link in links[i]]
+            if users and (share is None or cap / len(users) < share):
+                share, tight = cap / len(users), users
+        small = [i for i in active if demands[i] <= share]
+        if small:  # a flow that wants less than its share is limited by itself
+            tight = [min(small, key=lambda i: demands[i])]
+            share = demands[tight[0]]
+        share = max(share, 0.0)  # rounding must not make a link give bytes back
+        for i in tight:
+            rates[i] = share
+            for link in links[i]:
+                left[link] -= share
+            active.discard(i)
+    return rates
+

@@ -54,6 +54,30 @@ options:
     description: Auto Scaling Group of the instance.
     type: str
     required: true
+  next_node:
+    description:
+      - The next node of the plan (its O(instance_id), O(node_name), O(node_id), O(group)). With strategy
+        V(drain), once the last step of this node succeeded, that node's first step (its voting exclusion, or
+        its drain) is started at once when every safety rule allows it, so no time passes between two nodes;
+        that node's own call finds it started and continues. Nothing is started when a rule refuses.
+    type: dict
+    suboptions:
+      instance_id:
+        description: EC2 instance id of the next node.
+        type: str
+        required: true
+      node_name:
+        description: Its Elasticsearch node name.
+        type: str
+        required: true
+      node_id:
+        description: Its Elasticsearch node id.
+        type: str
+        required: true
+      group:
+        description: Its Auto Scaling Group.
+        type: str
+        required: true
   step:
     description: The step to run, or V(all) for every step of the strategy in order.
     type: str
@@ -111,6 +135,10 @@ new_nodes:
   returned: always
   type: list
   elements: dict
+next_node_started:
+  description: What was started on O(next_node) (empty when a rule refused or nothing applied).
+  returned: when O(next_node) is set and this node's last step ran
+  type: str
 group_instances_before:
   description: Instances of the group before the surge or terminate step.
   returned: when the step is surge or terminate and acted
@@ -143,6 +171,9 @@ def main():
             step=dict(type="str", required=True, choices=["all"] + ALL_STEPS),
             known_instance_ids=dict(type="list", elements="str", default=[]),
             lock_stale_seconds=dict(type="int", default=3600),
+            next_node=dict(type="dict", options=dict(
+                instance_id=dict(type="str", required=True), node_name=dict(type="str", required=True),
+                node_id=dict(type="str", required=True), group=dict(type="str", required=True))),
         ),
         **MODULE_KWARGS)
     p = module.params
@@ -172,6 +203,9 @@ def main():
             if entry.get("group_instances_before"):
                 result["group_instances_before"] = entry["group_instances_before"]
                 node.known = node.known or set(entry["group_instances_before"])
+        if p["next_node"] and steps[-1] == STEPS[p["strategy"]][-1]:
+            result["next_node_started"] = hand_over(module, cluster, aws, opts, lock)
+            result["changed"] = result["changed"] or bool(result["next_node_started"])
     except StepFailed as exc:
         module.fail_json(msg=exc.message, diagnosis=exc.diagnosis, **result)
     except LockError as exc:
@@ -179,6 +213,20 @@ def main():
     except (EsError, AwsError, P_Error) as exc:
         module.fail_json(msg="Node %s (%s): %s" % (p["node_name"], p["instance_id"], exc.message), **result)
     module.exit_json(**result)
+
+
+def hand_over(module, cluster, aws, opts, lock):
+    """Start the next node's first step if the rules allow it now; what was started, or ""."""
+    p = module.params
+    nxt = p["next_node"]
+    node = NodeReplacement(cluster, aws, opts, nxt["instance_id"], nxt["node_name"], nxt["node_id"], nxt["group"],
+                           lock=lock, run_id=p["run_id"], drain_method=p["drain_method"])
+    if lock is not None:
+        lock.check(p["run_id"])
+    try:
+        return node.take_out_if_allowed() or ""
+    except (EsError, AwsError) as exc:  # that node's own call will meet it and say so
+        return "not started (%s)" % exc.message
 
 
 if __name__ == "__main__":

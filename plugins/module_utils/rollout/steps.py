@@ -301,24 +301,61 @@ class NodeReplacement(Rollout):
         return (self.node_name in view.excluded_names or self.node_id in view.shutdowns
                 or self.node_name in view.voting_excluded_names())
 
+    def _refusals(self):
+        """The TAKE_OUT rules that refuse this node now, re-planned from the world."""
+        world = World(self.cluster, self.aws, self.opts)
+        plan = world.candidates()
+        cand = next((c for c in plan if c["instance_id"] == self.instance_id), None)
+        if cand is None:
+            raise StepFailed("Node %s is no longer outdated or no longer in the cluster: nothing to take out."
+                             % self.label())
+        explains = self.explains(world.view) if world.view.status != "green" else {}
+        ctx = world.context(candidate=cand, remaining=plan, explains=explains)
+        return P.refusals(P.TAKE_OUT, ctx)
+
     def gate(self):
-        """Wait until every TAKE_OUT rule holds for this node (re-planned from the world)."""
+        """Wait until every TAKE_OUT rule holds for this node."""
         def probe():
-            world = World(self.cluster, self.aws, self.opts)
-            plan = world.candidates()
-            cand = next((c for c in plan if c["instance_id"] == self.instance_id), None)
-            if cand is None:
-                raise StepFailed("Node %s is no longer outdated or no longer in the cluster: nothing to take out."
-                                 % self.label())
-            explains = self.explains(world.view) if world.view.status != "green" else {}
-            ctx = world.context(candidate=cand, remaining=plan, explains=explains)
-            refused = P.refusals(P.TAKE_OUT, ctx)
+            refused = self._refusals()
             return (not refused), "; ".join(refused)
         try:
             return self.wait(self.timeouts["gate"], probe)
         except _NotYet as exc:
             raise self.failure("gate", self.label(), "the safety rules still refuse to take it out after %ss: %s"
                                % (self.timeouts["gate"], exc))
+
+    def take_out_if_allowed(self):
+        """Start taking this node out now, without waiting, if every TAKE_OUT rule allows it
+        (strategy drain): the call that just replaced the previous node hands over, so the node's
+        own steps find it started and continue. Returns what was done, or None."""
+        if self.opts.strategy != "drain":
+            return None
+        view = self.cluster.view()
+        master, data = self.roles(view)
+        if self.node_here(view) is None or self.continuing(view):
+            return None
+        if not (master and self.es.has_voting_exclusions()) and not data:
+            return None
+        try:
+            if self._refusals():
+                return None
+        except StepFailed:
+            return None  # no longer outdated: its own task says so
+        if master and self.es.has_voting_exclusions():
+            self.cluster.add_voting_exclusion(self.node_name)
+            return "voting configuration exclusion of %s added" % self.node_name
+        self._exclude()
+        return "%s of %s started" % (self._drain_how(), self.node_name)
+
+    def _exclude(self):
+        if self.use_shutdown_api():
+            self.cluster.put_shutdown(self.node_id, "logstack.elk rolling replacement run %s" % self.run_id)
+        else:
+            view = self.cluster.view()
+            self.cluster.set_excluded_names(list(view.excluded_names) + [self.node_name])
+
+    def _drain_how(self):
+        return "node shutdown (remove)" if self.use_shutdown_api() else "allocation exclusion"
 
     def _drained(self, free_slots=True):
         """(done, detail): holds no shard but version-stuck replicas; nothing unassigned (skew aside) or moving.
@@ -469,18 +506,14 @@ class NodeReplacement(Rollout):
         if not data:
             return False, "holds no data (not a data node)", {}
         changed = False
-        use_shutdown = self.use_shutdown_api()
         excluded = self.node_name in view.excluded_names or self.node_id in view.shutdowns
         if not excluded:
             if not self.continuing(view):
                 self.gate()
-            if use_shutdown:
-                self.cluster.put_shutdown(self.node_id, "logstack.elk rolling replacement run %s" % self.run_id)
-            else:
-                self.cluster.set_excluded_names(list(view.excluded_names) + [self.node_name])
+            self._exclude()
             changed = True
         detail, _ = self._wait_step("drain", self._drained)
-        how = "node shutdown (remove)" if use_shutdown else "allocation exclusion"
+        how = self._drain_how()
         if self.slots_raised:
             rebalance.restore_slots(self.cluster, self.aws, self.cluster_group_names())
             detail += "; recovery limits were raised %d time(s) for replicas of new indices, now restored" % (
