@@ -20,7 +20,8 @@ Definitions:
 * ``lower_bound_seconds``: the time an ideal one-at-a-time replacement of the
   nodes outdated at start needs under the scenario's figures:
   sum over those nodes of (boot_to_join_seconds + bytes of the shard copies on
-  the node at start / recovery_bytes_per_second).
+  the node at start / recovery_bytes_per_second), plus one election
+  (no_master_seconds) when the elected master is among them.
 * ``mutating_requests``: requests that ask to change the cluster, its settings, indices
   or documents: method PUT/POST/DELETE/PATCH, except the APIs in ``READ_ONLY_APIS``
   (searches, counts, allocation explain, refresh/flush, ...), whatever the answer (an
@@ -89,6 +90,8 @@ class Audit:
             if self._outdated(n):
                 outdated += 1
                 lb += sc.boot_to_join_seconds + bytes_on.get(n.id, 0) / sc.recovery_bytes_per_second
+        if c.master_id in c.nodes and self._outdated(c.nodes[c.master_id]):
+            lb += sc.no_master_seconds  # replacing the elected master costs one election, whoever does it
         self.lower_bound = lb
         self.min_master_eligible = sum(1 for n in c.nodes.values() if n.master_eligible)
         self.outdated_at_start = outdated

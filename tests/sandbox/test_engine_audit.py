@@ -63,3 +63,12 @@ def test_an_index_required_on_a_node_that_does_not_exist_is_red_until_the_filter
     sbx.es.ok("DELETE", "/shunned")
     wait_for(lambda: sbx.es.get("/_cluster/health")["status"] == "green", what="green once the filter is gone")
     assert sbx.audit()["docs_lost"] == 0
+
+
+def test_the_lower_bound_counts_each_outdated_node_once_and_one_election(sandbox_factory):
+    # split.yml: 6 outdated nodes booting in 0.5 s, 9 MB of shard copies (logs-a 2 x 2 MB twice,
+    # single 1 MB) at 20 MB/s, and the elected master among them: one election of 1 s.
+    sbx = sandbox_factory("split.yml")
+    audit = sbx.audit()
+    assert audit["outdated_nodes_at_start"] == 6
+    assert audit["lower_bound_seconds"] == round(6 * 0.5 + 9 * MB / (20 * MB) + 1.0, 2)
