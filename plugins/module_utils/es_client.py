@@ -231,6 +231,10 @@ class EsClient:
         return self.distribution == "elasticsearch" and self.version >= (7, 15, 0)
 
     def has_voting_exclusions(self):
+        # Elasticsearch 7.0+, and OpenSearch (forked from 7.10; POST/DELETE
+        # _cluster/voting_config_exclusions with node_names, per its API reference).
+        if self.distribution == "opensearch":
+            return True
         return self.distribution == "elasticsearch" and self.version >= (7, 0, 0)
 
 

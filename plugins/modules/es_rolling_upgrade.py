@@ -85,8 +85,9 @@ options:
     type: bool
     default: true
 notes:
-  - The node shutdown API and voting configuration exclusions are Elasticsearch features; on OpenSearch
-    the allocation exclusion is used and voting exclusions are skipped.
+  - The node shutdown API is an Elasticsearch feature (7.15+); on OpenSearch and older Elasticsearch the
+    allocation exclusion is used. OpenSearch's C(cluster_manager) role counts as master-eligible and its
+    voting configuration exclusions are used as Elasticsearch's are.
 seealso:
   - module: logstack.elk.es_replace_node
 """

@@ -130,7 +130,8 @@ def test_opensearch_is_recognised_and_served_with_plain_json(osmem):
     es = EsClient([osmem.url])
     assert es.distribution == "opensearch"
     assert es.version >= (2, 0, 0)
-    assert not es.has_voting_exclusions() and not es.has_shutdown_api()
+    # voting exclusions per OpenSearch's API reference (osmem-server does not serve them); no shutdown API
+    assert es.has_voting_exclusions() and not es.has_shutdown_api()
     es.put("/client-roundtrip", body={"settings": {"number_of_shards": 1, "number_of_replicas": 0}})
     result = es.bulk([{"index": {"_index": "client-roundtrip", "_id": str(i)}} if j == 0 else {"n": i}
                       for i in range(5) for j in range(2)], params={"refresh": True})
@@ -319,3 +320,14 @@ def test_malformed_url_is_refused_before_any_request(url, fragment):
 def test_missing_ca_file_is_named(tmp_path):
     with pytest.raises(EsError, match="es_ca_file .* does not exist"):
         EsClient(["https://127.0.0.1:9200"], ca_file=str(tmp_path / "nope.pem"))
+
+
+def test_an_opensearch_cluster_manager_is_master_eligible_for_the_rollout(osmem):
+    # OpenSearch 2+ lists the role as cluster_manager: the rollout's master rules (one at a time,
+    # elected master last, voting exclusion) must apply to it as to an Elasticsearch master.
+    from ansible_collections.logstack.elk.plugins.module_utils.rollout.cluster import Cluster, is_master_eligible
+    view = Cluster(EsClient([osmem.url])).view()
+    node = next(iter(view.nodes.values()))
+    assert "cluster_manager" in node["roles"] and "master" not in node["roles"]
+    assert is_master_eligible(node)
+    assert view.master_eligible_ids() == list(view.nodes)

@@ -88,7 +88,8 @@ def shard_nodes(row):
 
 
 def is_master_eligible(node):
-    return "master" in (node.get("roles") or [])
+    # OpenSearch 2+ names the role cluster_manager (GET _nodes), 1.x and Elasticsearch master
+    return bool({"master", "cluster_manager"} & set(node.get("roles") or []))
 
 
 def is_data(node):

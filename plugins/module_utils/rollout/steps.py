@@ -22,7 +22,7 @@ from ansible_collections.logstack.elk.plugins.module_utils.aws import tag_dict
 from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsError
 from ansible_collections.logstack.elk.plugins.module_utils.rollout import predicates as P
 from ansible_collections.logstack.elk.plugins.module_utils.rollout import rebalance
-from ansible_collections.logstack.elk.plugins.module_utils.rollout.cluster import is_data
+from ansible_collections.logstack.elk.plugins.module_utils.rollout.cluster import is_data, is_master_eligible
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.lock import now_iso
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.planner import LEAVING, SURGE_TAG, World
 
@@ -292,7 +292,7 @@ class NodeReplacement(Rollout):
     def roles(self, view):
         node = self.node_here(view)
         if node is not None:
-            self.master = "master" in (node.get("roles") or [])
+            self.master = is_master_eligible(node)
             self.data = is_data(node)
         return self.master, self.data
 
