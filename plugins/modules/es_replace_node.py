@@ -155,7 +155,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.logstack.elk.plugins.module_utils.aws import AwsError
 from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsError
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.lock import GroupLock, LockError
-from ansible_collections.logstack.elk.plugins.module_utils.rollout.planner import P_Error
+from ansible_collections.logstack.elk.plugins.module_utils.rollout.planner import P_Error, cluster_group_names
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.spec import MODULE_KWARGS, argument_spec, clients, timeouts
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.steps import (
     ALL_STEPS, STEPS, WAITING_FOR, NodeReplacement, StepFailed)
@@ -189,7 +189,7 @@ def main():
         module.exit_json(**result)
     try:
         cluster, aws, opts = clients(p)
-        groups = [g["AutoScalingGroupName"] for g in aws.find_groups(names=opts.asg_names, tags=opts.asg_tags)]
+        groups = cluster_group_names(aws, opts)
         lock = GroupLock(aws, groups, stale_seconds=p["lock_stale_seconds"]) if p["run_id"] else None
         node = NodeReplacement(cluster, aws, opts, p["instance_id"], p["node_name"], p["node_id"], p["group"],
                                lock=lock, run_id=p["run_id"], known_instance_ids=p["known_instance_ids"],

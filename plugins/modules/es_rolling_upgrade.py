@@ -212,7 +212,7 @@ def main():
     action = p["action"]
     try:
         cluster, aws, opts = clients(p)
-        names = [g["AutoScalingGroupName"] for g in aws.find_groups(names=opts.asg_names, tags=opts.asg_tags)]
+        names = planner.cluster_group_names(aws, opts)
         lock = GroupLock(aws, names, stale_seconds=p["lock_stale_seconds"])
         run_id = p["run_id"] or new_run_id()
         rollout = Rollout(cluster, aws, opts, timeouts=timeouts(p), poll_interval=p["poll_interval"],

@@ -6,15 +6,40 @@ one sandbox runs at a time per test process (pytest-xdist workers are processes)
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, Optional, Tuple
+import time
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import boto3
 import pytest
+import yaml
 
 from tests.sandbox.es_http import request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCENARIOS = os.path.join(ROOT, "sandbox", "scenarios")
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.1, what: str = "") -> Any:
+    """Poll predicate until it returns something true, and return that."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+        time.sleep(interval)
+
+
+def split_with(tmp_path: Any, indices: List[Dict[str, Any]], recovery_bytes_per_second: str) -> str:
+    """split.yml (3 masters, 3 data nodes) with other indices and recovery bandwidth; its path."""
+    with open(os.path.join(SCENARIOS, "split.yml"), encoding="utf-8") as fh:
+        scenario = yaml.safe_load(fh)
+    scenario["indices"] = indices
+    scenario["timing"]["recovery_bytes_per_second"] = recovery_bytes_per_second
+    path = tmp_path / "split-variant.yml"
+    path.write_text(yaml.safe_dump(scenario))
+    return str(path)
 
 
 class ES:

@@ -8,24 +8,9 @@ from __future__ import annotations
 import os
 import time
 
-import yaml
-
 from sandbox import allocation
+from tests.sandbox.conftest import SCENARIOS, split_with, wait_for
 from tests.sandbox.es_http import request
-
-SCENARIOS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                         "sandbox", "scenarios")
-
-
-def wait_for(predicate, timeout=15.0, interval=0.1, what=""):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
-        time.sleep(interval)
 
 
 def _holder(sbx, index, shard=0, primary=True):
@@ -424,13 +409,7 @@ def test_health_refuses_a_wait_for_active_shards_that_is_not_a_count_as_a_bad_re
 def test_recovery_bandwidth_caps_a_nodes_outgoing_traffic_as_well_as_its_incoming(sandbox_factory, tmp_path):
     # indices.recovery.max_bytes_per_sec limits a node's inbound and outbound recovery traffic: a node
     # draining to two others sends no faster than one recovery would.
-    with open(os.path.join(SCENARIOS, "split.yml"), encoding="utf-8") as fh:
-        scenario = yaml.safe_load(fh)
-    scenario["indices"] = [{"name": "big", "primaries": 6, "replicas": 0, "docs": 600, "size": "6GB"}]
-    scenario["timing"]["recovery_bytes_per_second"] = "10MB"
-    path = tmp_path / "big.yml"
-    path.write_text(yaml.safe_dump(scenario))
-    sbx = sandbox_factory(str(path))
+    sbx = sandbox_factory(split_with(tmp_path, [{"name": "big", "primaries": 6, "replicas": 0, "docs": 600, "size": "6GB"}], "10MB"))
     victim = _holder(sbx, "big", shard=0)
     sbx.es.ok("PUT", "/_cluster/settings", {"persistent": {"cluster.routing.allocation.exclude._name": victim}})
     cluster = sbx.sb.cluster
@@ -456,13 +435,7 @@ def test_a_relocating_replica_copies_from_its_primarys_node_not_from_the_node_it
     # ES recovers a replica from the active primary (IndicesClusterStateService
     # findSourceNodeForPeerRecovery) and counts the outgoing recovery on the primary's node, so
     # draining a node that holds replicas loads the primaries' nodes, not the drained one.
-    with open(os.path.join(SCENARIOS, "split.yml"), encoding="utf-8") as fh:
-        scenario = yaml.safe_load(fh)
-    scenario["indices"] = [{"name": "r", "primaries": 1, "replicas": 1, "docs": 100, "size": "2GB"}]
-    scenario["timing"]["recovery_bytes_per_second"] = "10MB"
-    path = tmp_path / "replica.yml"
-    path.write_text(yaml.safe_dump(scenario))
-    sbx = sandbox_factory(str(path))
+    sbx = sandbox_factory(split_with(tmp_path, [{"name": "r", "primaries": 1, "replicas": 1, "docs": 100, "size": "2GB"}], "10MB"))
     victim = _holder(sbx, "r", primary=False)
     primary_node = _holder(sbx, "r", primary=True)
     sbx.es.ok("PUT", "/_cluster/settings", {"persistent": {"cluster.routing.allocation.exclude._name": victim}})
@@ -489,13 +462,7 @@ def test_a_new_primary_is_not_throttled_by_peer_recoveries_into_its_node(sandbox
     # ES throttles an unassigned primary only on initial primary recoveries
     # (node_initial_primaries_recoveries), so a new index still gets its primary on a node
     # whose incoming recovery slots a drain has filled.
-    with open(os.path.join(SCENARIOS, "split.yml"), encoding="utf-8") as fh:
-        scenario = yaml.safe_load(fh)
-    scenario["indices"] = [{"name": "big", "primaries": 1, "replicas": 0, "docs": 100, "size": "2GB"}]
-    scenario["timing"]["recovery_bytes_per_second"] = "10MB"
-    path = tmp_path / "fresh.yml"
-    path.write_text(yaml.safe_dump(scenario))
-    sbx = sandbox_factory(str(path))
+    sbx = sandbox_factory(split_with(tmp_path, [{"name": "big", "primaries": 1, "replicas": 0, "docs": 100, "size": "2GB"}], "10MB"))
     victim = _holder(sbx, "big")
     sbx.es.ok("PUT", "/_cluster/settings", {"persistent": {
         "cluster.routing.allocation.node_concurrent_recoveries": 1,

@@ -2,17 +2,9 @@
 red on purpose (index allocation filters), as a test of a refusal needs."""
 from __future__ import annotations
 
-import time
+from tests.sandbox.conftest import wait_for
 
 MB = 1024 ** 2
-
-
-def wait_for(predicate, timeout=15.0, what=""):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.1)
 
 
 def test_audit_counts_requests_that_change_something_and_not_reads_sent_with_post(sandbox_factory):

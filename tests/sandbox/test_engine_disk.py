@@ -6,22 +6,12 @@ cannot take a third node's copies without going above the 90% high watermark.
 """
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from sandbox.scenario import ScenarioError, parse
+from tests.sandbox.conftest import wait_for
 
 MB = 1024 ** 2
-
-
-def wait_for(predicate, timeout=15.0, what=""):
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.1)
-    return value
 
 
 def _data_nodes(sbx):

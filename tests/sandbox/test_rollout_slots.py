@@ -7,11 +7,6 @@ the replica starts, and the limits and the operator's values come back.
 """
 from __future__ import annotations
 
-import os
-import time
-
-import yaml
-
 from ansible_collections.logstack.elk.plugins.module_utils.aws import Aws
 from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsClient
 from ansible_collections.logstack.elk.plugins.module_utils.rollout import rebalance
@@ -19,32 +14,16 @@ from ansible_collections.logstack.elk.plugins.module_utils.rollout.cluster impor
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.planner import Options
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.steps import NodeReplacement
 
-from tests.sandbox.conftest import SCENARIOS
+from tests.sandbox.conftest import split_with, wait_for
 
 GENERIC = "cluster.routing.allocation.node_concurrent_recoveries"
 
 
-def wait_for(predicate, timeout=20.0, what=""):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
-        time.sleep(0.1)
-
-
 def test_a_throttled_replica_of_a_new_index_gets_a_slot_and_the_limits_come_back(sandbox_factory, tmp_path,
                                                                                  monkeypatch):
-    with open(os.path.join(SCENARIOS, "split.yml"), encoding="utf-8") as fh:
-        scenario = yaml.safe_load(fh)
     # Three 1 GB shards with a replica each at 10 MB/s: the drain lasts minutes, the test seconds.
-    scenario["indices"] = [{"name": "big", "primaries": 3, "replicas": 1, "docs": 300, "size": "3GB"}]
-    scenario["timing"]["recovery_bytes_per_second"] = "10MB"
-    path = tmp_path / "slots.yml"
-    path.write_text(yaml.safe_dump(scenario))
-    sbx = sandbox_factory(str(path))
+    sbx = sandbox_factory(split_with(
+        tmp_path, [{"name": "big", "primaries": 3, "replicas": 1, "docs": 300, "size": "3GB"}], "10MB"))
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     cluster = Cluster(EsClient([sbx.sb.es_url], max_retries=0))
@@ -58,7 +37,7 @@ def test_a_throttled_replica_of_a_new_index_gets_a_slot_and_the_limits_come_back
     step = NodeReplacement(cluster, aws, Options(asg_names=groups), sbx.instance_of(victim), victim, node_id,
                            "es-data", poll_interval=0.2)
     cluster.put_shutdown(node_id, "test drain")
-    wait_for(lambda: any(r["state"] == "RELOCATING" for r in sbx.shards("big")), what="the drain to start")
+    wait_for(lambda: any(r["state"] == "RELOCATING" for r in sbx.shards("big")), timeout=20, what="the drain to start")
 
     # The precondition: the new index's replica is unassigned, and only throttling keeps it so.
     sbx.es.ok("PUT", "/fresh", {"settings": {"number_of_shards": 1, "number_of_replicas": 1}})

@@ -54,6 +54,11 @@ class Options:
                    max_nodes_out=params.get("max_nodes_out") or 1)
 
 
+def cluster_group_names(aws, opts):
+    """Names of the cluster's Auto Scaling Groups (found by name or by tags)."""
+    return [g["AutoScalingGroupName"] for g in aws.find_groups(names=opts.asg_names, tags=opts.asg_tags)]
+
+
 class World:
     """The cluster and its groups, read once."""
 

@@ -38,8 +38,9 @@ UNSET = "unset"
 SCOPES = ("persistent", "transient")
 
 
-def current_values(cluster):
-    data = cluster.settings()
+def current_values(cluster, data=None):
+    """Our settings' values by "<short>.<scope>", from GET _cluster/settings (read unless given)."""
+    data = cluster.settings() if data is None else data
     return {"%s.%s" % (short, scope): (data.get(scope) or {}).get(key)
             for short, key in SETTINGS.items() for scope in SCOPES}
 
@@ -66,11 +67,12 @@ def saved(aws, group_names):
     return None
 
 
-def _save(cluster, aws, group_names):
-    """The operator's values, written to the tag first unless a run already did."""
+def _save(cluster, aws, group_names, now=None):
+    """The operator's values, written to the tag first unless a run already did (now: the
+    current values, when the caller has read them already)."""
     original = saved(aws, group_names)
     if original is None:
-        original = current_values(cluster)
+        original = now if now is not None else current_values(cluster)
         aws.call("autoscaling", "CreateOrUpdateTags", Tags=[
             {"ResourceId": name, "ResourceType": "auto-scaling-group", "Key": REBALANCE_TAG,
              "Value": render(original), "PropagateAtLaunch": False} for name in group_names])
@@ -102,8 +104,7 @@ def _limit(values, short, generic):
     return 2
 
 
-def _generic(cluster):
-    data = cluster.settings()
+def _generic(data):
     return (data.get("transient") or {}).get(GENERIC) or (data.get("persistent") or {}).get(GENERIC)
 
 
@@ -111,9 +112,10 @@ def free_a_slot(cluster, aws, group_names):
     """One more incoming and outgoing recovery slot per node (at most MAX_EXTRA_SLOTS over the
     operator's): the settings update makes Elasticsearch allocate unassigned copies before it
     starts more relocations. Returns what was done, or None when already at the cap."""
-    original = _save(cluster, aws, group_names)
-    generic = _generic(cluster)
-    now = current_values(cluster)
+    data = cluster.settings()
+    now = current_values(cluster, data)
+    generic = _generic(data)
+    original = _save(cluster, aws, group_names, now)
     body = {}
     for short in SLOTS:
         limit = _limit(now, short, generic)

@@ -24,7 +24,8 @@ from ansible_collections.logstack.elk.plugins.module_utils.rollout import predic
 from ansible_collections.logstack.elk.plugins.module_utils.rollout import rebalance
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.cluster import is_data, is_master_eligible
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.lock import now_iso
-from ansible_collections.logstack.elk.plugins.module_utils.rollout.planner import LEAVING, SURGE_TAG, World
+from ansible_collections.logstack.elk.plugins.module_utils.rollout.planner import (
+    LEAVING, SURGE_TAG, World, cluster_group_names)
 
 STEPS = {
     "drain": ["prepare", "drain", "terminate", "wait_left", "wait_joined", "lift", "wait_healthy"],
@@ -334,14 +335,15 @@ class NodeReplacement(Rollout):
         master, data = self.roles(view)
         if self.node_here(view) is None or self.continuing(view):
             return None
-        if not (master and self.es.has_voting_exclusions()) and not data:
+        voting = master and self.es.has_voting_exclusions()
+        if not voting and not data:
             return None
         try:
             if self._refusals():
                 return None
         except StepFailed:
             return None  # no longer outdated: its own task says so
-        if master and self.es.has_voting_exclusions():
+        if voting:
             self.cluster.add_voting_exclusion(self.node_name)
             return "voting configuration exclusion of %s added" % self.node_name
         self._exclude()
@@ -399,16 +401,12 @@ class NodeReplacement(Rollout):
         the drain holds: raise the limits by one so Elasticsearch allocates it first."""
         if not throttled:
             return ""
-        raised = rebalance.free_a_slot(self.cluster, self.aws, self.cluster_group_names())
+        raised = rebalance.free_a_slot(self.cluster, self.aws, cluster_group_names(self.aws, self.opts))
         if not raised:
             return "; recovery limits already raised as far as the run goes"
         self.slots_raised.append(raised)
         return "; raised recovery limits to %s for the throttled replica of %s" % (
             raised, P.describe_shard(throttled[0]))
-
-    def cluster_group_names(self):
-        return [g["AutoScalingGroupName"] for g in self.aws.find_groups(names=self.opts.asg_names,
-                                                                         tags=self.opts.asg_tags)]
 
     def _stuck_replica(self, row):
         try:
@@ -515,7 +513,7 @@ class NodeReplacement(Rollout):
         detail, _ = self._wait_step("drain", self._drained)
         how = self._drain_how()
         if self.slots_raised:
-            rebalance.restore_slots(self.cluster, self.aws, self.cluster_group_names())
+            rebalance.restore_slots(self.cluster, self.aws, cluster_group_names(self.aws, self.opts))
             detail += "; recovery limits were raised %d time(s) for replicas of new indices, now restored" % (
                 len(self.slots_raised))
         return changed, "%s: %s" % (how, detail), {}
