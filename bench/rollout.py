@@ -47,6 +47,7 @@ def run_strategy(scenario, strategy):
     audit = json.loads(lines[-1]) if lines else {}
     audit["rc"] = proc.returncode
     if os.environ.get("BENCH_ROLLOUT_AUDIT_DIR"):  # the whole audit, to see where time or degradation went
+        os.makedirs(os.environ["BENCH_ROLLOUT_AUDIT_DIR"], exist_ok=True)
         with open(os.path.join(os.environ["BENCH_ROLLOUT_AUDIT_DIR"], "%s.json" % strategy), "w") as handle:
             json.dump(audit, handle, indent=1, sort_keys=True)
     audit["elapsed"] = time.monotonic() - start

@@ -529,10 +529,11 @@ class Cluster:
         return bps
 
     def _recover(self, dt: float) -> None:
-        # indices.recovery.max_bytes_per_sec limits a node's inbound AND outbound
-        # recovery traffic (so a drain to two nodes is not twice as fast as ES). The
-        # limit is a per-node token bucket, so copies share it max-min fairly: what one
-        # copy cannot use (its other end is the bottleneck) goes to the others.
+        # indices.recovery.max_bytes_per_sec is one rate limiter per node that both the
+        # chunks a node sends and those it receives pass through (RecoverySettings.rateLimiter
+        # on the source and on the target side): a node's inbound plus outbound recovery
+        # traffic stays under the limit. Copies share it max-min fairly: what one copy cannot
+        # use (its other end is the bottleneck) goes to the others.
         moving: List[tuple] = []  # (copy, target node, source node or None)
         for c in self.all_copies():
             if c.state == "INITIALIZING" and c.node_id:
@@ -549,7 +550,7 @@ class Cluster:
             moving.append((c, target, source))
         if not moving:
             return
-        rates = fair_shares([[("in", t)] + ([("out", s)] if s else []) for _, t, s in moving],
+        rates = fair_shares([[t] + ([s] if s else []) for _, t, s in moving],
                             [c.recovery_left for c, _, _ in moving], self.bandwidth() * dt)
         for (c, _, _), moved in zip(moving, rates):
             c.recovery_left -= moved

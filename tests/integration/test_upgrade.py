@@ -56,6 +56,15 @@ def test_full_upgrade_masters_last_then_second_run_changes_nothing(sandbox):
     assert not [k for k in settings.get("persistent", {}) if "concurrent" in k], settings
     summary = run.output[run.output.index("TASK [Summary]"):]
     assert summary.count("- i-") >= 6
+    # Each node's call started the next node's first action (its drain, or its voting exclusion):
+    # the hand-over that keeps data moving while Ansible starts the next task.
+    order = [line.split("node_name: ")[1].strip() for line in summary.splitlines()
+             if line.startswith(" " * 12 + "node_name: ")]  # a replaced node's own entry
+    handed = [line.split("handed_over: ")[1].strip() for line in summary.splitlines() if "handed_over: " in line]
+    assert len(order) == 6 and len(handed) == 6 and handed[-1] == "''", (order, handed)  # the last has no next
+    for nxt, what in zip(order[1:], handed):
+        kind = "voting configuration exclusion" if nxt.startswith("master-") else "node shutdown (remove)"
+        assert what.startswith(kind) and nxt in what, (nxt, what)
 
     again = playbook(sb, "-e", "upgrade_task_per_step=false")
     assert again.rc == 0, again.output[-3000:]

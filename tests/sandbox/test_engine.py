@@ -431,6 +431,36 @@ def test_recovery_bandwidth_caps_a_nodes_outgoing_traffic_as_well_as_its_incomin
     assert 0.99 * bandwidth <= moved <= 1.01 * bandwidth
 
 
+def test_a_node_that_receives_and_sends_recoveries_shares_one_limit_between_them(sandbox_factory, tmp_path):
+    # Elasticsearch has one recovery rate limiter per node (RecoverySettings.rateLimiter), paused on
+    # by the chunks a node sends (RemoteRecoveryTargetHandler) and by those it receives
+    # (PeerRecoveryTargetService): its inbound plus outbound recovery traffic stays under
+    # indices.recovery.max_bytes_per_sec ("limits total inbound and outbound recovery traffic").
+    sbx = sandbox_factory(split_with(tmp_path, [{"name": "a", "primaries": 1, "replicas": 0, "docs": 100, "size": "2GB"},
+                                                {"name": "b", "primaries": 1, "replicas": 0, "docs": 100, "size": "2GB"}],
+                                     "10MB"))
+    x, y = _holder(sbx, "a"), _holder(sbx, "b")
+    assert x != y  # placement on the node with the fewest shards
+    z = next(n["name"] for n in sbx.nodes().values() if "data" in n["roles"] and n["name"] not in (x, y))
+    # a moves x -> y while b moves y -> z: y receives one recovery and sends the other
+    sbx.es.ok("PUT", "/a/_settings", {"index.routing.allocation.require._name": y})
+    sbx.es.ok("PUT", "/b/_settings", {"index.routing.allocation.require._name": z})
+    cluster = sbx.sb.cluster
+
+    def moving():
+        return [c for c in cluster.all_copies() if c.state == "RELOCATING"]
+
+    wait_for(lambda: len(moving()) == 2, timeout=20, what="both relocations under way")
+    with cluster.state.lock:  # one engine step by hand
+        copies = moving()
+        before = sum(c.recovery_left for c in copies)
+        cluster._last_tick = max(c.recovery_started for c in copies) + 1e-3
+        cluster._recover(1.0)
+        moved = before - sum(c.recovery_left for c in copies)
+    bandwidth = 10 * 1024 * 1024  # y's one limit, not one for each direction (that would be 2x)
+    assert 0.99 * bandwidth <= moved <= 1.01 * bandwidth
+
+
 def test_a_relocating_replica_copies_from_its_primarys_node_not_from_the_node_it_leaves(sandbox_factory, tmp_path):
     # ES recovers a replica from the active primary (IndicesClusterStateService
     # findSourceNodeForPeerRecovery) and counts the outgoing recovery on the primary's node, so
@@ -514,11 +544,10 @@ def test_the_catch_up_recovery_of_a_version_blocked_replica_counts_as_version_sk
 def test_recovery_bandwidth_is_shared_max_min_fairly_so_no_node_link_idles_needlessly():
     from sandbox.engine import fair_shares
 
-    # S1 sends three copies (its outgoing limit splits three ways); S2 sends one to T, which
-    # also receives one of S1's: T's inbound limit is not wasted on S1's slow copy.
-    links = [[("in", "T"), ("out", "S1")], [("in", "T2"), ("out", "S1")], [("in", "T3"), ("out", "S1")],
-             [("in", "T"), ("out", "S2")]]
+    # S1 sends three copies (its limit splits three ways); S2 sends one to T, which also
+    # receives one of S1's: T's limit is not wasted on S1's slow copy.
+    links = [["T", "S1"], ["T2", "S1"], ["T3", "S1"], ["T", "S2"]]
     rates = fair_shares(links, [10.0] * 4, 1.0)
     assert [round(r, 3) for r in rates] == [0.333, 0.333, 0.333, 0.667]
     # a copy that needs less than its share leaves the rest to the others on its links
-    assert fair_shares([[("in", "T"), ("out", "S")], [("in", "T2"), ("out", "S")]], [10.0, 0.1], 1.0) == [0.9, 0.1]
+    assert fair_shares([["T", "S"], ["T2", "S"]], [10.0, 0.1], 1.0) == [0.9, 0.1]
