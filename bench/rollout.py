@@ -37,7 +37,9 @@ def run_strategy(scenario, strategy):
     playbook = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "playbooks/upgrade-es.yml",
                 "-i", "inventories/sandbox", "-e", "upgrade_strategy=%s" % strategy,
                 # one module call per node: the Ansible per-task overhead is not the algorithm's
-                "-e", "upgrade_task_per_step=false"]
+                "-e", "upgrade_task_per_step=false",
+                # the sandbox inventory's timeouts fit demo.yml; a bench measures, whatever the size
+                "-e", json.dumps({"upgrade_timeouts": {"gate": 1800, "drain": 3600, "join": 1800, "health": 1800}})]
     if strategy == "terminate":
         playbook += ["-e", "upgrade_accept_data_loss=true"]
     start = time.monotonic()

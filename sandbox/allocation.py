@@ -630,6 +630,37 @@ def _relocate(cluster: "Cluster", c: "Copy", target: "Node", counts: Dict[str, i
         recovery_done(cluster, c)
 
 
+def cancel(cluster: "Cluster", index: str, shard: int, node: "Node", allow_primary: bool, apply: bool) -> str:
+    """POST _cluster/reroute {"cancel": ...} as ES's CancelAllocationCommand: the copy of the shard on
+    ``node`` is failed. On the target node of a relocation that cancels the relocation (the source
+    copy stays started), allowed for a primary too; any other primary needs allow_primary.
+    Returns what was done; raises ValueError with ES's message."""
+    copies = cluster.shards.get(index, [])
+    if shard < 0 or shard >= len(copies):
+        raise ValueError(f"[cancel_allocation] can't cancel [{index}][{shard}], failed to find it on node {node.name}")
+    target = next((c for c in copies[shard] if c.state == "RELOCATING" and c.relocating_node_id == node.id), None)
+    if target is not None:
+        if apply:
+            target.state, target.relocating_node_id, target.recovery_left = "STARTED", None, 0.0
+            cluster.version += 1
+            cluster.log("relocation_cancelled", f"[{index}][{shard}] relocation to {node.name} cancelled "
+                        f"(reroute cancel); the copy stays on {cluster.node_name(target.node_id)}",
+                        index=index, shard=shard)
+        return "relocation cancelled"
+    here = next((c for c in copies[shard] if c.node_id == node.id), None)
+    if here is None:
+        raise ValueError(f"[cancel_allocation] can't cancel [{index}][{shard}], failed to find it on node {node.name}")
+    if here.primary and not allow_primary:
+        raise ValueError(f"[cancel_allocation] can't cancel [{index}][{shard}] on node {node.name}, shard is primary "
+                         f"and {here.state.lower()}")
+    if here.primary:
+        raise NotImplementedError("the sandbox does not cancel a primary (allow_primary)")
+    if apply:
+        _unassign(here, "REROUTE_CANCELLED", cluster.state.now(), "reroute cancelled")
+        cluster.version += 1
+    return "copy failed"
+
+
 def recovery_done(cluster: "Cluster", c: "Copy") -> None:
     if c.state == "RELOCATING":
         if c.node_id in cluster.nodes and c.relocating_node_id in cluster.nodes:

@@ -571,10 +571,27 @@ def allocation_explain(state: SandboxState, req: Request) -> Response:
 
 
 def cluster_reroute(state: SandboxState, req: Request) -> Response:
+    """Reroute; of the commands only ``cancel`` (ES's CancelAllocationCommand) is implemented."""
     c = _need_master(state, req)
-    if req.body and req.body.get("commands"):
-        raise ESError(400, "illegal_argument_exception", "the sandbox does not implement reroute commands")
-    if not _bool(req.params.get("dry_run")):
+    dry = _bool(req.params.get("dry_run"))
+    for command in (req.body or {}).get("commands") or []:
+        if not isinstance(command, dict) or len(command) != 1:
+            raise ESError(400, "parsing_exception", "malformed allocation command")
+        (name, args), = command.items()
+        if name != "cancel":
+            raise ESError(400, "illegal_argument_exception",
+                          f"the sandbox implements only the [cancel] reroute command, not [{name}]")
+        nodes = resolve_nodes(c, str(args.get("node") or ""))
+        if len(nodes) != 1 or not args.get("node"):
+            raise ESError(400, "illegal_argument_exception", f"failed to resolve [{args.get('node')}], no matching nodes")
+        try:
+            allocation.cancel(c, str(args.get("index")), int(args.get("shard", -1)), nodes[0],
+                              bool(args.get("allow_primary")), apply=not dry)
+        except ValueError as exc:
+            raise ESError(400, "illegal_argument_exception", str(exc))
+        except NotImplementedError as exc:
+            raise ESError(400, "illegal_argument_exception", str(exc))
+    if not dry:
         allocation.allocate(c, state.now())
     return Response(200, {"acknowledged": True})
 
@@ -1010,7 +1027,9 @@ def cat_recovery(state: SandboxState, req: Request) -> Response:
                     continue
                 size = c.shard_size(name, cp.shard)
                 done = size - cp.recovery_left if moving else size
-                src = cp.recovery_source if cp.state == "INITIALIZING" else (cp.node_id if moving else None)
+                # a relocating replica copies from its primary's node (allocation.relocation_source)
+                src = cp.recovery_source if cp.state == "INITIALIZING" else (
+                    allocation.relocation_source(c, cp) if moving else None)
                 tgt = cp.relocating_node_id if cp.state == "RELOCATING" else cp.node_id
                 rows.append({"index": name, "shard": cp.shard, "time": "0s",
                              "type": "peer" if src else "existing_store", "stage": "index" if moving else "done",

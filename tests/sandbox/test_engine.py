@@ -551,3 +551,23 @@ def test_recovery_bandwidth_is_shared_max_min_fairly_so_no_node_link_idles_needl
     assert [round(r, 3) for r in rates] == [0.333, 0.333, 0.333, 0.667]
     # a copy that needs less than its share leaves the rest to the others on its links
     assert fair_shares([["T", "S"], ["T2", "S"]], [10.0, 0.1], 1.0) == [0.9, 0.1]
+
+
+def test_reroute_cancel_follows_elasticsearchs_cancel_allocation_command(sandbox_factory, tmp_path):
+    # Cancelling on a relocation's target node cancels the relocation (a primary's too) and the
+    # source copy stays; a started primary needs allow_primary; other commands are not implemented.
+    sbx = sandbox_factory(split_with(tmp_path, [{"name": "big", "primaries": 1, "replicas": 1, "docs": 100, "size": "2GB"}], "10MB"))
+    primary_node = _holder(sbx, "big", primary=True)
+    status, body = sbx.es.call("POST", "/_cluster/reroute", {"commands": [{"cancel": {"index": "big", "shard": 0, "node": primary_node}}]})
+    assert status == 400 and "shard is primary and started" in body["error"]["reason"], body
+    status, body = sbx.es.call("POST", "/_cluster/reroute", {"commands": [{"move": {"index": "big", "shard": 0, "from_node": "a", "to_node": "b"}}]})
+    assert status == 400 and "[move]" in body["error"]["reason"], body
+    sbx.es.ok("PUT", "/_cluster/settings", {"persistent": {"cluster.routing.allocation.exclude._name": primary_node}})
+    row = wait_for(lambda: next((r for r in sbx.shards("big") if r["state"] == "RELOCATING"), None), timeout=20,
+                   what="the primary relocating")
+    target = row["node"].split("->")[-1].split()[-1]
+    sbx.es.ok("PUT", "/_cluster/settings", {"persistent": {"cluster.routing.allocation.exclude._name": None}})
+    sbx.es.ok("POST", "/_cluster/reroute", {"commands": [{"cancel": {"index": "big", "shard": 0, "node": target}}]})
+    rows = sbx.shards("big")
+    assert sorted((r["prirep"], r["state"], r["node"]) for r in rows)[0] == ("p", "STARTED", primary_node), rows
+    assert sbx.audit()["docs_lost"] == 0

@@ -3,7 +3,7 @@
 The drain step's own code (steps.NodeReplacement, rollout.rebalance) against the sandbox's
 Elasticsearch API and its moto: a drain fills the recovery slots, a new index's replica is
 throttled (the precondition is checked, not assumed), the step raises the limits by one,
-the replica starts, and the limits and the operator's values come back.
+the replica starts, the next poll puts the operator's limits back, and they stay saved.
 """
 from __future__ import annotations
 
@@ -51,10 +51,16 @@ def test_a_throttled_replica_of_a_new_index_gets_a_slot_and_the_limits_come_back
     wait_for(lambda: all(r["state"] == "STARTED" for r in sbx.shards("fresh")), timeout=5,
              what="the new replica to start once a slot is free")
     assert any(r["state"] == "RELOCATING" for r in sbx.shards("big"))  # the drain goes on meanwhile
+    # No replica waits any more: the next poll puts the operator's limit back at once (the drain
+    # takes raised slots too; kept raised, it would hold them and the next new index would wait).
+    done, detail = step._drained()
+    assert not done and "raised" not in detail, detail
+    assert sbx.es.get("/_cluster/settings?flat_settings=true")["persistent"] == {GENERIC: "1"}
 
     # The operator's values were saved before anything changed; the cap holds.
     assert rebalance.saved(aws, groups) == {
         "%s.%s" % (short, scope): None for short in rebalance.SETTINGS for scope in rebalance.SCOPES}
+    assert rebalance.free_a_slot(cluster, aws, groups) is not None  # +1
     assert rebalance.free_a_slot(cluster, aws, groups) is not None  # +2
     assert rebalance.free_a_slot(cluster, aws, groups) is None  # never more than two above the operator's
 
@@ -63,3 +69,43 @@ def test_a_throttled_replica_of_a_new_index_gets_a_slot_and_the_limits_come_back
     assert persistent == {GENERIC: "1"}
     assert rebalance.restore(cluster, aws, groups).startswith("rebalancing and recovery limits restored")
     assert rebalance.saved(aws, groups) is None
+
+
+def test_at_the_cap_the_drain_relocation_holding_the_slot_is_cancelled_and_no_copy_is_lost(sandbox_factory, tmp_path,
+                                                                                           monkeypatch):
+    # With no raise left (cap 0 here, two in a run), the step cancels the drain relocation that
+    # holds the slot the new replica needs: ES gives the freed slot to the unassigned replica first,
+    # and the relocation's source copy stays started (ES's CancelAllocationCommand on the target).
+    sbx = sandbox_factory(split_with(
+        tmp_path, [{"name": "big", "primaries": 3, "replicas": 1, "docs": 300, "size": "3GB"}], "10MB"))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setattr(rebalance, "MAX_EXTRA_SLOTS", 0)
+    cluster = Cluster(EsClient([sbx.sb.es_url], max_retries=0))
+    aws = Aws(region="us-east-1", endpoint_url=sbx.sb.world.endpoint, max_attempts=2)
+    groups = [g["AutoScalingGroupName"] for g in sbx.asg.describe_auto_scaling_groups()["AutoScalingGroups"]]
+    sbx.es.ok("PUT", "/_cluster/settings", {"persistent": {GENERIC: "1"}})
+    victim = next(r["node"] for r in sbx.shards("big") if r["prirep"] == "p")
+    node_id = sbx.node_by_name(victim)[0]
+    step = NodeReplacement(cluster, aws, Options(asg_names=groups), sbx.instance_of(victim), victim, node_id,
+                           "es-data", poll_interval=0.2)
+    cluster.put_shutdown(node_id, "test drain")
+    wait_for(lambda: any(r["state"] == "RELOCATING" for r in sbx.shards("big")), timeout=20, what="the drain to start")
+    before = {(r["shard"], r["prirep"]) for r in sbx.shards("big") if r["state"] in ("STARTED", "RELOCATING")}
+
+    sbx.es.ok("PUT", "/fresh", {"settings": {"number_of_shards": 1, "number_of_replicas": 1}})
+    explain = sbx.es.ok("POST", "/_cluster/allocation/explain", {"index": "fresh", "shard": 0, "primary": False})
+    assert explain["can_allocate"] == "throttled", explain
+
+    done, detail = step._drained()
+    assert not done and "cancelled the relocation of [big][" in detail and "fresh" in detail, detail
+    wait_for(lambda: all(r["state"] == "STARTED" for r in sbx.shards("fresh")), timeout=5,
+             what="the new replica to start in the freed slot")
+    # every copy of big that was active is still active: the cancelled relocation's source stays
+    after = {(r["shard"], r["prirep"]) for r in sbx.shards("big") if r["state"] in ("STARTED", "RELOCATING")}
+    assert after == before
+    assert any(e["event"] == "relocation_cancelled" for e in sbx.sb.cluster.events)
+    assert sbx.audit()["docs_lost"] == 0
+    # and the drain picks the relocation up again once a slot is free
+    wait_for(lambda: any(r["state"] == "RELOCATING" for r in sbx.shards("big")), timeout=10,
+             what="the drain to go on")

@@ -30,17 +30,18 @@ def names(plan):
 
 def test_data_nodes_first_then_masters_with_the_elected_master_last():
     plan = world(cluster(master="m2"), outdated={"m1", "m2", "m3", "d1", "d2", "d3"}).candidates()
-    # data nodes quickest drain first, max(primary bytes, bytes / 2 other data nodes):
-    # d3 max(3000, 8000 / 2), d1 max(5000, 5000 / 2), d2 max(5000, 10000 / 2) and more bytes
-    assert names(plan) == ["d3", "d1", "d2", "m1", "m3", "m2"]
-    assert [c["drain_bytes"] for c in plan[:3]] == [4000, 5000, 5000]
+    # data nodes quickest drain first, max(primary bytes, (primary + 2 x replica bytes) / 2 other
+    # data nodes): d1 max(5000, 5000 / 2), d3 max(3000, (3000 + 10000) / 2), d2 max(5000, 15000 / 2)
+    assert names(plan) == ["d1", "d3", "d2", "m1", "m3", "m2"]
+    assert [c["drain_bytes"] for c in plan[:3]] == [5000, 6500, 7500]
     assert plan[-1]["elected_master"] and "replaced last" in plan[-1]["why"]
     assert [c["position"] for c in plan] == [1, 2, 3, 4, 5, 6]
 
 
 def test_a_node_whose_primaries_are_many_drains_later_however_small():
-    # A primary is copied out of the drained node itself (a replica from its primary's node, spread
-    # over the others): a node holding mostly primaries drains slowly, whatever its size.
+    # A primary is copied out of the drained node itself, through its one recovery limiter; a replica
+    # from its primary's node to a third, through two limiters of the others: a node holding mostly
+    # primaries drains slowly, whatever its size.
     def plan_with(logs2_on_d1):
         other = "r" if logs2_on_d1 == "p" else "p"
         view = cluster(extra_shards=[shard("logs-2", 0, logs2_on_d1, "STARTED", "d1", 5000),
@@ -49,9 +50,9 @@ def test_a_node_whose_primaries_are_many_drains_later_however_small():
     # d1 and d2 hold 10000 bytes each, d3 13000
     plan = plan_with("r")  # d1 5000 of primaries, d2 5000, d3 8000: d3 last, the name decides d1, d2
     assert names(plan) == ["d1", "d2", "d3"]
-    plan = plan_with("p")  # d1 10000 of primaries, d2 5000, d3 3000 (13000 / 2 others = 6500)
-    assert names(plan) == ["d2", "d3", "d1"]
-    assert [(c["primary_bytes"], c["drain_bytes"]) for c in plan] == [(5000, 5000), (3000, 6500), (10000, 10000)]
+    plan = plan_with("p")  # d1 10000 of primaries (of 10000), d2 5000, d3 3000 (of 13000: 23000 / 2 others)
+    assert names(plan) == ["d2", "d1", "d3"]
+    assert [(c["primary_bytes"], c["drain_bytes"]) for c in plan] == [(5000, 7500), (10000, 10000), (3000, 11500)]
 
 
 def test_tiers_frozen_cold_warm_hot():

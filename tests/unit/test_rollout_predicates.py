@@ -162,3 +162,25 @@ def test_surge_refused_at_max_size():
 def test_refusals_name_the_rule():
     out = P.refusals(P.TAKE_OUT, ctx(cluster(status="red"), "d1", remaining=["d1"]))
     assert out[0].startswith("cluster_not_red: ")
+
+
+def _throttled(explanation):
+    return {"can_allocate": "throttled", "node_allocation_decisions": [
+        {"node_name": "d2", "node_decision": "throttled",
+         "deciders": [{"decider": "throttling", "decision": "THROTTLE", "explanation": explanation}]}]}
+
+
+def test_a_replica_throttled_by_the_concurrent_recovery_limits_is_one_a_drain_starves():
+    view = cluster(extra_shards=[shard("new-1", 0, "r", "UNASSIGNED", None)])
+    row = [r for r in view.unassigned() if r["index"] == "new-1"]
+    es = _throttled("reached the limit of outgoing shard recoveries [2] on the node [x] which holds the primary, "
+                    "cluster setting [cluster.routing.allocation.node_concurrent_outgoing_recoveries=2] "
+                    "(can also be set via [cluster.routing.allocation.node_concurrent_recoveries])")
+    assert P.throttled_replicas(P.Context(view, explains={("new-1", "0"): es}), row) == row
+    # OpenSearch's own limit for a new index's replicas: raising node_concurrent_* would not help it
+    opensearch = _throttled("reached the limit of incoming shard recoveries [4], cluster setting "
+                            "[cluster.routing.allocation.node_initial_replicas_recoveries=4]")
+    assert P.throttled_replicas(P.Context(view, explains={("new-1", "0"): opensearch}), row) == []
+    # an unassigned replica that is not throttled at all
+    no = {"can_allocate": "no", "node_allocation_decisions": []}
+    assert P.throttled_replicas(P.Context(view, explains={("new-1", "0"): no}), row) == []

@@ -9,10 +9,12 @@ master-eligible nodes (a node older than the elected master cannot join);
 data tiers frozen, cold, warm, hot, generic data; the elected master last.
 Within a tier the node expected to drain fastest goes first: under ``drain`` the
 first node's shards land on nodes that are replaced later and move again, while
-every later drain moves about the same bytes whichever node went first. A drain
-copies a primary out of the node itself (its own link) and a replica from its
-primary's node (spread over the others), so the estimate is the larger of its
-primary bytes and its bytes spread over the other data nodes of the tier.
+every later drain moves about the same bytes whichever node went first. Each node
+has one recovery rate limiter for what it sends and receives together. A drain
+copies a primary out of the node itself (its limiter and the receiver's) and a
+replica from its primary's node (two other nodes' limiters), so the estimate is
+the larger of its primary bytes and (primary bytes + 2 x replica bytes) spread
+over the other data nodes of the tier.
 """
 from __future__ import annotations
 
@@ -163,7 +165,7 @@ class World:
                 "version": node.get("version"),
                 "shard_bytes": total,
                 "primary_bytes": primary,
-                "drain_bytes": max(primary, total // max(1, tier_size.get(tier_rank(node), 1) - 1)),
+                "drain_bytes": max(primary, (2 * total - primary) // max(1, tier_size.get(tier_rank(node), 1) - 1)),
                 "image_id": inst.get("ImageId"),
                 "target_image_id": self.targets[group].get("image_id"),
                 "target_version": self.targets[group].get("version"),

@@ -76,11 +76,16 @@ def skew_blocked(ctx):
 
 
 def throttled_replicas(ctx, rows):
-    """The replicas among these unassigned rows that only recovery throttling keeps unassigned."""
+    """The replicas among these unassigned rows that only the node_concurrent_* recovery limits keep
+    unassigned (the limits a drain fills). OpenSearch throttles a new index's replicas on their own
+    limit, node_initial_replicas_recoveries, which a drain does not use: not these."""
     out = []
     for r in rows:
         exp = ctx.explains.get((r.get("index"), str(r.get("shard")))) or {}
-        if r.get("prirep") == "r" and exp.get("can_allocate") == "throttled":
+        if r.get("prirep") != "r" or exp.get("can_allocate") != "throttled":
+            continue
+        if any(d.get("decision") == "THROTTLE" and "node_concurrent_" in (d.get("explanation") or "")
+               for dec in exp.get("node_allocation_decisions") or [] for d in dec.get("deciders") or []):
             out.append(r)
     return out
 

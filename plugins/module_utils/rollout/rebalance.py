@@ -14,7 +14,12 @@ daily or rollover index) waits for a slot, unassigned, for as long as a shard
 copy takes: minutes on real shards (OpenSearch issue #491 describes the risk). A
 replica always copies from its primary's node, so no fixed setting keeps a slot
 free; ``free_a_slot`` raises both limits by one when the drain sees such a
-replica, and ``restore_slots`` puts them back when the drain is done.
+replica, and ``restore_slots`` puts them back as soon as none waits (the drain
+takes raised slots too). At the cap (two above the operator's limits),
+``cancel_a_relocation`` cancels the drain relocation that holds the slot the
+replica needs, the one least copied: Elasticsearch gives the freed slot to the
+unassigned replica first, the relocation's source copy stays started, and the
+relocation starts again later.
 
 Crash safety: the operator's values (persistent and transient, or "unset") are
 written to a tag on the cluster's Auto Scaling Groups *before* any setting is
@@ -24,6 +29,7 @@ So whichever run releases the lock restores what the operator had.
 from __future__ import annotations
 
 from ansible_collections.logstack.elk.plugins.module_utils.aws import tag_dict
+from ansible_collections.logstack.elk.plugins.module_utils.rollout.cluster import shard_nodes
 
 REBALANCE_TAG = "logstack:rollout-rebalance"
 SETTING = "cluster.routing.rebalance.enable"
@@ -163,3 +169,48 @@ def restore(cluster, aws, group_names):
     aws.call("autoscaling", "DeleteTags", Tags=[
         {"ResourceId": name, "ResourceType": "auto-scaling-group", "Key": REBALANCE_TAG} for name in group_names])
     return "rebalancing and recovery limits restored to the operator's values (%s)" % render(original)
+
+
+def _blocker(explain):
+    """("out", node id) when the primary's node has no outgoing slot, else ("in", node names
+    without an incoming slot), from a throttled replica's allocation explanation."""
+    full = set()
+    for dec in explain.get("node_allocation_decisions") or []:
+        for d in dec.get("deciders") or []:
+            text = d.get("explanation") or ""
+            if d.get("decision") != "THROTTLE" or "node_concurrent_" not in text:
+                continue
+            if "outgoing shard recoveries" in text and "on the node [" in text:
+                return "out", text.split("on the node [", 1)[1].split("]", 1)[0]
+            full.add(dec.get("node_name"))
+    return "in", full
+
+
+def cancel_a_relocation(cluster, view, node_name, explain):
+    """Cancel the relocation off ``node_name`` (the node draining) that holds the recovery slot a
+    throttled replica needs, the least copied one; what was cancelled, or None."""
+    kind, where = _blocker(explain)
+    if kind == "out":
+        where = {(view.nodes.get(where) or {}).get("name", where)}
+    targets = {}
+    for row in view.shards_on(node_name):
+        src, target = shard_nodes(row)
+        if row.get("state") == "RELOCATING" and src == node_name and target:
+            targets[(row.get("index"), str(row.get("shard")))] = target
+    best = None
+    for rec in cluster.es.get("/_cat/recovery", params={"format": "json", "active_only": "true"}) or []:
+        key = (rec.get("index"), str(rec.get("shard")))
+        if targets.get(key) != rec.get("target_node") or rec.get("stage") == "done":
+            continue
+        if (rec.get("source_node") if kind == "out" else rec.get("target_node")) not in where:
+            continue
+        done = float(str(rec.get("bytes_percent") or "0").rstrip("%") or 0)
+        if best is None or done < best[0]:
+            best = (done, key, rec.get("target_node"))
+    if best is None:
+        return None
+    done, (index, shard), target = best
+    cluster.es.post("/_cluster/reroute", body={"commands": [{"cancel": {"index": index, "shard": int(shard),
+                                                                        "node": target}}]})
+    return "cancelled the relocation of [%s][%s] to %s (%.0f%% copied; it starts again later)" % (
+        index, shard, target, done)

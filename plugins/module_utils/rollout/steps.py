@@ -262,6 +262,8 @@ class NodeReplacement(Rollout):
         self.data = None
         self._beaten = False
         self.slots_raised = []  # recovery limits raised during this drain, for the step's detail
+        self.slots_raised_now = False  # raised and not yet put back
+        self.relocations_cancelled = []  # at the cap, for a replica still throttled
 
     # -- helpers ------------------------------------------------------------
     def label(self):
@@ -370,7 +372,7 @@ class NodeReplacement(Rollout):
         explains = self.explains(view) if view.unassigned() else {}
         ctx = P.Context(view, explains=explains)
         loose = P.skew_blocked(ctx)
-        note = self._free_slot_for(P.throttled_replicas(ctx, loose)) if free_slots else ""
+        note = self._free_slot_for(P.throttled_replicas(ctx, loose), view, explains) if free_slots else ""
         # Copies moving to or from this node count as held (shards_on). Rebalancing between
         # other nodes does not make terminating this one less safe, so it is not waited for.
         held = view.shards_on(self.node_name)
@@ -396,15 +398,29 @@ class NodeReplacement(Rollout):
         note = " (%d replica(s) the node_version decider keeps on it)" % len(stuck) if stuck else ""
         return True, "holds no shard%s" % note
 
-    def _free_slot_for(self, throttled):
+    def _free_slot_for(self, throttled, view, explains):
         """A replica (of an index created during the drain, typically) waits for a recovery slot
-        the drain holds: raise the limits by one so Elasticsearch allocates it first."""
+        the drain holds: raise the limits by one so Elasticsearch allocates it first. Once no
+        replica waits, put them back: the drain takes raised slots too, and relocations it
+        started above the operator's limits then finish without new ones taking their place, so
+        the next new index finds the run's two extra slots available again."""
         if not throttled:
+            if self.slots_raised_now:
+                rebalance.restore_slots(self.cluster, self.aws, cluster_group_names(self.aws, self.opts))
+                self.slots_raised_now = False
             return ""
         raised = rebalance.free_a_slot(self.cluster, self.aws, cluster_group_names(self.aws, self.opts))
         if not raised:
+            first = throttled[0]
+            cancelled = rebalance.cancel_a_relocation(
+                self.cluster, view, self.node_name, explains.get((first.get("index"), str(first.get("shard")))) or {})
+            if cancelled:
+                self.relocations_cancelled.append(cancelled)
+                return "; recovery limits at the run's cap: %s for the throttled replica of %s" % (
+                    cancelled, P.describe_shard(first))
             return "; recovery limits already raised as far as the run goes"
         self.slots_raised.append(raised)
+        self.slots_raised_now = True
         return "; raised recovery limits to %s for the throttled replica of %s" % (
             raised, P.describe_shard(throttled[0]))
 
@@ -514,8 +530,10 @@ class NodeReplacement(Rollout):
         how = self._drain_how()
         if self.slots_raised:
             rebalance.restore_slots(self.cluster, self.aws, cluster_group_names(self.aws, self.opts))
-            detail += "; recovery limits were raised %d time(s) for replicas of new indices, now restored" % (
+            detail += "; recovery limits were raised %d time(s) for replicas of new indices, each time put back" % (
                 len(self.slots_raised))
+        if self.relocations_cancelled:
+            detail += "; %d relocation(s) cancelled to give such a replica a slot" % len(self.relocations_cancelled)
         return changed, "%s: %s" % (how, detail), {}
 
     def step_terminate(self):
