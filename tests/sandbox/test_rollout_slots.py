@@ -56,6 +56,12 @@ def test_a_throttled_replica_of_a_new_index_gets_a_slot_and_the_limits_come_back
     done, detail = step._drained()
     assert not done and "raised" not in detail, detail
     assert sbx.es.get("/_cluster/settings?flat_settings=true")["persistent"] == {GENERIC: "1"}
+    # A run killed while they were raised: the rerun's drain puts them back at its first poll.
+    assert rebalance.free_a_slot(cluster, aws, groups) is not None
+    rerun = NodeReplacement(cluster, aws, Options(asg_names=groups), sbx.instance_of(victim), victim, node_id,
+                            "es-data", poll_interval=0.2)
+    assert not rerun._drained()[0]
+    assert sbx.es.get("/_cluster/settings?flat_settings=true")["persistent"] == {GENERIC: "1"}
 
     # The operator's values were saved before anything changed; the cap holds.
     assert rebalance.saved(aws, groups) == {

@@ -262,7 +262,8 @@ class NodeReplacement(Rollout):
         self.data = None
         self._beaten = False
         self.slots_raised = []  # recovery limits raised during this drain, for the step's detail
-        self.slots_raised_now = False  # raised and not yet put back
+        # raised and not yet put back; None: not known yet (a killed run may have left them raised)
+        self.slots_raised_now = None
         self.relocations_cancelled = []  # at the cap, for a replica still throttled
 
     # -- helpers ------------------------------------------------------------
@@ -405,7 +406,7 @@ class NodeReplacement(Rollout):
         started above the operator's limits then finish without new ones taking their place, so
         the next new index finds the run's two extra slots available again."""
         if not throttled:
-            if self.slots_raised_now:
+            if self.slots_raised_now is not False:
                 rebalance.restore_slots(self.cluster, self.aws, cluster_group_names(self.aws, self.opts))
                 self.slots_raised_now = False
             return ""
