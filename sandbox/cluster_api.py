@@ -587,9 +587,7 @@ def cluster_reroute(state: SandboxState, req: Request) -> Response:
         try:
             allocation.cancel(c, str(args.get("index")), int(args.get("shard", -1)), nodes[0],
                               bool(args.get("allow_primary")), apply=not dry)
-        except ValueError as exc:
-            raise ESError(400, "illegal_argument_exception", str(exc))
-        except NotImplementedError as exc:
+        except (ValueError, NotImplementedError) as exc:
             raise ESError(400, "illegal_argument_exception", str(exc))
     if not dry:
         allocation.allocate(c, state.now())

@@ -19,9 +19,11 @@ from tests.sandbox.conftest import split_with, wait_for
 GENERIC = "cluster.routing.allocation.node_concurrent_recoveries"
 
 
-def test_a_throttled_replica_of_a_new_index_gets_a_slot_and_the_limits_come_back(sandbox_factory, tmp_path,
-                                                                                 monkeypatch):
-    # Three 1 GB shards with a replica each at 10 MB/s: the drain lasts minutes, the test seconds.
+def _drain_meets_a_new_index(sandbox_factory, tmp_path, monkeypatch):
+    """A drain under way (three 1 GB shards with a replica each at 10 MB/s: it lasts minutes, the
+    test seconds; the operator allows one recovery per node), then a new index whose replica only
+    throttling keeps unassigned: the precondition is checked, not assumed. Returns
+    (sbx, cluster, aws, groups, victim, node_id, step)."""
     sbx = sandbox_factory(split_with(
         tmp_path, [{"name": "big", "primaries": 3, "replicas": 1, "docs": 300, "size": "3GB"}], "10MB"))
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
@@ -29,20 +31,23 @@ def test_a_throttled_replica_of_a_new_index_gets_a_slot_and_the_limits_come_back
     cluster = Cluster(EsClient([sbx.sb.es_url], max_retries=0))
     aws = Aws(region="us-east-1", endpoint_url=sbx.sb.world.endpoint, max_attempts=2)
     groups = [g["AutoScalingGroupName"] for g in sbx.asg.describe_auto_scaling_groups()["AutoScalingGroups"]]
-    # The operator allows one recovery per node; the run must put exactly that back.
     sbx.es.ok("PUT", "/_cluster/settings", {"persistent": {GENERIC: "1"}})
-
     victim = next(r["node"] for r in sbx.shards("big") if r["prirep"] == "p")
     node_id = sbx.node_by_name(victim)[0]
     step = NodeReplacement(cluster, aws, Options(asg_names=groups), sbx.instance_of(victim), victim, node_id,
                            "es-data", poll_interval=0.2)
     cluster.put_shutdown(node_id, "test drain")
     wait_for(lambda: any(r["state"] == "RELOCATING" for r in sbx.shards("big")), timeout=20, what="the drain to start")
-
-    # The precondition: the new index's replica is unassigned, and only throttling keeps it so.
     sbx.es.ok("PUT", "/fresh", {"settings": {"number_of_shards": 1, "number_of_replicas": 1}})
     explain = sbx.es.ok("POST", "/_cluster/allocation/explain", {"index": "fresh", "shard": 0, "primary": False})
     assert explain["can_allocate"] == "throttled", explain
+    return sbx, cluster, aws, groups, victim, node_id, step
+
+
+def test_a_throttled_replica_of_a_new_index_gets_a_slot_and_the_limits_come_back(sandbox_factory, tmp_path,
+                                                                                 monkeypatch):
+    # The operator allows one recovery per node (see the helper); the run must put exactly that back.
+    sbx, cluster, aws, groups, victim, node_id, step = _drain_meets_a_new_index(sandbox_factory, tmp_path, monkeypatch)
 
     done, detail = step._drained()
     assert not done
@@ -82,26 +87,9 @@ def test_at_the_cap_the_drain_relocation_holding_the_slot_is_cancelled_and_no_co
     # With no raise left (cap 0 here, two in a run), the step cancels the drain relocation that
     # holds the slot the new replica needs: ES gives the freed slot to the unassigned replica first,
     # and the relocation's source copy stays started (ES's CancelAllocationCommand on the target).
-    sbx = sandbox_factory(split_with(
-        tmp_path, [{"name": "big", "primaries": 3, "replicas": 1, "docs": 300, "size": "3GB"}], "10MB"))
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setattr(rebalance, "MAX_EXTRA_SLOTS", 0)
-    cluster = Cluster(EsClient([sbx.sb.es_url], max_retries=0))
-    aws = Aws(region="us-east-1", endpoint_url=sbx.sb.world.endpoint, max_attempts=2)
-    groups = [g["AutoScalingGroupName"] for g in sbx.asg.describe_auto_scaling_groups()["AutoScalingGroups"]]
-    sbx.es.ok("PUT", "/_cluster/settings", {"persistent": {GENERIC: "1"}})
-    victim = next(r["node"] for r in sbx.shards("big") if r["prirep"] == "p")
-    node_id = sbx.node_by_name(victim)[0]
-    step = NodeReplacement(cluster, aws, Options(asg_names=groups), sbx.instance_of(victim), victim, node_id,
-                           "es-data", poll_interval=0.2)
-    cluster.put_shutdown(node_id, "test drain")
-    wait_for(lambda: any(r["state"] == "RELOCATING" for r in sbx.shards("big")), timeout=20, what="the drain to start")
+    sbx, cluster, aws, groups, victim, node_id, step = _drain_meets_a_new_index(sandbox_factory, tmp_path, monkeypatch)
     before = {(r["shard"], r["prirep"]) for r in sbx.shards("big") if r["state"] in ("STARTED", "RELOCATING")}
-
-    sbx.es.ok("PUT", "/fresh", {"settings": {"number_of_shards": 1, "number_of_replicas": 1}})
-    explain = sbx.es.ok("POST", "/_cluster/allocation/explain", {"index": "fresh", "shard": 0, "primary": False})
-    assert explain["can_allocate"] == "throttled", explain
 
     done, detail = step._drained()
     assert not done and "cancelled the relocation of [big][" in detail and "fresh" in detail, detail

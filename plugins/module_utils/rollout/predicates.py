@@ -75,17 +75,23 @@ def skew_blocked(ctx):
             if not unassigned_is_version_skew(r, ctx.explains.get((r.get("index"), str(r.get("shard")))))]
 
 
+def concurrent_limit_throttles(explain):
+    """(node name, explanation) of each THROTTLE an allocation explanation gives on the
+    node_concurrent_* recovery limits (the limits a drain fills). OpenSearch throttles a new
+    index's replicas on their own limit, node_initial_replicas_recoveries, which a drain does not
+    use: not these."""
+    return [(dec.get("node_name"), d.get("explanation") or "")
+            for dec in (explain or {}).get("node_allocation_decisions") or [] for d in dec.get("deciders") or []
+            if d.get("decision") == "THROTTLE" and "node_concurrent_" in (d.get("explanation") or "")]
+
+
 def throttled_replicas(ctx, rows):
-    """The replicas among these unassigned rows that only the node_concurrent_* recovery limits keep
-    unassigned (the limits a drain fills). OpenSearch throttles a new index's replicas on their own
-    limit, node_initial_replicas_recoveries, which a drain does not use: not these."""
+    """The replicas among these unassigned rows that only the node_concurrent_* recovery limits
+    keep unassigned (see concurrent_limit_throttles)."""
     out = []
     for r in rows:
         exp = ctx.explains.get((r.get("index"), str(r.get("shard")))) or {}
-        if r.get("prirep") != "r" or exp.get("can_allocate") != "throttled":
-            continue
-        if any(d.get("decision") == "THROTTLE" and "node_concurrent_" in (d.get("explanation") or "")
-               for dec in exp.get("node_allocation_decisions") or [] for d in dec.get("deciders") or []):
+        if r.get("prirep") == "r" and exp.get("can_allocate") == "throttled" and concurrent_limit_throttles(exp):
             out.append(r)
     return out
 

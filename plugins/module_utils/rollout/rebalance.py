@@ -29,6 +29,7 @@ So whichever run releases the lock restores what the operator had.
 from __future__ import annotations
 
 from ansible_collections.logstack.elk.plugins.module_utils.aws import tag_dict
+from ansible_collections.logstack.elk.plugins.module_utils.rollout import predicates as P
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.cluster import shard_nodes
 
 REBALANCE_TAG = "logstack:rollout-rebalance"
@@ -175,14 +176,10 @@ def _blocker(explain):
     """("out", node id) when the primary's node has no outgoing slot, else ("in", node names
     without an incoming slot), from a throttled replica's allocation explanation."""
     full = set()
-    for dec in explain.get("node_allocation_decisions") or []:
-        for d in dec.get("deciders") or []:
-            text = d.get("explanation") or ""
-            if d.get("decision") != "THROTTLE" or "node_concurrent_" not in text:
-                continue
-            if "outgoing shard recoveries" in text and "on the node [" in text:
-                return "out", text.split("on the node [", 1)[1].split("]", 1)[0]
-            full.add(dec.get("node_name"))
+    for node_name, text in P.concurrent_limit_throttles(explain):
+        if "outgoing shard recoveries" in text and "on the node [" in text:
+            return "out", text.split("on the node [", 1)[1].split("]", 1)[0]
+        full.add(node_name)
     return "in", full
 
 

@@ -265,6 +265,7 @@ class NodeReplacement(Rollout):
         # raised and not yet put back; None: not known yet (a killed run may have left them raised)
         self.slots_raised_now = None
         self.relocations_cancelled = []  # at the cap, for a replica still throttled
+        self._group_names = None
 
     # -- helpers ------------------------------------------------------------
     def label(self):
@@ -277,6 +278,12 @@ class NodeReplacement(Rollout):
 
     def group(self):
         return self.aws.find_groups(names=[self.group_name])[0]
+
+    def cluster_groups(self):
+        """The cluster's group names (where the run's tags live), read once per call."""
+        if self._group_names is None:
+            self._group_names = cluster_group_names(self.aws, self.opts)
+        return self._group_names
 
     def instance_state(self):
         """(in_group, lifecycle, ec2 state)."""
@@ -407,10 +414,10 @@ class NodeReplacement(Rollout):
         the next new index finds the run's two extra slots available again."""
         if not throttled:
             if self.slots_raised_now is not False:
-                rebalance.restore_slots(self.cluster, self.aws, cluster_group_names(self.aws, self.opts))
+                rebalance.restore_slots(self.cluster, self.aws, self.cluster_groups())
                 self.slots_raised_now = False
             return ""
-        raised = rebalance.free_a_slot(self.cluster, self.aws, cluster_group_names(self.aws, self.opts))
+        raised = rebalance.free_a_slot(self.cluster, self.aws, self.cluster_groups())
         if not raised:
             first = throttled[0]
             cancelled = rebalance.cancel_a_relocation(
@@ -530,7 +537,7 @@ class NodeReplacement(Rollout):
         detail, _ = self._wait_step("drain", self._drained)
         how = self._drain_how()
         if self.slots_raised:
-            rebalance.restore_slots(self.cluster, self.aws, cluster_group_names(self.aws, self.opts))
+            rebalance.restore_slots(self.cluster, self.aws, self.cluster_groups())
             detail += "; recovery limits were raised %d time(s) for replicas of new indices, each time put back" % (
                 len(self.slots_raised))
         if self.relocations_cancelled:
