@@ -29,8 +29,8 @@ description:
     sets C(cluster.routing.rebalance.enable) to C(none) for the run, so shards are not balanced onto a fresh
     node only to be moved again by the next drain. The operator's values of it and of
     C(cluster.routing.allocation.node_concurrent_incoming_recoveries) and
-    C(cluster.routing.allocation.node_concurrent_outgoing_recoveries) (which a drain raises by one while a
-    replica of a new index waits for a recovery slot) are saved first in the group tag
+    C(cluster.routing.allocation.node_concurrent_outgoing_recoveries) (which a drain raises for its own copies,
+    so a replica of a new index never waits for a recovery slot) are saved first in the group tag
     C(logstack:rollout-rebalance) (never overwritten by a rerun after a crash) and V(unlock) puts them back,
     an unset value as unset.
   - V(verify) is the final strict check, waiting up to the health timeout for green, then requiring no

@@ -229,21 +229,19 @@ def test_second_run_started_during_a_run_refuses_and_the_first_finishes(sandbox)
     assert lock_tags(sb) == []
 
 
-def test_drain_with_a_writer_never_loses_a_copy_of_existing_data_and_new_replicas_wait_at_most_a_moment(sandbox):
-    # The demo cluster: a continuous writer creates an index every 20 s. A replica of one created
-    # while the first data node drains (no newer node exists yet) can be throttled behind the
-    # drain's recoveries; the drain step then raises the recovery limits (docs/upgrade.md), so it
-    # waits a poll interval or so (more under a loaded test machine), never a shard copy (3 s here).
+def test_drain_with_a_writer_never_loses_a_copy_and_no_replica_of_a_new_index_waits(sandbox):
+    # The demo cluster: a continuous writer creates an index every 20 s, some while a data node
+    # drains. Elasticsearch counts a new replica against the same recovery limits as the drain's
+    # relocations; the drain step reserves slots for the drain's copies on top of the operator's
+    # (docs/upgrade.md), so such a replica is allocated at once: nothing is degraded but the
+    # replicas the node_version decider keeps off older nodes.
     sb = sandbox("demo.yml")
     run = playbook(sb, "-e", "upgrade_task_per_step=false")
     assert run.rc == 0, run.output[-3000:]
     audit = sb.audit()
     assert_invariants(audit)
     assert audit["writer_docs_indexed"] > 0
-    allowed = {"UNASSIGNED:node_version", "INITIALIZING:after_node_version", "UNASSIGNED:INDEX_CREATED",
-               "INITIALIZING"}
-    assert set(audit["degraded_copy_seconds_by_reason"]) <= allowed, audit
-    for episode in audit["degraded_episodes_excluding_version_skew"]:
-        assert all(c.startswith("[logstash-") for c in episode["copies"]), episode  # the writer's new indices
-        assert episode["seconds"] <= 1.5, episode
-
+    assert audit["degraded_seconds_excluding_version_skew"] == 0, audit["degraded_episodes_excluding_version_skew"]
+    assert set(audit["degraded_copy_seconds_by_reason"]) <= {"UNASSIGNED:node_version",
+                                                              "INITIALIZING:after_node_version"}, audit
+    assert "recovery limits were incoming +" in " ".join(run.output.split())  # the YAML callback folds lines

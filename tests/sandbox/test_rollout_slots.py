@@ -19,11 +19,9 @@ from tests.sandbox.conftest import split_with, wait_for
 GENERIC = "cluster.routing.allocation.node_concurrent_recoveries"
 
 
-def _drain_meets_a_new_index(sandbox_factory, tmp_path, monkeypatch):
-    """A drain under way (three 1 GB shards with a replica each at 10 MB/s: it lasts minutes, the
-    test seconds; the operator allows one recovery per node), then a new index whose replica only
-    throttling keeps unassigned: the precondition is checked, not assumed. Returns
-    (sbx, cluster, aws, groups, victim, node_id, step)."""
+def _before_a_drain(sandbox_factory, tmp_path, monkeypatch):
+    """Three 1 GB shards with a replica each at 10 MB/s (a drain lasts minutes, the test seconds); the
+    operator allows one recovery per node. Returns (sbx, cluster, aws, groups, victim, node_id, step)."""
     sbx = sandbox_factory(split_with(
         tmp_path, [{"name": "big", "primaries": 3, "replicas": 1, "docs": 300, "size": "3GB"}], "10MB"))
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
@@ -36,12 +34,41 @@ def _drain_meets_a_new_index(sandbox_factory, tmp_path, monkeypatch):
     node_id = sbx.node_by_name(victim)[0]
     step = NodeReplacement(cluster, aws, Options(asg_names=groups), sbx.instance_of(victim), victim, node_id,
                            "es-data", poll_interval=0.2)
+    return sbx, cluster, aws, groups, victim, node_id, step
+
+
+def _drain_meets_a_new_index(sandbox_factory, tmp_path, monkeypatch):
+    """A drain under way without the step's reservation (a node with more copies than the reservation
+    covers behaves so), then a new index whose replica only throttling keeps unassigned: the
+    precondition is checked, not assumed."""
+    sbx, cluster, aws, groups, victim, node_id, step = _before_a_drain(sandbox_factory, tmp_path, monkeypatch)
     cluster.put_shutdown(node_id, "test drain")
     wait_for(lambda: any(r["state"] == "RELOCATING" for r in sbx.shards("big")), timeout=20, what="the drain to start")
     sbx.es.ok("PUT", "/fresh", {"settings": {"number_of_shards": 1, "number_of_replicas": 1}})
     explain = sbx.es.ok("POST", "/_cluster/allocation/explain", {"index": "fresh", "shard": 0, "primary": False})
     assert explain["can_allocate"] == "throttled", explain
     return sbx, cluster, aws, groups, victim, node_id, step
+
+
+def test_the_drain_reserves_slots_so_a_replica_of_a_new_index_never_waits(sandbox_factory, tmp_path, monkeypatch):
+    sbx, cluster, aws, groups, victim, node_id, step = _before_a_drain(sandbox_factory, tmp_path, monkeypatch)
+    on_victim = [r for r in sbx.shards("big") if r["node"] == victim]
+
+    changed, reserved = step._start_drain(cluster.view())
+    assert changed and reserved, reserved
+    # every copy on the node moves at once, and the operator's one slot per node stays free
+    wait_for(lambda: sum(r["state"] == "RELOCATING" for r in sbx.shards("big")) == len(on_victim), timeout=10,
+             what="all the node's copies to relocate at once")
+    sbx.es.ok("PUT", "/fresh", {"settings": {"number_of_shards": 1, "number_of_replicas": 1}})
+    wait_for(lambda: all(r["state"] == "STARTED" for r in sbx.shards("fresh")) and len(sbx.shards("fresh")) == 2,
+             timeout=5, what="the new index's copies to start")
+    audit = sbx.audit()
+    assert audit["degraded_seconds_excluding_version_skew"] == 0, audit["degraded_episodes_excluding_version_skew"]
+    assert any(r["state"] == "RELOCATING" for r in sbx.shards("big"))  # the drain still under way
+    # the operator's values were saved before anything changed, and come back at the drain's end
+    assert rebalance.saved(aws, groups)["incoming.persistent"] is None
+    assert rebalance.restore_slots(cluster, aws, groups) == "recovery limits back to the operator's values"
+    assert sbx.es.get("/_cluster/settings?flat_settings=true")["persistent"] == {GENERIC: "1"}
 
 
 def test_a_throttled_replica_of_a_new_index_gets_a_slot_and_the_limits_come_back(sandbox_factory, tmp_path,

@@ -11,15 +11,25 @@ excluded node and replicas are still allocated; only balancing moves stop.
 A drain fills the recovery slots (node_concurrent_incoming/outgoing_recoveries) of
 the nodes it copies from and to, and a replica of an index created meanwhile (a
 daily or rollover index) waits for a slot, unassigned, for as long as a shard
-copy takes: minutes on real shards (OpenSearch issue #491 describes the risk). A
-replica always copies from its primary's node, so no fixed setting keeps a slot
-free; ``free_a_slot`` raises both limits by one when the drain sees such a
-replica, and ``restore_slots`` puts them back as soon as none waits (the drain
-takes raised slots too). At the cap (two above the operator's limits),
-``cancel_a_relocation`` cancels the drain relocation that holds the slot the
-replica needs, the one least copied: Elasticsearch gives the freed slot to the
-unassigned replica first, the relocation's source copy stays started, and the
-relocation starts again later.
+copy takes: minutes on real shards (OpenSearch issue #491 describes the risk;
+OpenSearch fixed it server-side with node_initial_replicas_recoveries, Elasticsearch
+did not, elastic/elasticsearch#51025). A replica always copies from its primary's
+node, so no fixed setting keeps a slot free. Two layers:
+
+* ``reserve_slots`` at the start of a drain: both limits go up by the most slots
+  the drain can hold on any one other node (``drain_slots``: copies that may land
+  there, replicas whose primary is there), at most ``MAX_DRAIN_SLOTS``. Within that
+  cap the drain can never take the operator's own slots, so a new replica is
+  allocated the moment its primary starts. Bytes per second do not go up:
+  ``indices.recovery.max_bytes_per_sec`` is one limiter per node, shared by every
+  recovery through it.
+* Above the cap, ``free_a_slot`` raises both limits by one more when the drain sees
+  a throttled replica, and ``restore_slots`` puts them back to the reservation as
+  soon as none waits (the drain takes raised slots too). At two above the
+  reservation, ``cancel_a_relocation`` cancels the drain relocation that holds the
+  slot the replica needs, the one least copied: Elasticsearch gives the freed slot
+  to the unassigned replica first, the relocation's source copy stays started, and
+  the relocation starts again later.
 
 Crash safety: the operator's values (persistent and transient, or "unset") are
 written to a tag on the cluster's Auto Scaling Groups *before* any setting is
@@ -30,7 +40,7 @@ from __future__ import annotations
 
 from ansible_collections.logstack.elk.plugins.module_utils.aws import tag_dict
 from ansible_collections.logstack.elk.plugins.module_utils.rollout import predicates as P
-from ansible_collections.logstack.elk.plugins.module_utils.rollout.cluster import shard_nodes
+from ansible_collections.logstack.elk.plugins.module_utils.rollout.cluster import is_data, shard_nodes
 
 REBALANCE_TAG = "logstack:rollout-rebalance"
 SETTING = "cluster.routing.rebalance.enable"
@@ -40,7 +50,10 @@ GENERIC = "cluster.routing.allocation.node_concurrent_recoveries"
 # Short names keep the tag value well under the 256 characters a tag may hold.
 SETTINGS = {"rebalance": SETTING, "outgoing": OUTGOING, "incoming": INCOMING}
 SLOTS = ("outgoing", "incoming")
-MAX_EXTRA_SLOTS = 2  # above the operator's limit, however many new indices a drain meets
+MAX_EXTRA_SLOTS = 2  # above the reservation, however many new indices a drain meets
+# Reserved for a drain above the operator's limits at most: enough for a node's worth of shards
+# on small clusters; a node with more relocates the rest within the operator's slots.
+MAX_DRAIN_SLOTS = 16
 UNSET = "unset"
 SCOPES = ("persistent", "transient")
 
@@ -115,24 +128,78 @@ def _generic(data):
     return (data.get("transient") or {}).get(GENERIC) or (data.get("persistent") or {}).get(GENERIC)
 
 
-def free_a_slot(cluster, aws, group_names):
-    """One more incoming and outgoing recovery slot per node (at most MAX_EXTRA_SLOTS over the
-    operator's): the settings update makes Elasticsearch allocate unassigned copies before it
-    starts more relocations. Returns what was done, or None when already at the cap."""
+def drain_slots(view, node_name, cap=MAX_DRAIN_SLOTS):
+    """{"incoming": n, "outgoing": m}: the most recovery slots the drain of node_name can hold at once on
+    any one other data node, each at most cap. A copy leaving the node lands on a data node that holds
+    no copy of its shard (incoming there; a relocation already under way counts at its target only);
+    a replica copies from its primary's node (outgoing there)."""
+    holders, primary_at = {}, {}
+    for row in view.shards:
+        src, dst = shard_nodes(row)
+        key = (row.get("index"), str(row.get("shard")))
+        holders.setdefault(key, set()).update(n for n in (src, dst) if n)
+        if row.get("prirep") == "p" and src:
+            primary_at[key] = src
+    others = [n.get("name") for n in view.nodes.values() if is_data(n) and n.get("name") != node_name]
+    incoming = dict.fromkeys(others, 0)
+    outgoing = dict.fromkeys(others, 0)
+    for row in view.shards_on(node_name):
+        src, dst = shard_nodes(row)
+        if src != node_name or row.get("state") == "UNASSIGNED":
+            continue
+        key = (row.get("index"), str(row.get("shard")))
+        for name in ([dst] if dst else [n for n in others if n not in holders[key]]):
+            if name in incoming:
+                incoming[name] += 1
+        if row.get("prirep") == "r" and primary_at.get(key) in outgoing:
+            outgoing[primary_at[key]] += 1
+    return {"incoming": min(cap, max(incoming.values(), default=0)),
+            "outgoing": min(cap, max(outgoing.values(), default=0))}
+
+
+def _set_slots(cluster, aws, group_names, extra, at_most=None):
+    """Both limits to the operator's plus extra[short] (at_most: only when below the operator's plus
+    at_most[short], and then one up). The operator's values go to the tag first. Returns the body."""
     data = cluster.settings()
     now = current_values(cluster, data)
     generic = _generic(data)
-    original = _save(cluster, aws, group_names, now)
+    original = saved(aws, group_names) or now
     body = {}
     for short in SLOTS:
+        base = _limit(original, short, generic)
         limit = _limit(now, short, generic)
-        if limit < _limit(original, short, generic) + MAX_EXTRA_SLOTS:
+        if at_most is None:
+            if base + extra.get(short, 0) != limit:
+                body[SETTINGS[short]] = str(base + extra.get(short, 0))
+        elif limit < base + at_most.get(short, 0):
             body[SETTINGS[short]] = str(limit + 1)
-    if not body:
-        return None
-    cluster.es.put("/_cluster/settings", body={"persistent": body})
-    _clear_transient(cluster, now, SLOTS)
+    if body:
+        _save(cluster, aws, group_names, now)
+        cluster.es.put("/_cluster/settings", body={"persistent": body})
+        _clear_transient(cluster, now, SLOTS)
+    return body
+
+
+def _describe(body):
     return ", ".join("%s=%s" % (k.rsplit(".", 1)[-1], v) for k, v in sorted(body.items()))
+
+
+def reserve_slots(cluster, aws, group_names, extra):
+    """The recovery limits at the operator's plus ``extra`` (from drain_slots) for a drain; what was
+    set, or None when they are there already."""
+    if not any(extra.values()):
+        return None
+    return _describe(_set_slots(cluster, aws, group_names, extra)) or None
+
+
+def free_a_slot(cluster, aws, group_names, reserved=None):
+    """One more incoming and outgoing recovery slot per node (at most MAX_EXTRA_SLOTS over the
+    operator's plus ``reserved``): the settings update makes Elasticsearch allocate unassigned copies
+    before it starts more relocations. Returns what was done, or None when already at the cap."""
+    reserved = reserved or {}
+    body = _set_slots(cluster, aws, group_names, None,
+                      at_most={s: reserved.get(s, 0) + MAX_EXTRA_SLOTS for s in SLOTS})
+    return _describe(body) or None
 
 
 def _put_back(cluster, original, shorts):
@@ -148,12 +215,15 @@ def _put_back(cluster, original, shorts):
         cluster.es.put("/_cluster/settings", body={"transient": transient})
 
 
-def restore_slots(cluster, aws, group_names):
-    """Put the recovery limits back to the operator's values once a drain is done (rebalancing
-    stays paused); None when they were not raised."""
+def restore_slots(cluster, aws, group_names, reserved=None):
+    """Put the recovery limits back to the operator's values, or to the drain's reservation when
+    ``reserved`` (rebalancing stays paused); None when they were there already."""
     original = saved(aws, group_names)
     if original is None:
         return None
+    if reserved and any(reserved.values()):
+        body = _set_slots(cluster, aws, group_names, reserved)
+        return ("recovery limits back to the drain's reservation (%s)" % _describe(body)) if body else None
     now = current_values(cluster)
     if all(now.get(k) == original.get(k) for k in original if k.partition(".")[0] in SLOTS):
         return None

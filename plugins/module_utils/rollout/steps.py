@@ -265,6 +265,7 @@ class NodeReplacement(Rollout):
         # raised and not yet put back; None: not known yet (a killed run may have left them raised)
         self.slots_raised_now = None
         self.relocations_cancelled = []  # at the cap, for a replica still throttled
+        self.reserved = {}  # recovery slots reserved for this drain above the operator's (rebalance.drain_slots)
         self._group_names = None
 
     # -- helpers ------------------------------------------------------------
@@ -356,8 +357,9 @@ class NodeReplacement(Rollout):
         if voting:
             self.cluster.add_voting_exclusion(self.node_name)
             return "voting configuration exclusion of %s added" % self.node_name
-        self._exclude()
-        return "%s of %s started" % (self._drain_how(), self.node_name)
+        _changed, reserved = self._start_drain(view, gate=False)
+        return "%s of %s started%s" % (self._drain_how(), self.node_name,
+                                       " (recovery limits %s for it)" % reserved if reserved else "")
 
     def _exclude(self):
         if self.use_shutdown_api():
@@ -365,6 +367,22 @@ class NodeReplacement(Rollout):
         else:
             view = self.cluster.view()
             self.cluster.set_excluded_names(list(view.excluded_names) + [self.node_name])
+
+    def _start_drain(self, view, gate=True):
+        """Reserve the drain's recovery slots, then exclude the node unless a crashed run did:
+        (changed, what was reserved or None). gate=False: the caller checked the rules already."""
+        excluded = self.node_name in view.excluded_names or self.node_id in view.shutdowns
+        if gate and not excluded and not self.continuing(view):
+            self.gate()
+        # Slots for the drain's copies on top of the operator's, before it starts: a replica of an
+        # index created meanwhile then finds a slot at once (see rebalance).
+        self.reserved = rebalance.drain_slots(view, self.node_name)
+        reserved = rebalance.reserve_slots(self.cluster, self.aws, self.cluster_groups(), self.reserved)
+        if reserved:
+            self.log("%s: recovery limits %s for the drain" % (self.label(), reserved))
+        if not excluded:
+            self._exclude()
+        return not excluded or bool(reserved), reserved
 
     def _drain_how(self):
         return "node shutdown (remove)" if self.use_shutdown_api() else "allocation exclusion"
@@ -408,16 +426,17 @@ class NodeReplacement(Rollout):
 
     def _free_slot_for(self, throttled, view, explains):
         """A replica (of an index created during the drain, typically) waits for a recovery slot
-        the drain holds: raise the limits by one so Elasticsearch allocates it first. Once no
-        replica waits, put them back: the drain takes raised slots too, and relocations it
-        started above the operator's limits then finish without new ones taking their place, so
-        the next new index finds the run's two extra slots available again."""
+        the drain holds (the drain has more copies to move than the reservation covers): raise the
+        limits by one so Elasticsearch allocates it first. Once no replica waits, put them back to
+        the reservation: the drain takes raised slots too, and relocations it started above it
+        then finish without new ones taking their place, so the next new index finds the run's
+        two extra slots available again."""
         if not throttled:
             if self.slots_raised_now is not False:
-                rebalance.restore_slots(self.cluster, self.aws, self.cluster_groups())
+                rebalance.restore_slots(self.cluster, self.aws, self.cluster_groups(), self.reserved)
                 self.slots_raised_now = False
             return ""
-        raised = rebalance.free_a_slot(self.cluster, self.aws, self.cluster_groups())
+        raised = rebalance.free_a_slot(self.cluster, self.aws, self.cluster_groups(), self.reserved)
         if not raised:
             first = throttled[0]
             cancelled = rebalance.cancel_a_relocation(
@@ -527,18 +546,16 @@ class NodeReplacement(Rollout):
             return False, "node already left", {}
         if not data:
             return False, "holds no data (not a data node)", {}
-        changed = False
-        excluded = self.node_name in view.excluded_names or self.node_id in view.shutdowns
-        if not excluded:
-            if not self.continuing(view):
-                self.gate()
-            self._exclude()
-            changed = True
+        changed, reserved = self._start_drain(view)
         detail, _ = self._wait_step("drain", self._drained)
         how = self._drain_how()
-        if self.slots_raised:
+        if any(self.reserved.values()) or self.slots_raised:
             rebalance.restore_slots(self.cluster, self.aws, self.cluster_groups())
-            detail += "; recovery limits were raised %d time(s) for replicas of new indices, each time put back" % (
+        if any(self.reserved.values()):
+            detail += "; recovery limits were incoming +%d, outgoing +%d over the operator's for the drain, " \
+                "now back" % (self.reserved["incoming"], self.reserved["outgoing"])
+        if self.slots_raised:
+            detail += "; raised %d more time(s) for replicas of new indices, each time put back" % (
                 len(self.slots_raised))
         if self.relocations_cancelled:
             detail += "; %d relocation(s) cancelled to give such a replica a slot" % len(self.relocations_cancelled)
