@@ -57,9 +57,11 @@ options:
   next_node:
     description:
       - The next node of the plan (its O(instance_id), O(node_name), O(node_id), O(group)). With strategy
-        V(drain), once the last step of this node succeeded, that node's first step (its voting exclusion, or
-        its drain) is started at once when every safety rule allows it, so no time passes between two nodes;
-        that node's own call finds it started and continues. Nothing is started when a rule refuses.
+        V(drain), once the last step of this node succeeded, that node is taken out at once when every safety
+        rule allows it, so no time passes between two nodes. A data node's drain is started (its recovery
+        slots reserved first); a master-eligible node without data goes through its V(prepare) and
+        V(terminate) steps (a master holds no data, so its replacement's boot is all that is left). That node's
+        own call finds it started and continues. Nothing is started when a rule refuses.
     type: dict
     suboptions:
       instance_id:
@@ -126,7 +128,8 @@ timeline:
   type: list
   elements: dict
 terminated_instance_ids:
-  description: Instances this call terminated.
+  description: Instances this call terminated (this node's, and O(next_node)'s when it was handed over through its
+    terminate step).
   returned: always
   type: list
   elements: str
@@ -139,6 +142,17 @@ next_node_started:
   description: What was started on O(next_node) (empty when a rule refused or nothing applied).
   returned: when O(next_node) is set and this node's last step ran
   type: str
+next_node_timeline:
+  description: Timeline entries of the steps of O(next_node) run in the hand-over (as RV(timeline)).
+  returned: when O(next_node) is set and this node's last step ran
+  type: list
+  elements: dict
+next_node_group_instances_before:
+  description: Instances of O(next_node)'s group before the hand-over terminated it (for its V(wait_joined)
+    step's O(known_instance_ids)).
+  returned: when the hand-over terminated O(next_node)
+  type: list
+  elements: str
 group_instances_before:
   description: Instances of the group before the surge or terminate step.
   returned: when the step is surge or terminate and acted
@@ -204,8 +218,14 @@ def main():
                 result["group_instances_before"] = entry["group_instances_before"]
                 node.known = node.known or set(entry["group_instances_before"])
         if p["next_node"] and steps[-1] == STEPS[p["strategy"]][-1]:
-            result["next_node_started"] = hand_over(module, cluster, aws, opts, lock)
+            handed = hand_over(module, cluster, aws, opts, lock)
+            result["next_node_started"] = handed.get("started", "")
+            result["next_node_timeline"] = handed.get("timeline", [])
             result["changed"] = result["changed"] or bool(result["next_node_started"])
+            for entry in result["next_node_timeline"]:
+                result["terminated_instance_ids"].extend(entry.get("terminated_instance_ids", []))
+                if entry.get("group_instances_before"):
+                    result["next_node_group_instances_before"] = entry["group_instances_before"]
     except StepFailed as exc:
         module.fail_json(msg=exc.message, diagnosis=exc.diagnosis, **result)
     except LockError as exc:
@@ -216,17 +236,19 @@ def main():
 
 
 def hand_over(module, cluster, aws, opts, lock):
-    """Start the next node's first step if the rules allow it now; what was started, or ""."""
+    """Start the next node's first steps if the rules allow it now: {"started": what, "timeline": [...]},
+    or {} when nothing was started."""
     p = module.params
     nxt = p["next_node"]
     node = NodeReplacement(cluster, aws, opts, nxt["instance_id"], nxt["node_name"], nxt["node_id"], nxt["group"],
-                           lock=lock, run_id=p["run_id"], drain_method=p["drain_method"])
+                           lock=lock, run_id=p["run_id"], timeouts=timeouts(p), poll_interval=p["poll_interval"],
+                           drain_method=p["drain_method"])
     if lock is not None:
         lock.check(p["run_id"])
     try:
-        return node.take_out_if_allowed() or ""
+        return node.take_out_if_allowed() or {}
     except (EsError, AwsError) as exc:  # that node's own call will meet it and say so
-        return "not started (%s)" % exc.message
+        return {"started": "not started (%s)" % exc.message}
 
 
 if __name__ == "__main__":

@@ -73,6 +73,20 @@ options:
         option says, so a run started with it and continued without it still cleans up.
     type: bool
     default: false
+  start_first:
+    description:
+      - With V(preflight) and strategy V(drain), start the drain of the first node of the plan at once
+        when it is a data node without the master role and every safety rule allows it (its recovery slots
+        reserved first), as M(logstack.elk.es_replace_node)'s O(logstack.elk.es_replace_node#module:next_node)
+        does between two nodes. That node's own call finds it started and continues.
+    type: bool
+    default: false
+  lock_settle_seconds:
+    description:
+      - With V(lock), how long to wait after writing the lock tags before reading them back, so two runs
+        taking the lock at the same moment agree on one winner (Auto Scaling tags are last-writer-wins).
+    type: float
+    default: 1.0
   unlock:
     description: With V(verify), release the lock and restore the operator's settings when the check passes.
     type: bool
@@ -161,6 +175,10 @@ rebalance:
   description: What O(pause) or V(unlock) did to the rebalancing and recovery limit settings, empty when nothing.
   returned: when action is preflight, unlock or verify
   type: str
+first_node_started:
+  description: What O(start_first) started on the first node of the plan (empty when nothing).
+  returned: when action is preflight with O(start_first) and nodes are outdated
+  type: str
 actions:
   description: What V(reconcile) (or V(lock) with O(reconcile)) did, or would do in check mode.
   returned: when action is reconcile or lock
@@ -189,7 +207,8 @@ from ansible_collections.logstack.elk.plugins.module_utils.rollout import planne
 from ansible_collections.logstack.elk.plugins.module_utils.rollout import rebalance
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.lock import GroupLock, LockError
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.spec import MODULE_KWARGS, argument_spec, clients, timeouts
-from ansible_collections.logstack.elk.plugins.module_utils.rollout.steps import Rollout, StepFailed, WaitTimeout
+from ansible_collections.logstack.elk.plugins.module_utils.rollout.steps import (
+    NodeReplacement, Rollout, StepFailed, WaitTimeout)
 
 
 def new_run_id():
@@ -206,6 +225,8 @@ def main():
             reconcile=dict(type="bool", default=False),
             pause=dict(type="bool", default=False),
             unlock=dict(type="bool", default=False),
+            start_first=dict(type="bool", default=False),
+            lock_settle_seconds=dict(type="float", default=1.0),
         ),
         **MODULE_KWARGS)
     p = module.params
@@ -224,7 +245,8 @@ def main():
                 holders = {n: h for n, h in lock.holders().items() if h}
                 result.update(changed=not holders, lock_note="would take the lock" if not holders else "held: %s" % holders)
             else:
-                changed, note = lock.acquire(run_id, break_lock=p["break_lock"])
+                changed, note = lock.acquire(run_id, break_lock=p["break_lock"],
+                                             settle_seconds=p["lock_settle_seconds"])
                 result.update(changed=changed, lock_note=note or "")
             if p["reconcile"]:
                 # Wait for a half-done replacement only when continuing an interrupted run.
@@ -247,9 +269,13 @@ def main():
                                    "elected_master": world.view.nodes.get(world.view.master_id, {}).get("name")})
             if refused:
                 module.fail_json(msg="Preflight refused, nothing was changed: %s." % "; ".join(refused), **result)
-            if p["pause"] and plan and not module.check_mode:
+            if (p["pause"] or p["start_first"]) and plan and not module.check_mode:
                 lock.check(run_id)
-                result.update(changed=True, rebalance=rebalance.pause(cluster, aws, names))
+                if p["pause"]:
+                    result.update(changed=True, rebalance=rebalance.pause(cluster, aws, names))
+                if p["start_first"]:
+                    result["first_node_started"] = start_first(module, cluster, aws, opts, plan[0], lock, run_id)
+                    result["changed"] = result["changed"] or bool(result["first_node_started"])
             module.exit_json(**result)
 
         # verify: the final strict check.
@@ -267,6 +293,18 @@ def main():
         module.fail_json(msg=exc.message, holder=exc.holder or {})
     except (EsError, AwsError, planner.P_Error) as exc:
         module.fail_json(msg=exc.message)
+
+
+def start_first(module, cluster, aws, opts, first, lock, run_id):
+    """Start the first planned node's drain if it is a data node (not master-eligible) and the rules allow
+    it now; what was started, or ""."""
+    if opts.strategy != "drain" or first["master"] or not first["data"] or first["continuing"]:
+        return ""
+    p = module.params
+    node = NodeReplacement(cluster, aws, opts, first["instance_id"], first["node_name"], first["node_id"],
+                           first["group"], lock=lock, run_id=run_id, timeouts=timeouts(p),
+                           poll_interval=p["poll_interval"], drain_method=p["drain_method"])
+    return (node.take_out_if_allowed() or {}).get("started", "")
 
 
 def finish(module, cluster, aws, names, lock, run_id):

@@ -54,17 +54,22 @@ def test_full_upgrade_masters_last_then_second_run_changes_nothing(sandbox):
     assert settings.get("transient", {}).get(rebalance) == "primaries", settings
     assert rebalance not in settings.get("persistent", {}), settings
     assert not [k for k in settings.get("persistent", {}) if "concurrent" in k], settings
-    summary = run.output[run.output.index("TASK [Summary]"):]
-    assert summary.count("- i-") >= 6
-    # Each node's call started the next node's first action (its drain, or its voting exclusion):
-    # the hand-over that keeps data moving while Ansible starts the next task.
-    order = [line.split("node_name: ")[1].strip() for line in summary.splitlines()
-             if line.startswith(" " * 12 + "node_name: ")]  # a replaced node's own entry
-    handed = [line.split("handed_over: ")[1].strip() for line in summary.splitlines() if "handed_over: " in line]
-    assert len(order) == 6 and len(handed) == 6 and handed[-1] == "''", (order, handed)  # the last has no next
-    for nxt, what in zip(order[1:], handed):
-        kind = "voting configuration exclusion" if nxt.startswith("master-") else "node shutdown (remove)"
-        assert what.startswith(kind) and nxt in what, (nxt, what)
+    summary = run.summary()
+    assert len(summary["terminated_instance_ids"]) == 6, summary
+    # Each node's call started the next node (its drain, or for a master its prepare and terminate
+    # steps): the hand-over that keeps data moving, or the next master booting, while Ansible starts
+    # the next task. The steps run so are in the next node's own timeline.
+    replaced = summary["replaced"]
+    assert len(replaced) == 6 and replaced[-1]["handed_over"] == ""  # the last has no next
+    for prev, nxt in zip(replaced, replaced[1:]):
+        what = prev["handed_over"]
+        if nxt["node_name"].startswith("master-"):
+            assert what.startswith("voting configuration exclusion of %s took effect" % nxt["node_name"]), what
+            assert "terminated through Auto Scaling" in what, what
+            assert [e["step"] for e in nxt["timeline"][:2]] == ["prepare", "terminate"], nxt["timeline"]
+            assert nxt["new_nodes"], nxt  # its replacement is reported though the hand-over terminated it
+        else:
+            assert what.startswith("node shutdown (remove) of %s started" % nxt["node_name"]), what
 
     again = playbook(sb, "-e", "upgrade_task_per_step=false")
     assert again.rc == 0, again.output[-3000:]

@@ -85,6 +85,14 @@ class Run:
                 return {k: int(v) for k, v in (p.split("=") for p in line.split()[2:])}
         return {}
 
+    def summary(self):
+        """The Summary task's message (the YAML stdout callback prints it as YAML)."""
+        import yaml
+        lines = self.output.splitlines()
+        start = next(i for i, line in enumerate(lines) if line.startswith("TASK [Summary]"))
+        end = next(i for i, line in enumerate(lines) if i > start and line.startswith("PLAY RECAP"))
+        return yaml.safe_load("\n".join(lines[start + 2:end]))["msg"]
+
 
 def playbook(sb, *args, kill_when=None, sig=signal.SIGKILL, timeout=400, extra_env=None):
     """Run the upgrade playbook against sb; kill its process group once kill_when(sb, output) is true."""

@@ -30,15 +30,36 @@ def names(plan):
 
 def test_data_nodes_first_then_masters_with_the_elected_master_last():
     plan = world(cluster(master="m2"), outdated={"m1", "m2", "m3", "d1", "d2", "d3"}).candidates()
-    # data nodes quickest drain first, max(primary bytes, (primary + 2 x replica bytes) / 2 other
-    # data nodes): d1 max(5000, 5000 / 2), d3 max(3000, (3000 + 10000) / 2), d2 max(5000, 15000 / 2)
+    # data nodes quickest drain first: the most bytes one node's recovery limiter passes. d1 sends its
+    # logs-1/0 primary to d3 (5000 through d1 and d3); d3's logs-1/1 replica comes from d2 to d1
+    # (5000 each) and its 0-replica single/0 goes to d1 or d2 (1500 each): 6500; d2's replica of
+    # logs-1/0 comes from d1 to d3 and its logs-1/1 primary goes to d1: d1 passes 10000.
     assert names(plan) == ["d1", "d3", "d2", "m1", "m3", "m2"]
-    assert [c["drain_bytes"] for c in plan[:3]] == [5000, 6500, 7500]
+    assert [c["drain_bytes"] for c in plan[:3]] == [5000, 6500, 10000]
     assert plan[-1]["elected_master"] and "replaced last" in plan[-1]["why"]
     assert [c["position"] for c in plan] == [1, 2, 3, 4, 5, 6]
 
 
-def test_a_node_whose_primaries_are_many_drains_later_however_small():
+def test_the_first_drain_is_the_one_whose_busiest_recovery_limiter_passes_least():
+    # The demo's layout (sandbox/scenarios/demo.yml): each index's primary on one node, its replica on
+    # the next (d1 -> d2 -> d3 -> d1), and a 0-replica index on d1. Draining d2 or d3 sends every byte
+    # through one other node's limiter (it receives the primaries and sends the replicas' sources);
+    # draining d1 splits its copies between d2 and d3. Counting bytes per node ("primary + 2 x replica
+    # over the other nodes") ranked d2 first; the limiter count ranks d1 first, and it is quicker.
+    extra = []
+    pairs = [("d1", "d2")] * 3 + [("d2", "d3")] * 4 + [("d3", "d1")] * 3
+    for num, (p_node, r_node) in enumerate(pairs):
+        extra += [shard("logs-x", num, "p", "STARTED", p_node, 150), shard("logs-x", num, "r", "STARTED", r_node, 150)]
+    extra.append(shard("metrics", 0, "p", "STARTED", "d1", 150))
+    view = cluster()
+    view.shards = extra
+    plan = world(view, outdated={"d1", "d2", "d3"}).candidates()
+    # d1: its primaries to d3 (450) and metrics to d2 or d3 (75 each) out of d1 (600); its replicas
+    # of d3's primaries from d3 to d2 (450): d3 passes 450 + 450 + 75
+    assert [(c["node_name"], c["drain_bytes"]) for c in plan] == [("d1", 975), ("d2", 1050), ("d3", 1050)]
+
+
+def test_a_node_whose_primaries_are_many_drains_no_sooner_however_small():
     # A primary is copied out of the drained node itself, through its one recovery limiter; a replica
     # from its primary's node to a third, through two limiters of the others: a node holding mostly
     # primaries drains slowly, whatever its size.
@@ -50,9 +71,11 @@ def test_a_node_whose_primaries_are_many_drains_later_however_small():
     # d1 and d2 hold 10000 bytes each, d3 13000
     plan = plan_with("r")  # d1 5000 of primaries, d2 5000, d3 8000: d3 last, the name decides d1, d2
     assert names(plan) == ["d1", "d2", "d3"]
-    plan = plan_with("p")  # d1 10000 of primaries (of 10000), d2 5000, d3 3000 (of 13000: 23000 / 2 others)
-    assert names(plan) == ["d2", "d1", "d3"]
-    assert [(c["primary_bytes"], c["drain_bytes"]) for c in plan] == [(5000, 7500), (10000, 10000), (3000, 11500)]
+    # d1 10000 of primaries (of 10000): d1 sends both; d2's replica of logs-1/0 and its logs-1/1 primary
+    # both pass d1 too (from it, to it); d3's copies pass d1 and d2 11500 bytes each
+    plan = plan_with("p")
+    assert names(plan) == ["d1", "d2", "d3"]
+    assert [(c["primary_bytes"], c["drain_bytes"]) for c in plan] == [(10000, 10000), (5000, 10000), (3000, 11500)]
 
 
 def test_tiers_frozen_cold_warm_hot():

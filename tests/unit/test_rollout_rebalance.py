@@ -28,10 +28,12 @@ def test_drain_slots_count_what_the_drain_can_hold_on_one_node_and_stop_at_the_c
     for row in view.shards:
         if (row["index"], row["shard"], row["prirep"]) == ("logs-1", "1", "p"):
             row.update(state="RELOCATING", node="d2 -> 10.0.2.1 id-d1 d1")
-    # incoming: d1 <- logs-1/1 (under way), logs-2/1; d3 <- logs-1/0, logs-2/0. outgoing: d1 for two replicas
+    # incoming: d1 <- logs-1/1 (under way), logs-2/1; d3 <- logs-1/0, logs-2/0. outgoing: d1 for two
+    # replicas (d2 sends its one primary itself)
     assert rebalance.drain_slots(view, "d2") == {"incoming": 2, "outgoing": 2}
     assert rebalance.drain_slots(view, "d2", cap=1) == {"incoming": 1, "outgoing": 1}
-    # d3 holds logs-1/1 r (primary relocating d2 -> d1: its holders are d2 and d1) and single/0 p
-    assert rebalance.drain_slots(view, "d3") == {"incoming": 2, "outgoing": 1}
+    # d3 holds logs-1/1 r (primary relocating d2 -> d1: its holders are d2 and d1), logs-2/1 p and
+    # single/0 p: d1 may take both primaries (incoming 2), and d3 sends both itself (outgoing 2)
+    assert rebalance.drain_slots(view, "d3") == {"incoming": 2, "outgoing": 2}
     # a node with nothing on it reserves nothing
     assert rebalance.drain_slots(view, "m1") == {"incoming": 0, "outgoing": 0}

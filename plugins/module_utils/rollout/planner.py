@@ -10,11 +10,11 @@ data tiers frozen, cold, warm, hot, generic data; the elected master last.
 Within a tier the node expected to drain fastest goes first: under ``drain`` the
 first node's shards land on nodes that are replaced later and move again, while
 every later drain moves about the same bytes whichever node went first. Each node
-has one recovery rate limiter for what it sends and receives together. A drain
-copies a primary out of the node itself (its limiter and the receiver's) and a
-replica from its primary's node (two other nodes' limiters), so the estimate is
-the larger of its primary bytes and (primary bytes + 2 x replica bytes) spread
-over the other data nodes of the tier.
+has one recovery rate limiter for what it sends and receives together, and the
+slowest limiter sets the drain's time: ``drain_load`` is the most bytes one node's
+limiter passes. A copy leaving the node lands on a node of its tier holding no copy
+of its shard (spread evenly where several may take it); a primary is copied out of
+the node itself, a replica from its primary's node.
 """
 from __future__ import annotations
 
@@ -140,10 +140,10 @@ class World:
                 total, primary = held.get(name, (0, 0))
                 size = shard_bytes(row)
                 held[name] = (total + size, primary + (size if row.get("prirep") == "p" else 0))
-        tier_size = {}
+        tiers = {}
         for node in self.view.nodes.values():
             if is_data(node):
-                tier_size[tier_rank(node)] = tier_size.get(tier_rank(node), 0) + 1
+                tiers.setdefault(tier_rank(node), []).append(node.get("name"))
         for node_id, iid in self.mapping.items():
             inst = self.instances[iid]
             group = self.group_of[iid]
@@ -165,7 +165,7 @@ class World:
                 "version": node.get("version"),
                 "shard_bytes": total,
                 "primary_bytes": primary,
-                "drain_bytes": max(primary, (2 * total - primary) // max(1, tier_size.get(tier_rank(node), 1) - 1)),
+                "drain_bytes": drain_load(self.view, node.get("name"), tiers.get(tier_rank(node), [])),
                 "image_id": inst.get("ImageId"),
                 "target_image_id": self.targets[group].get("image_id"),
                 "target_version": self.targets[group].get("version"),
@@ -192,6 +192,32 @@ class P_Error(Exception):
     def __init__(self, message):
         super().__init__(message)
         self.message = message
+
+
+def drain_load(view, node_name, peers):
+    """The most bytes one node's recovery limiter passes while node_name drains onto peers (the data
+    nodes of its tier); 0 for a node holding nothing."""
+    holders, primary_at = {}, {}
+    for row in view.shards:
+        src = shard_nodes(row)[0]
+        key = (row.get("index"), str(row.get("shard")))
+        if src:
+            holders.setdefault(key, set()).add(src)
+            if row.get("prirep") == "p":
+                primary_at[key] = src
+    load = {}
+    for row in view.shards:
+        if shard_nodes(row)[0] != node_name:
+            continue
+        key, size = (row.get("index"), str(row.get("shard"))), shard_bytes(row)
+        targets = [n for n in peers if n != node_name and n not in holders[key]]
+        if not targets:
+            continue  # no node can take it (it stays: the version skew, or the drain waits)
+        source = node_name if row.get("prirep") == "p" else primary_at.get(key, node_name)
+        load[source] = load.get(source, 0) + size
+        for target in targets:
+            load[target] = load.get(target, 0) + size / len(targets)
+    return int(max(load.values(), default=0))
 
 
 def order_key(cand):

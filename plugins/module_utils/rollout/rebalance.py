@@ -130,9 +130,10 @@ def _generic(data):
 
 def drain_slots(view, node_name, cap=MAX_DRAIN_SLOTS):
     """{"incoming": n, "outgoing": m}: the most recovery slots the drain of node_name can hold at once on
-    any one other data node, each at most cap. A copy leaving the node lands on a data node that holds
-    no copy of its shard (incoming there; a relocation already under way counts at its target only);
-    a replica copies from its primary's node (outgoing there)."""
+    any one node, each at most cap. A copy leaving the node lands on a data node that holds no copy of
+    its shard (incoming there; a relocation already under way counts at its target only); a replica
+    copies from its primary's node, a primary from the node itself (outgoing there: the node's own
+    limit decides how much of its drain runs at once)."""
     holders, primary_at = {}, {}
     for row in view.shards:
         src, dst = shard_nodes(row)
@@ -142,7 +143,7 @@ def drain_slots(view, node_name, cap=MAX_DRAIN_SLOTS):
             primary_at[key] = src
     others = [n.get("name") for n in view.nodes.values() if is_data(n) and n.get("name") != node_name]
     incoming = dict.fromkeys(others, 0)
-    outgoing = dict.fromkeys(others, 0)
+    outgoing = dict.fromkeys(others + [node_name], 0)
     for row in view.shards_on(node_name):
         src, dst = shard_nodes(row)
         if src != node_name or row.get("state") == "UNASSIGNED":
@@ -151,15 +152,17 @@ def drain_slots(view, node_name, cap=MAX_DRAIN_SLOTS):
         for name in ([dst] if dst else [n for n in others if n not in holders[key]]):
             if name in incoming:
                 incoming[name] += 1
-        if row.get("prirep") == "r" and primary_at.get(key) in outgoing:
-            outgoing[primary_at[key]] += 1
+        source = node_name if row.get("prirep") == "p" else primary_at.get(key)
+        if source in outgoing:
+            outgoing[source] += 1
     return {"incoming": min(cap, max(incoming.values(), default=0)),
             "outgoing": min(cap, max(outgoing.values(), default=0))}
 
 
-def _set_slots(cluster, aws, group_names, extra, at_most=None):
-    """Both limits to the operator's plus extra[short] (at_most: only when below the operator's plus
-    at_most[short], and then one up). The operator's values go to the tag first. Returns the body."""
+def _set_slots(cluster, aws, group_names, extra, at_most=None, lower=True):
+    """Both limits to the operator's plus extra[short] (lower=False: unless above that already; at_most:
+    only when below the operator's plus at_most[short], and then one up). The operator's values go to
+    the tag first. Returns the body."""
     data = cluster.settings()
     now = current_values(cluster, data)
     generic = _generic(data)
@@ -169,8 +172,9 @@ def _set_slots(cluster, aws, group_names, extra, at_most=None):
         base = _limit(original, short, generic)
         limit = _limit(now, short, generic)
         if at_most is None:
-            if base + extra.get(short, 0) != limit:
-                body[SETTINGS[short]] = str(base + extra.get(short, 0))
+            want = base + extra.get(short, 0)
+            if want > limit or (lower and want < limit):
+                body[SETTINGS[short]] = str(want)
         elif limit < base + at_most.get(short, 0):
             body[SETTINGS[short]] = str(limit + 1)
     if body:
@@ -185,11 +189,12 @@ def _describe(body):
 
 
 def reserve_slots(cluster, aws, group_names, extra):
-    """The recovery limits at the operator's plus ``extra`` (from drain_slots) for a drain; what was
-    set, or None when they are there already."""
+    """The recovery limits at least at the operator's plus ``extra`` (from drain_slots) for a drain (a
+    rerun's count, with part of the drain done, is lower: the limits are not lowered under it); what
+    was set, or None when they are there already."""
     if not any(extra.values()):
         return None
-    return _describe(_set_slots(cluster, aws, group_names, extra)) or None
+    return _describe(_set_slots(cluster, aws, group_names, extra, lower=False)) or None
 
 
 def free_a_slot(cluster, aws, group_names, reserved=None):

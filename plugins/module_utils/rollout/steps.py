@@ -339,7 +339,10 @@ class NodeReplacement(Rollout):
     def take_out_if_allowed(self):
         """Start taking this node out now, without waiting, if every TAKE_OUT rule allows it
         (strategy drain): the call that just replaced the previous node hands over, so the node's
-        own steps find it started and continue. Returns what was done, or None."""
+        own steps find it started and continue. A data node's drain is started; a master-eligible
+        node's prepare and terminate steps are run (a master holds no data, so its boot is all its
+        replacement takes, and it starts here instead of after Ansible starts the next task).
+        Returns {"started": what was done, "timeline": entries of the steps run}, or None."""
         if self.opts.strategy != "drain":
             return None
         view = self.cluster.view()
@@ -354,12 +357,23 @@ class NodeReplacement(Rollout):
                 return None
         except StepFailed:
             return None  # no longer outdated: its own task says so
+        if voting and not data:
+            timeline = []
+            try:
+                for step in ("prepare", "terminate"):
+                    timeline.append(self.run(step))
+            except StepFailed as exc:  # its own call meets the same and fails with the diagnosis
+                return {"started": "%s, then stopped (%s)" % (
+                    "; ".join(e["detail"] for e in timeline) or "nothing", exc.message), "timeline": timeline}
+            return {"started": "voting configuration exclusion of %s took effect; %s %s" % (
+                self.node_name, self.node_name, timeline[-1]["detail"]), "timeline": timeline}
         if voting:
             self.cluster.add_voting_exclusion(self.node_name)
-            return "voting configuration exclusion of %s added" % self.node_name
+            return {"started": "voting configuration exclusion of %s added" % self.node_name, "timeline": []}
         _changed, reserved = self._start_drain(view, gate=False)
-        return "%s of %s started%s" % (self._drain_how(), self.node_name,
-                                       " (recovery limits %s for it)" % reserved if reserved else "")
+        return {"started": "%s of %s started%s" % (self._drain_how(), self.node_name,
+                                                   " (recovery limits %s for it)" % reserved if reserved else ""),
+                "timeline": []}
 
     def _exclude(self):
         if self.use_shutdown_api():
@@ -568,10 +582,14 @@ class NodeReplacement(Rollout):
         view = self.cluster.view()
         if self.node_here(view) is not None:
             if strategy in ("drain", "surge"):
-                done, detail = self._drained(free_slots=False)
-                if not done:
-                    raise self.failure("terminate", self.label(),
-                                       "refusing to terminate a node that is not drained (%s)" % detail)
+                # A master-only node holds nothing to drain. For a data node, an index created since
+                # the drain step ended may have a replica unassigned for a moment: wait, then refuse.
+                if self.roles(view)[1]:
+                    try:
+                        self.wait(self.timeouts["terminate"], lambda: self._drained(free_slots=False))
+                    except _NotYet as exc:
+                        raise self.failure("terminate", self.label(),
+                                           "refusing to terminate a node that is not drained (%s)" % exc)
             elif not self.continuing(view):
                 self.gate()
         group = self.group()
