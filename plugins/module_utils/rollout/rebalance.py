@@ -159,10 +159,9 @@ def drain_slots(view, node_name, cap=MAX_DRAIN_SLOTS):
             "outgoing": min(cap, max(outgoing.values(), default=0))}
 
 
-def _set_slots(cluster, aws, group_names, extra, at_most=None, lower=True):
-    """Both limits to the operator's plus extra[short] (lower=False: unless above that already; at_most:
-    only when below the operator's plus at_most[short], and then one up). The operator's values go to
-    the tag first. Returns the body."""
+def _set_slots(cluster, aws, group_names, extra, at_most=None):
+    """Both limits to the operator's plus extra[short] (at_most instead: only when below the operator's
+    plus at_most[short], and then one up). The operator's values go to the tag first. Returns the body."""
     data = cluster.settings()
     now = current_values(cluster, data)
     generic = _generic(data)
@@ -172,9 +171,8 @@ def _set_slots(cluster, aws, group_names, extra, at_most=None, lower=True):
         base = _limit(original, short, generic)
         limit = _limit(now, short, generic)
         if at_most is None:
-            want = base + extra.get(short, 0)
-            if want > limit or (lower and want < limit):
-                body[SETTINGS[short]] = str(want)
+            if base + extra.get(short, 0) != limit:
+                body[SETTINGS[short]] = str(base + extra.get(short, 0))
         elif limit < base + at_most.get(short, 0):
             body[SETTINGS[short]] = str(limit + 1)
     if body:
@@ -189,12 +187,12 @@ def _describe(body):
 
 
 def reserve_slots(cluster, aws, group_names, extra):
-    """The recovery limits at least at the operator's plus ``extra`` (from drain_slots) for a drain (a
-    rerun's count, with part of the drain done, is lower: the limits are not lowered under it); what
-    was set, or None when they are there already."""
+    """The recovery limits at the operator's plus ``extra`` (from drain_slots) for a drain (a later call's
+    count, with part of the drain done, is lower: so are the limits, and relocations under way go on);
+    what was set, or None when they are there already."""
     if not any(extra.values()):
         return None
-    return _describe(_set_slots(cluster, aws, group_names, extra, lower=False)) or None
+    return _describe(_set_slots(cluster, aws, group_names, extra)) or None
 
 
 def free_a_slot(cluster, aws, group_names, reserved=None):
