@@ -170,9 +170,10 @@ from ansible_collections.logstack.elk.plugins.module_utils.aws import AwsError
 from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsError
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.lock import GroupLock, LockError
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.planner import P_Error, cluster_group_names
-from ansible_collections.logstack.elk.plugins.module_utils.rollout.spec import MODULE_KWARGS, argument_spec, clients, timeouts
+from ansible_collections.logstack.elk.plugins.module_utils.rollout.spec import (
+    MODULE_KWARGS, argument_spec, clients, node_replacement)
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.steps import (
-    ALL_STEPS, STEPS, WAITING_FOR, NodeReplacement, StepFailed)
+    ALL_STEPS, STEPS, WAITING_FOR, StepFailed)
 
 
 def main():
@@ -205,9 +206,7 @@ def main():
         cluster, aws, opts = clients(p)
         groups = cluster_group_names(aws, opts)
         lock = GroupLock(aws, groups, stale_seconds=p["lock_stale_seconds"]) if p["run_id"] else None
-        node = NodeReplacement(cluster, aws, opts, p["instance_id"], p["node_name"], p["node_id"], p["group"],
-                               lock=lock, run_id=p["run_id"], known_instance_ids=p["known_instance_ids"],
-                               timeouts=timeouts(p), poll_interval=p["poll_interval"], drain_method=p["drain_method"])
+        node = node_replacement(p, cluster, aws, opts, p, lock, p["run_id"], known_instance_ids=p["known_instance_ids"])
         for step in steps:
             entry = node.run(step)
             result["timeline"].append(entry)
@@ -239,10 +238,7 @@ def hand_over(module, cluster, aws, opts, lock):
     """Start the next node's first steps if the rules allow it now: {"started": what, "timeline": [...]},
     or {} when nothing was started."""
     p = module.params
-    nxt = p["next_node"]
-    node = NodeReplacement(cluster, aws, opts, nxt["instance_id"], nxt["node_name"], nxt["node_id"], nxt["group"],
-                           lock=lock, run_id=p["run_id"], timeouts=timeouts(p), poll_interval=p["poll_interval"],
-                           drain_method=p["drain_method"])
+    node = node_replacement(p, cluster, aws, opts, p["next_node"], lock, p["run_id"])
     if lock is not None:
         lock.check(p["run_id"])
     try:

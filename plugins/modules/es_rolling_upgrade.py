@@ -206,9 +206,9 @@ from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsEr
 from ansible_collections.logstack.elk.plugins.module_utils.rollout import planner
 from ansible_collections.logstack.elk.plugins.module_utils.rollout import rebalance
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.lock import GroupLock, LockError
-from ansible_collections.logstack.elk.plugins.module_utils.rollout.spec import MODULE_KWARGS, argument_spec, clients, timeouts
-from ansible_collections.logstack.elk.plugins.module_utils.rollout.steps import (
-    NodeReplacement, Rollout, StepFailed, WaitTimeout)
+from ansible_collections.logstack.elk.plugins.module_utils.rollout.spec import (
+    MODULE_KWARGS, argument_spec, clients, node_replacement, timeouts)
+from ansible_collections.logstack.elk.plugins.module_utils.rollout.steps import Rollout, StepFailed, WaitTimeout
 
 
 def new_run_id():
@@ -300,10 +300,7 @@ def start_first(module, cluster, aws, opts, first, lock, run_id):
     it now; what was started, or ""."""
     if opts.strategy != "drain" or first["master"] or not first["data"] or first["continuing"]:
         return ""
-    p = module.params
-    node = NodeReplacement(cluster, aws, opts, first["instance_id"], first["node_name"], first["node_id"],
-                           first["group"], lock=lock, run_id=run_id, timeouts=timeouts(p),
-                           poll_interval=p["poll_interval"], drain_method=p["drain_method"])
+    node = node_replacement(module.params, cluster, aws, opts, first, lock, run_id)
     return (node.take_out_if_allowed() or {}).get("started", "")
 
 

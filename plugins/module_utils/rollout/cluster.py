@@ -87,6 +87,26 @@ def shard_nodes(row):
     return node or None, None
 
 
+def shard_key(row):
+    """(index, shard number as text): what a shard's copies, rows and explanations share."""
+    return row.get("index"), str(row.get("shard"))
+
+
+def shard_holders(view, with_targets=False):
+    """({shard key: names of the nodes holding a copy (with_targets: and relocation targets)},
+    {shard key: the name of its primary's node}) from _cat/shards."""
+    holders, primary_at = {}, {}
+    for row in view.shards:
+        src, dst = shard_nodes(row)
+        if not src:
+            continue
+        key = shard_key(row)
+        holders.setdefault(key, set()).update([src, dst] if with_targets and dst else [src])
+        if row.get("prirep") == "p":
+            primary_at[key] = src
+    return holders, primary_at
+
+
 def is_master_eligible(node):
     # OpenSearch 2+ names the role cluster_manager (GET _nodes), 1.x and Elasticsearch master
     return bool({"master", "cluster_manager"} & set(node.get("roles") or []))

@@ -22,7 +22,7 @@ from ansible_collections.logstack.elk.plugins.module_utils.aws import tag_dict
 from ansible_collections.logstack.elk.plugins.module_utils.node_map import map_nodes, outdated_reasons
 from ansible_collections.logstack.elk.plugins.module_utils.rollout import predicates as P
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.cluster import (
-    is_data, is_master_eligible, shard_bytes, shard_nodes, tier_rank, TIER_ORDER)
+    is_data, is_master_eligible, shard_bytes, shard_holders, shard_key, shard_nodes, tier_rank, TIER_ORDER)
 
 SURGE_TAG = "logstack:rollout-surge"
 # Lifecycle states of an instance the group is getting rid of: not expected in the cluster.
@@ -122,7 +122,7 @@ class World:
         """Allocation explanations of unassigned copies (one per shard, bounded)."""
         out = {}
         for row in self.view.unassigned():
-            key = (row.get("index"), str(row.get("shard")))
+            key = shard_key(row)
             if key in out or len(out) >= MAX_EXPLAINS:
                 continue
             out[key] = cluster.explain(row.get("index"), row.get("shard"), row.get("prirep") == "p")
@@ -197,19 +197,12 @@ class P_Error(Exception):
 def drain_load(view, node_name, peers):
     """The most bytes one node's recovery limiter passes while node_name drains onto peers (the data
     nodes of its tier); 0 for a node holding nothing."""
-    holders, primary_at = {}, {}
-    for row in view.shards:
-        src = shard_nodes(row)[0]
-        key = (row.get("index"), str(row.get("shard")))
-        if src:
-            holders.setdefault(key, set()).add(src)
-            if row.get("prirep") == "p":
-                primary_at[key] = src
+    holders, primary_at = shard_holders(view)
     load = {}
     for row in view.shards:
         if shard_nodes(row)[0] != node_name:
             continue
-        key, size = (row.get("index"), str(row.get("shard"))), shard_bytes(row)
+        key, size = shard_key(row), shard_bytes(row)
         targets = [n for n in peers if n != node_name and n not in holders[key]]
         if not targets:
             continue  # no node can take it (it stays: the version skew, or the drain waits)

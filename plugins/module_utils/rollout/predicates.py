@@ -12,7 +12,7 @@ voting-excluded" instead of a timeout. Nothing here talks to a server.
 from __future__ import annotations
 
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.cluster import (
-    VERSION_DECIDER, is_data, is_master_eligible, shard_bytes, tier_rank, watermark_limit)
+    VERSION_DECIDER, is_data, is_master_eligible, shard_bytes, shard_key, tier_rank, watermark_limit)
 
 # Deciders that only say "this copy cannot go there because of the version
 # skew of a rolling upgrade" (same_shard: the node already holds the primary).
@@ -72,7 +72,7 @@ def unassigned_is_version_skew(row, explain):
 def skew_blocked(ctx):
     """Unassigned rows that are NOT explained by the version skew (empty: all are)."""
     return [r for r in ctx.view.unassigned()
-            if not unassigned_is_version_skew(r, ctx.explains.get((r.get("index"), str(r.get("shard")))))]
+            if not unassigned_is_version_skew(r, ctx.explains.get(shard_key(r)))]
 
 
 def concurrent_limit_throttles(explain):
@@ -90,7 +90,7 @@ def throttled_replicas(ctx, rows):
     keep unassigned (see concurrent_limit_throttles)."""
     out = []
     for r in rows:
-        exp = ctx.explains.get((r.get("index"), str(r.get("shard")))) or {}
+        exp = ctx.explains.get(shard_key(r)) or {}
         if r.get("prirep") == "r" and exp.get("can_allocate") == "throttled" and concurrent_limit_throttles(exp):
             out.append(r)
     return out
@@ -200,10 +200,8 @@ def unreplicated_primaries(ctx):
     started = {}
     for row in ctx.view.shards:
         if row.get("prirep") == "r" and row.get("state") == "STARTED" and row.get("node") != name:
-            started.setdefault((row.get("index"), str(row.get("shard"))), 0)
-            started[(row.get("index"), str(row.get("shard")))] += 1
-    return [r for r in ctx.view.shards_on(name)
-            if r.get("prirep") == "p" and not started.get((r.get("index"), str(r.get("shard"))))]
+            started[shard_key(row)] = started.get(shard_key(row), 0) + 1
+    return [r for r in ctx.view.shards_on(name) if r.get("prirep") == "p" and not started.get(shard_key(r))]
 
 
 def no_unreplicated_primary(ctx):

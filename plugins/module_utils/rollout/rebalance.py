@@ -40,7 +40,8 @@ from __future__ import annotations
 
 from ansible_collections.logstack.elk.plugins.module_utils.aws import tag_dict
 from ansible_collections.logstack.elk.plugins.module_utils.rollout import predicates as P
-from ansible_collections.logstack.elk.plugins.module_utils.rollout.cluster import is_data, shard_nodes
+from ansible_collections.logstack.elk.plugins.module_utils.rollout.cluster import (
+    is_data, shard_holders, shard_key, shard_nodes)
 
 REBALANCE_TAG = "logstack:rollout-rebalance"
 SETTING = "cluster.routing.rebalance.enable"
@@ -134,13 +135,7 @@ def drain_slots(view, node_name, cap=MAX_DRAIN_SLOTS):
     its shard (incoming there; a relocation already under way counts at its target only); a replica
     copies from its primary's node, a primary from the node itself (outgoing there: the node's own
     limit decides how much of its drain runs at once)."""
-    holders, primary_at = {}, {}
-    for row in view.shards:
-        src, dst = shard_nodes(row)
-        key = (row.get("index"), str(row.get("shard")))
-        holders.setdefault(key, set()).update(n for n in (src, dst) if n)
-        if row.get("prirep") == "p" and src:
-            primary_at[key] = src
+    holders, primary_at = shard_holders(view, with_targets=True)
     others = [n.get("name") for n in view.nodes.values() if is_data(n) and n.get("name") != node_name]
     incoming = dict.fromkeys(others, 0)
     outgoing = dict.fromkeys(others + [node_name], 0)
@@ -148,7 +143,7 @@ def drain_slots(view, node_name, cap=MAX_DRAIN_SLOTS):
         src, dst = shard_nodes(row)
         if src != node_name or row.get("state") == "UNASSIGNED":
             continue
-        key = (row.get("index"), str(row.get("shard")))
+        key = shard_key(row)
         for name in ([dst] if dst else [n for n in others if n not in holders[key]]):
             if name in incoming:
                 incoming[name] += 1
@@ -266,10 +261,10 @@ def cancel_a_relocation(cluster, view, node_name, explain):
     for row in view.shards_on(node_name):
         src, target = shard_nodes(row)
         if row.get("state") == "RELOCATING" and src == node_name and target:
-            targets[(row.get("index"), str(row.get("shard")))] = target
+            targets[shard_key(row)] = target
     best = None
     for rec in cluster.es.get("/_cat/recovery", params={"format": "json", "active_only": "true"}) or []:
-        key = (rec.get("index"), str(rec.get("shard")))
+        key = shard_key(rec)
         if targets.get(key) != rec.get("target_node") or rec.get("stage") == "done":
             continue
         if (rec.get("source_node") if kind == "out" else rec.get("target_node")) not in where:

@@ -8,6 +8,7 @@ from ansible_collections.logstack.elk.plugins.module_utils.aws import AWS_CONNEC
 from ansible_collections.logstack.elk.plugins.module_utils.es_client import ES_CONNECTION_SPEC, EsClient
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.cluster import Cluster
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.planner import Options
+from ansible_collections.logstack.elk.plugins.module_utils.rollout.steps import NodeReplacement
 
 TIMEOUT_KEYS = ("gate", "master", "drain", "terminate", "leave", "join", "health")
 
@@ -50,3 +51,11 @@ def clients(params):
 
 def timeouts(params):
     return {k: v for k, v in (params.get("timeouts") or {}).items() if v is not None}
+
+
+def node_replacement(params, cluster, aws, opts, node, lock, run_id, **extra):
+    """The NodeReplacement of node (instance_id, node_name, node_id, group: module params, the plan's
+    entry or next_node) under the module's timeouts, poll interval and drain method."""
+    return NodeReplacement(cluster, aws, opts, node["instance_id"], node["node_name"], node["node_id"], node["group"],
+                           lock=lock, run_id=run_id, timeouts=timeouts(params), poll_interval=params["poll_interval"],
+                           drain_method=params["drain_method"], **extra)

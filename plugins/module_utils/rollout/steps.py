@@ -22,7 +22,7 @@ from ansible_collections.logstack.elk.plugins.module_utils.aws import tag_dict
 from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsError
 from ansible_collections.logstack.elk.plugins.module_utils.rollout import predicates as P
 from ansible_collections.logstack.elk.plugins.module_utils.rollout import rebalance
-from ansible_collections.logstack.elk.plugins.module_utils.rollout.cluster import is_data, is_master_eligible
+from ansible_collections.logstack.elk.plugins.module_utils.rollout.cluster import is_data, is_master_eligible, shard_key
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.lock import now_iso
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.planner import (
     LEAVING, SURGE_TAG, World, cluster_group_names)
@@ -112,7 +112,7 @@ class Rollout:
     def explains(self, view, limit=20):
         out = {}
         for row in view.unassigned():
-            key = (row.get("index"), str(row.get("shard")))
+            key = shard_key(row)
             if key in out or len(out) >= limit:
                 continue
             try:
@@ -450,11 +450,11 @@ class NodeReplacement(Rollout):
                 rebalance.restore_slots(self.cluster, self.aws, self.cluster_groups(), self.reserved)
                 self.slots_raised_now = False
             return ""
+        first = throttled[0]
         raised = rebalance.free_a_slot(self.cluster, self.aws, self.cluster_groups(), self.reserved)
         if not raised:
-            first = throttled[0]
-            cancelled = rebalance.cancel_a_relocation(
-                self.cluster, view, self.node_name, explains.get((first.get("index"), str(first.get("shard")))) or {})
+            cancelled = rebalance.cancel_a_relocation(self.cluster, view, self.node_name,
+                                                      explains.get(shard_key(first)) or {})
             if cancelled:
                 self.relocations_cancelled.append(cancelled)
                 return "; recovery limits at the run's cap: %s for the throttled replica of %s" % (
@@ -463,7 +463,7 @@ class NodeReplacement(Rollout):
         self.slots_raised.append(raised)
         self.slots_raised_now = True
         return "; raised recovery limits to %s for the throttled replica of %s" % (
-            raised, P.describe_shard(throttled[0]))
+            raised, P.describe_shard(first))
 
     def _stuck_replica(self, row):
         try:
@@ -560,7 +560,7 @@ class NodeReplacement(Rollout):
             return False, "node already left", {}
         if not data:
             return False, "holds no data (not a data node)", {}
-        changed, reserved = self._start_drain(view)
+        changed, _reserved = self._start_drain(view)
         detail, _ = self._wait_step("drain", self._drained)
         how = self._drain_how()
         if any(self.reserved.values()) or self.slots_raised:
