@@ -38,11 +38,11 @@ def _fail(message: str, code: int = 2) -> int:
 
 
 def _start(scenario_path: str, state_dir: str) -> "Sandbox":
-    from .runtime import Sandbox  # moto is imported only by the commands that start one
+    from .runtime import create  # moto is imported only by the commands that start one
 
     scenario = load(scenario_path)
     os.makedirs(state_dir, exist_ok=True)
-    return Sandbox(scenario, state_dir=state_dir).start()
+    return create(scenario, state_dir=state_dir).start()
 
 
 def _info(sb: "Sandbox", pid: int, control: Optional[str]) -> Dict[str, Any]:
@@ -169,6 +169,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         load(args.scenario)  # fail here, with the reason, rather than in the background
     except ScenarioError as exc:
         return _fail(str(exc))
+    # real nodes: Maven resolution (first time), JVM starts and loading the seed data take minutes
+    up_timeout = UP_TIMEOUT if scenario.engine == "sim" else UP_TIMEOUT + (scenario.real.form_timeout * 2)
     state_dir = os.path.abspath(args.state)
     os.makedirs(state_dir, exist_ok=True)
     info = _read_info(state_dir)
@@ -187,7 +189,7 @@ def cmd_up(args: argparse.Namespace) -> int:
                              "--state", state_dir], stdout=log, stderr=log, stdin=subprocess.DEVNULL,
                             start_new_session=True, env=env, cwd=state_dir)
     log.close()
-    deadline = time.monotonic() + UP_TIMEOUT
+    deadline = time.monotonic() + up_timeout
     while time.monotonic() < deadline:
         info = _read_info(state_dir)
         if info and info.get("pid") == proc.pid:
@@ -202,7 +204,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             return _fail(f"the sandbox did not start: {reason}")
         time.sleep(0.1)
     proc.terminate()
-    return _fail(f"the sandbox did not come up within {UP_TIMEOUT:.0f}s; see {state_dir}/sandbox.log")
+    return _fail(f"the sandbox did not come up within {up_timeout:.0f}s; see {state_dir}/sandbox.log")
 
 
 def cmd_audit(args: argparse.Namespace) -> int:

@@ -135,6 +135,15 @@ class Sandbox:
             self.world.stop()
 
 
+def create(scenario: Scenario, state_dir: Optional[str] = None, http: bool = True):
+    """The sandbox for the scenario's engine: the simulator, or real nodes (sandbox/real/)."""
+    if scenario.engine == "real":
+        from .real.runtime import RealSandbox
+
+        return RealSandbox(scenario, state_dir=state_dir, http=http)
+    return Sandbox(scenario, state_dir=state_dir, http=http)
+
+
 def _presentation(sb: Sandbox):
     """TLS material (a CA generated per sandbox) and generated credentials for https/auth scenarios."""
     import base64

@@ -71,6 +71,18 @@ class Fault:
 
 
 @dataclass
+class RealSpec:
+    """``engine: real``: real nodes from Maven Central jars (sandbox/real/)."""
+    distribution: str = "elasticsearch"  # elasticsearch (7.x) | opensearch (2.x, 3.x)
+    heap: str = "256m"
+    jvm_options: List[str] = field(default_factory=list)
+    recovery_bytes_per_second: float = 0.0  # from timing.recovery_bytes_per_second
+    form_timeout: float = 240.0
+    node_settings: Dict[str, Any] = field(default_factory=dict)
+    cluster_settings: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class Scenario:
     name: str
     cluster_name: str
@@ -88,6 +100,8 @@ class Scenario:
     writer: Optional[Writer]
     faults: List[Fault]
     path: Optional[str] = None
+    engine: str = "sim"  # sim (the simulator) | real (real nodes, sandbox/real/)
+    real: Optional[RealSpec] = None
 
     def version_of_group(self, group: Group) -> str:
         return self.amis[group.ami]
@@ -151,7 +165,10 @@ def _int(d: Dict[str, Any], key: str, where: str, default: Optional[int] = None,
 def parse(data: Any, path: Optional[str] = None) -> Scenario:
     top = _mapping(data, "the scenario")
     _check_keys(top, {"name", "cluster_name", "es", "amis", "groups", "roll_to", "indices", "timing",
-                      "writer", "faults"}, "the scenario")
+                      "writer", "faults", "engine", "real"}, "the scenario")
+    engine = top.get("engine", "sim")
+    if engine not in ("sim", "real"):
+        raise ScenarioError(f"engine must be sim or real, not {engine!r}")
 
     amis_raw = _mapping(top.get("amis"), "amis")
     if not amis_raw:
@@ -218,7 +235,10 @@ def parse(data: Any, path: Optional[str] = None) -> Scenario:
     es = _mapping(top.get("es"), "es")
     _check_keys(es, {"version", "https", "auth"}, "es")
     es_version = str(es.get("version", amis[groups[0].ami]))
-    if not _VERSION.match(es_version) or es_version.split(".")[0] not in {"7", "8", "9"}:
+    if engine == "real" and es:
+        raise ScenarioError("es is for the simulator; a real scenario presents what its AMIs' versions run "
+                            "(remove es, or set engine: sim)")
+    if engine == "sim" and (not _VERSION.match(es_version) or es_version.split(".")[0] not in {"7", "8", "9"}):
         raise ScenarioError(f"es.version must be a 7.x, 8.x or 9.x version such as 8.15.0, not {es_version!r}")
     https = es.get("https", False)
     if not isinstance(https, bool):
@@ -295,10 +315,36 @@ def parse(data: Any, path: Optional[str] = None) -> Scenario:
             raise ScenarioError(f"{where} (slow_recovery) needs 'factor' between 0 and 1")
         faults.append(fault)
 
-    return Scenario(name=str(top.get("name", "scenario")), cluster_name=str(top.get("cluster_name", "sandbox")),
+    real = _real_spec(top, engine, float(bps), faults) if engine == "real" else None
+    if engine != "real" and top.get("real") is not None:
+        raise ScenarioError("real: applies to engine: real only")
+    return Scenario(engine=engine, real=real, name=str(top.get("name", "scenario")), cluster_name=str(top.get("cluster_name", "sandbox")),
                     es_version=es_version, https=https, auth=auth, amis=amis, groups=groups, roll_to=roll_to,
                     indices=indices, boot_to_join_seconds=boot, recovery_bytes_per_second=float(bps),
                     no_master_seconds=no_master, delayed_timeout=delayed, writer=writer, faults=faults, path=path)
+
+
+def _real_spec(top: Dict[str, Any], engine: str, bps: float, faults: List[Fault]) -> RealSpec:
+    r = _mapping(top.get("real"), "real")
+    _check_keys(r, {"distribution", "heap", "jvm_options", "form_timeout", "node_settings", "cluster_settings"},
+                "real")
+    dist = r.get("distribution", "elasticsearch")
+    if dist not in ("elasticsearch", "opensearch"):
+        raise ScenarioError(f"real.distribution must be elasticsearch or opensearch, not {dist!r}")
+    heap = str(r.get("heap", "256m"))
+    if not re.match(r"^\d+[mg]$", heap):
+        raise ScenarioError(f"real.heap must be a JVM heap size such as 256m or 1g, not {heap!r}")
+    opts = r.get("jvm_options", [])
+    if not isinstance(opts, list) or not all(isinstance(o, str) for o in opts):
+        raise ScenarioError("real.jvm_options must be a list of strings")
+    for f in faults:
+        if f.type == "slow_recovery":
+            raise ScenarioError("faults: slow_recovery is a simulator fault; on real nodes change "
+                                "indices.recovery.max_bytes_per_sec instead")
+    return RealSpec(distribution=dist, heap=heap, jvm_options=list(opts), recovery_bytes_per_second=bps,
+                    form_timeout=parse_seconds(r.get("form_timeout", 240), "real.form_timeout"),
+                    node_settings=dict(_mapping(r.get("node_settings"), "real.node_settings")),
+                    cluster_settings=dict(_mapping(r.get("cluster_settings"), "real.cluster_settings")))
 
 
 def load(path: str) -> Scenario:

@@ -136,6 +136,7 @@ class EsClient:
         self.timeout = timeout
         self.request_count = 0
         self._info = None
+        self._shutdown_api = None  # has_shutdown_api(), asked once
 
     @classmethod
     def from_params(cls, params):
@@ -227,8 +228,19 @@ class EsClient:
         return parse_version((self.info().get("version") or {}).get("number", "0.0.0"))
 
     def has_shutdown_api(self):
-        # The node shutdown API is Elasticsearch-only and public from 7.15.
-        return self.distribution == "elasticsearch" and self.version >= (7, 15, 0)
+        """Whether the node shutdown API answers here, asked of the cluster (once per client).
+
+        It is Elasticsearch-only, from 7.15, and part of x-pack: a 7.17 without x-pack (the
+        OSS-licensed build, jars from Maven Central) has none, and there ``GET _nodes/shutdown``
+        is read as node info for a node named "shutdown" (a ``nodes`` object, not the API's
+        ``nodes`` list). So the version number alone cannot tell.
+        """
+        if self._shutdown_api is None:
+            self._shutdown_api = False
+            if self.distribution == "elasticsearch" and self.version >= (7, 15, 0):
+                status, body = self.call("GET", "/_nodes/shutdown", allow=(400, 404, 405))
+                self._shutdown_api = status == 200 and isinstance((body or {}).get("nodes"), list)
+        return self._shutdown_api
 
     def has_voting_exclusions(self):
         # Elasticsearch 7.0+, and OpenSearch (forked from 7.10; POST/DELETE
