@@ -7,12 +7,17 @@ STAMP := $(VENV)/.installed
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 DEMO_SCENARIO ?= sandbox/scenarios/demo.yml
-PYTEST_ARGS ?= -n 3 --durations=25
+REAL_SCENARIO ?= sandbox/scenarios/real-es7.yml
+# Real distributions the tests and demo-real use (jars from Maven Central, cached in ~/.cache/logstack-real).
+REAL_DISTS ?= elasticsearch:7.16.3 elasticsearch:7.17.29 opensearch:2.19.6 opensearch:3.9.0
+# loadgroup: tests marked xdist_group share one real cluster on one worker
+PYTEST_ARGS ?= -n 3 --dist loadgroup --durations=25
 
-.PHONY: help venv collection demo test lint sanity unit pytest molecule bench build clean
+.PHONY: help venv collection demo demo-real real-deps test lint sanity unit pytest molecule bench build clean
 
 help:
 	@echo "make demo   - set up .venv, start the sandbox, run the rolling upgrade against it"
+	@echo "make demo-real - the same upgrade on a real Elasticsearch 7.16 -> 7.17 cluster (needs a JDK and Maven)"
 	@echo "make test   - the whole test suite (lint, sanity, pytest, molecule)"
 	@echo "make bench  - benchmarks (ratios against bounds measured in the same run)"
 
@@ -34,6 +39,16 @@ demo: venv collection
 	$(BIN)/python -m sandbox run --scenario $(DEMO_SCENARIO) -- \
 	  ansible-playbook playbooks/upgrade-es.yml -i inventories/sandbox
 
+# Real nodes need a JDK 17 (and 21+ for OpenSearch 3.x) and Maven to fetch the jars once.
+real-deps: venv
+	@command -v java >/dev/null && command -v mvn >/dev/null || \
+	  { echo "make demo-real needs a JDK and Maven: apt-get install openjdk-17-jdk-headless maven"; exit 2; }
+	$(BIN)/python -m sandbox.real.dist fetch $(REAL_DISTS)
+
+demo-real: venv collection real-deps
+	$(BIN)/python -m sandbox run --scenario $(REAL_SCENARIO) -- \
+	  ansible-playbook playbooks/upgrade-es.yml -i inventories/sandbox -e @inventories/sandbox/real-timeouts.yml
+
 test: venv collection
 	$(MAKE) lint sanity pytest molecule
 
@@ -43,7 +58,17 @@ lint: venv collection
 sanity: venv collection
 	bash tests/sanity/run.sh
 
-pytest: venv collection
+py# Real nodes need a JDK 17 (and 21+ for OpenSearch 3.x) and Maven to fetch the jars once.
+real-deps: venv
+	@command -v java >/dev/null && command -v mvn >/dev/null || \
+	  { echo "make demo-real needs a JDK and Maven: apt-get install openjdk-17-jdk-headless maven"; exit 2; }
+	$(BIN)/python -m sandbox.real.dist fetch $(REAL_DISTS)
+
+demo-real: venv collection real-deps
+	$(BIN)/python -m sandbox run --scenario $(REAL_SCENARIO) -- \
+	  ansible-playbook playbooks/upgrade-es.yml -i inventories/sandbox -e @inventories/sandbox/real-timeouts.yml
+
+test: venv collection
 	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
 
 molecule: venv collection

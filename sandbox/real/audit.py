@@ -215,10 +215,12 @@ class RealAudit:
         c = self.c
         try:
             expected, docs_now, lost = self.documents()
+            _, health = c.call("GET", "/_cluster/health?master_timeout=5s&filter_path=status", timeout=10)
+            color = health.get("status") if isinstance(health, dict) else None
             status, info = c.call("GET", "/_nodes?filter_path=nodes.*.version,nodes.*.name", timeout=10)
             versions_after = sorted({n["version"] for n in (info.get("nodes") or {}).values()})
         except RealClusterError:
-            expected, docs_now, lost, versions_after = sum(c.acked.values()), 0, {}, []
+            expected, docs_now, lost, versions_after, color = sum(c.acked.values()), 0, {}, [], None
         live = {n.instance_id: n for n in c.live_nodes()}
         present = {n["name"] for n in self.last_nodes}
         outdated_left = sum(1 for n in live.values() if n.name in present and self._outdated(n))
@@ -233,6 +235,7 @@ class RealAudit:
             return {
                 "engine": "real",
                 "distribution": c.family,
+                "status": color,
                 "versions_before": self.versions_before,
                 "versions_after": versions_after,
                 "docs_expected": expected,

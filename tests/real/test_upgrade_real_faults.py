@@ -1,0 +1,125 @@
+"""upgrade-es.yml on a small real Elasticsearch cluster (3 mixed nodes, 7.16.3 -> 7.17.29):
+surge, the terminate strategy's refusal of a 0-replica index, a replacement that never joins,
+cluster-info, and ansible-playbook killed mid-drain / mid-join then run again."""
+import json
+import signal
+import time
+
+import pytest
+
+from tests.integration.test_upgrade_support import assert_invariants, playbook
+from tests.real.conftest import RealSandbox, scenario
+
+TIMEOUTS = "@inventories/sandbox/real-timeouts.yml"
+
+
+def instance_ids(sb):
+    return sorted(i["InstanceId"] for g in sb.groups() for i in g["Instances"])
+
+
+@pytest.fixture(scope="module")
+def untouched(tmp_path_factory):
+    """One real cluster for the runs that must change nothing (refusals, cluster-info)."""
+    sb = RealSandbox("real-small.yml", tmp_path_factory.mktemp("real-untouched"))
+    yield sb
+    sb.down()
+
+
+@pytest.mark.xdist_group("real-untouched")
+def test_terminate_refuses_a_zero_replica_index_on_a_real_cluster_and_changes_nothing(untouched):
+    sb = untouched
+    before = instance_ids(sb)
+    settings = sb.es("/_cluster/settings?flat_settings=true")
+    run = playbook(sb, "-e", TIMEOUTS, "-e", "upgrade_strategy=terminate", timeout=600)
+    assert run.rc != 0
+    text = " ".join(run.output.split())
+    assert "zero_replica_indices: index(es) metrics-2024.11 have 0 replicas" in text, run.output[-3000:]
+    assert instance_ids(sb) == before
+    assert sb.es("/_cluster/settings?flat_settings=true") == settings
+    assert not [t for g in sb.groups() for t in g.get("Tags", []) if t["Key"].startswith("logstack:rollout")]
+    audit = sb.audit()
+    assert audit["nodes_replaced"] == 0 and audit["outdated_nodes_left"] == 3 and audit["docs_lost"] == 0
+
+
+@pytest.mark.xdist_group("real-untouched")
+def test_cluster_info_maps_every_real_node_to_its_instance_and_reports_it_outdated(untouched):
+    sb = untouched
+    import os
+    import subprocess
+    import sys
+
+    from tests.integration.test_upgrade_support import ROOT
+    env = dict(os.environ, **sb.env, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    out = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"),
+                          "playbooks/cluster-info.yml", "-i", "inventories/sandbox"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    text = " ".join(out.stdout.split())  # the YAML callback folds long lines
+    assert "elasticsearch 7.16.3 logs-real-small: green, 3 nodes (3 data)" in text, text[-3000:]
+    assert text.count("asg=es-nodes OUTDATED(image") == 3 and "nodes without an instance: none" in text, text[-3000:]
+    for node in sb.es("/_nodes?filter_path=nodes.*.name")["nodes"].values():
+        assert node["name"] in text.split("outdated nodes:")[1], text[-3000:]
+    assert sb.audit()["mutating_requests"] == 0
+
+
+def test_surge_on_a_real_cluster_never_has_a_node_fewer(real_sandbox):
+    sb = real_sandbox("real-small.yml")
+    run = playbook(sb, "-e", TIMEOUTS, "-e", "upgrade_strategy=surge", "-e", "upgrade_task_per_step=false",
+                   timeout=1200)
+    assert run.rc == 0, run.output[-4000:]
+    audit = sb.audit()
+    assert_invariants(audit)
+    assert audit["max_nodes_out"] == 0, audit
+    assert audit["nodes_replaced"] == 3 and audit["versions_after"] == ["7.17.29"], audit
+    group = sb.groups()[0]
+    assert group["DesiredCapacity"] == 3 and len(group["Instances"]) == 3
+    assert not [t for t in group.get("Tags", []) if t["Key"].startswith("logstack:rollout")]
+
+
+def test_a_real_replacement_that_never_joins_fails_the_run_and_no_other_node_is_touched(real_sandbox):
+    spec = scenario("real-small.yml", faults=[{"type": "never_join", "group": "es-nodes", "nth_new_instance": 1}])
+    sb = real_sandbox(spec)
+    before = set(instance_ids(sb))
+    run = playbook(sb, "-e", TIMEOUTS, "-e", json.dumps({"upgrade_timeouts": {"join": 30}}),
+                   "-e", "upgrade_task_per_step=false", timeout=900)
+    assert run.rc != 0
+    text = " ".join(run.output.split())
+    assert "step wait_joined: gave up after 30s waiting for every instance of the group to join" in text, \
+        run.output[-3000:]
+    assert len(before - set(instance_ids(sb))) == 1, "exactly one instance terminated"
+    audit = sb.audit()
+    assert audit["docs_lost"] == 0 and audit["red_seconds"] == 0, audit
+    assert audit["outdated_nodes_left"] == 2, audit
+
+
+def excluding_and_relocating(sb, _out):
+    settings = sb.es("/_cluster/settings?flat_settings=true")
+    excluded = any(k.startswith("cluster.routing.allocation.exclude") and v
+                   for scope in settings.values() for k, v in scope.items())
+    return excluded and sb.es("/_cluster/health")["relocating_shards"] > 0
+
+
+def waiting_for_join(sb, _out):
+    if instance_ids(sb) == sb.initial or sb.es("/_cluster/health")["number_of_nodes"] >= 3:
+        return False
+    time.sleep(1)
+    return True
+
+
+@pytest.mark.parametrize("point", [excluding_and_relocating, waiting_for_join], ids=["mid_drain", "mid_join"])
+def test_kill_9_of_ansible_on_a_real_cluster_then_a_rerun_finishes_with_every_invariant(real_sandbox, point):
+    sb = real_sandbox("real-small.yml")
+    sb.initial = instance_ids(sb)
+    first = playbook(sb, "-e", TIMEOUTS, "-e", "upgrade_task_per_step=false", kill_when=point, sig=signal.SIGKILL,
+                     timeout=900)
+    assert first.killed, "the run ended before reaching the point: " + first.output[-2000:]
+    assert_invariants(sb.audit(), complete=False)
+    rerun = playbook(sb, "-e", TIMEOUTS, "-e", "upgrade_task_per_step=false", timeout=1200)
+    assert rerun.rc == 0, rerun.output[-4000:]
+    assert "took over the lock of run" in rerun.output
+    audit = sb.audit()
+    assert_invariants(audit)
+    assert audit["nodes_replaced"] == 3 and audit["versions_after"] == ["7.17.29"], audit
+    assert sb.exclusions() == ([], [])
+    tags = [t["Key"] for g in sb.groups() for t in g.get("Tags", [])]
+    assert not [t for t in tags if t.startswith("logstack:rollout")], tags
