@@ -166,7 +166,7 @@ def _alive(pid: int) -> bool:
 
 def cmd_up(args: argparse.Namespace) -> int:
     try:
-        load(args.scenario)  # fail here, with the reason, rather than in the background
+        scenario = load(args.scenario)  # fail here, with the reason, rather than in the background
     except ScenarioError as exc:
         return _fail(str(exc))
     # real nodes: Maven resolution (first time), JVM starts and loading the seed data take minutes
