@@ -15,6 +15,11 @@ move of every outdated node), so the figure printed is a ratio, not a time.
                cluster stays red and the run stops there (never proceed on red), so
                its non-zero exit is expected and not a bench failure.
 
+On a real cluster (BENCH_ROLLOUT_SCENARIO=sandbox/scenarios/real-es7.yml or real-opensearch.yml) the
+bound comes from the real cluster: the shard bytes on each outdated node at start (_cat/shards), the
+recovery limit the scenario sets (indices.recovery.max_bytes_per_sec) and the replacement nodes'
+measured JVM-start-to-HTTP time.
+
 Environment: BENCH_ROLLOUT_SCENARIO (default sandbox/scenarios/demo.yml),
 BENCH_ROLLOUT_STRATEGIES (default "drain surge terminate"), BENCH_ROLLOUT_AUDIT_DIR (writes
 <strategy>.json there: the whole audit).
@@ -77,7 +82,7 @@ def main():
         wall = a.get("wall_seconds") or 0
         values = (strategy, a["rc"], "%.1f" % wall, "%.1f" % bound, "%.2f" % (wall / bound) if bound else "-",
                   "%.1f" % a.get("degraded_seconds", -1), "%.1f" % a.get("degraded_seconds_excluding_version_skew", -1),
-                  "%.2f" % (a.get("shard_bytes_moved", 0) / 1e9), a.get("request_count"), a.get("docs_lost"),
+                  "%.3f" % (a.get("shard_bytes_moved", 0) / 1e9), a.get("request_count"), a.get("docs_lost"),
                   a.get("max_nodes_out"), a.get("outdated_nodes_left"))
         print(" ".join("%-18s" % v if i == 0 else "%12s" % v for i, v in enumerate(values)), flush=True)
     failed = [s for s, a in rows if a["rc"] != 0 and s != "terminate"]

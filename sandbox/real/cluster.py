@@ -63,7 +63,8 @@ class RealCluster:
         self.formed_at: Optional[float] = None
         self.new_per_group: Dict[str, int] = {g.name: 0 for g in scenario.groups}
         self.never_join: set = set()
-        self.join_seconds: List[float] = []  # JVM start -> node in the cluster, measured
+        self.join_seconds: List[float] = []  # JVM start -> HTTP answers, initial nodes (started together)
+        self.replacement_join_seconds: List[float] = []  # the same for nodes started once the cluster formed
         self.fatal: Optional[str] = None
         self._stop = threading.Event()
         self._crash_done: set = set()
@@ -127,7 +128,8 @@ class RealCluster:
                     self.fatal = f"node {node.name} ({node.family} {node.version}) exited: {why}\n{node.log_tail()}"
             elif node.up_at is None and node.alive() and self._answers(node):
                 node.up_at = time.monotonic()
-                self.join_seconds.append(node.up_at - node.started_at)
+                (self.replacement_join_seconds if self.formed else self.join_seconds).append(
+                    node.up_at - node.started_at)
                 self.log("node_up", f"node {node.name} answers HTTP after {node.up_at - node.started_at:.1f}s",
                          node=node.name)
         for iid, (group, inst) in running.items():

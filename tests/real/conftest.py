@@ -5,8 +5,9 @@ Central; moto plays AWS) and judges the run by the audit computed from the real 
 distributions are resolved once into ``~/.cache/logstack-real`` (``make real-deps``, which .ci/run
 calls); a machine without a JDK or Maven fails these tests with the reason, it never skips them.
 
-Tests that share one cluster carry ``pytest.mark.xdist_group`` so that ``--dist loadgroup`` keeps
-them on one worker.
+Real clusters are heavy on two cores: the tests run in two ``xdist_group``s (``--dist loadgroup``), the
+six-node upgrades on one worker and the rest on another, so at most two real clusters run at once
+while the third worker takes the simulator's tests.
 """
 from __future__ import annotations
 
@@ -61,6 +62,13 @@ class RealSandbox(Sandbox):
         voting = self.es("/_cluster/state/metadata?filter_path=metadata.cluster_coordination")
         voting = voting["metadata"]["cluster_coordination"]["voting_config_exclusions"]
         return [n for n in names if n], voting
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "/tests/real/" in str(item.fspath):
+            group = "real-six-nodes" if item.fspath.basename == "test_upgrade_real.py" else "real-small"
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 def scenario(name, **changes):

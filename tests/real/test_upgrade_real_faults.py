@@ -25,7 +25,6 @@ def untouched(tmp_path_factory):
     sb.down()
 
 
-@pytest.mark.xdist_group("real-untouched")
 def test_terminate_refuses_a_zero_replica_index_on_a_real_cluster_and_changes_nothing(untouched):
     sb = untouched
     before = instance_ids(sb)
@@ -41,7 +40,6 @@ def test_terminate_refuses_a_zero_replica_index_on_a_real_cluster_and_changes_no
     assert audit["nodes_replaced"] == 0 and audit["outdated_nodes_left"] == 3 and audit["docs_lost"] == 0
 
 
-@pytest.mark.xdist_group("real-untouched")
 def test_cluster_info_maps_every_real_node_to_its_instance_and_reports_it_outdated(untouched):
     sb = untouched
     import os
