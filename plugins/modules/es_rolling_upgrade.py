@@ -154,6 +154,11 @@ plan:
     continuing: {description: Left half-done by an earlier run., type: bool}
     why: {description: Why it is at this position., type: str}
   sample: [{position: 1, node_name: data-a1b2c3, instance_id: i-0abc, why: "data node (data): ..."}]
+steps:
+  description: The steps of one node under O(strategy), in order (M(logstack.elk.es_replace_node)'s O(logstack.elk.es_replace_node#module:step)).
+  returned: when action is preflight
+  type: list
+  elements: str
 refusals:
   description: "Refusals as C(rule: reason), empty when the run may start."
   returned: when action is preflight or verify
@@ -208,6 +213,7 @@ from ansible_collections.logstack.elk.plugins.module_utils.rollout import rebala
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.lock import GroupLock, LockError
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.spec import (
     MODULE_KWARGS, argument_spec, clients, node_replacement, timeouts)
+from ansible_collections.logstack.elk.plugins.module_utils.rollout.step_table import STRATEGIES
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.steps import Rollout, StepFailed, WaitTimeout
 
 
@@ -265,6 +271,7 @@ def main():
         if action == "preflight":
             world, plan, refused = planner.preflight(cluster, aws, opts)
             result = dict(changed=False, plan=plan, refusals=refused, groups=names, rebalance="",
+                          steps=list(STRATEGIES[opts.strategy]),
                           cluster={"status": world.view.status, "nodes": len(world.view.nodes),
                                    "elected_master": world.view.nodes.get(world.view.master_id, {}).get("name")})
             if refused:

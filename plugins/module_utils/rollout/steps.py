@@ -8,17 +8,14 @@ holds (exclusion set, instance terminating, node gone, replacement joined...)
 and only acts when it does not, then waits for the effect with a timeout.
 A run killed anywhere and started again therefore redoes nothing and
 continues where the world is. ``reconcile`` clears what a crashed run left
-behind for nodes that are already gone.
-
-    drain:     prepare, drain, terminate, wait_left, wait_joined, lift, wait_healthy
-    surge:     surge, wait_joined, prepare, drain, terminate, wait_left, lift, wait_healthy
-    terminate: prepare, terminate, wait_left, wait_joined, lift, wait_healthy
+behind for nodes that are already gone. The steps, their order per strategy and
+what each waits for are in step_table.py.
 """
 from __future__ import annotations
 
 import time
 
-from ansible_collections.logstack.elk.plugins.module_utils.aws import tag_dict
+from ansible_collections.logstack.elk.plugins.module_utils.aws import AwsError, tag_dict
 from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsError
 from ansible_collections.logstack.elk.plugins.module_utils.rollout import predicates as P
 from ansible_collections.logstack.elk.plugins.module_utils.rollout import rebalance
@@ -26,28 +23,8 @@ from ansible_collections.logstack.elk.plugins.module_utils.rollout.cluster impor
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.lock import now_iso
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.planner import (
     LEAVING, SURGE_TAG, World, cluster_group_names)
-
-STEPS = {
-    "drain": ["prepare", "drain", "terminate", "wait_left", "wait_joined", "lift", "wait_healthy"],
-    "surge": ["surge", "wait_joined", "prepare", "drain", "terminate", "wait_left", "lift", "wait_healthy"],
-    "terminate": ["prepare", "terminate", "wait_left", "wait_joined", "lift", "wait_healthy"],
-}
-ALL_STEPS = sorted({s for steps in STEPS.values() for s in steps})
-WAITING_FOR = {
-    "surge": "the group's desired capacity raised by one",
-    "prepare": "the voting configuration exclusion to take effect (another master elected if needed)",
-    "drain": "the node to hold no shard, with nothing unassigned or moving",
-    "terminate": "the instance to be terminated through Auto Scaling",
-    "wait_left": "the node to leave the cluster",
-    "wait_joined": "every instance of the group to join the cluster",
-    "lift": "exclusions of the replaced node to be lifted",
-    "wait_healthy": "green, or yellow with only node_version-blocked replicas and nothing moving",
-}
-DEFAULT_TIMEOUTS = {"gate": 600, "master": 120, "drain": 3600, "terminate": 120, "leave": 300,
-                    "join": 900, "health": 1800}
-STEP_TIMEOUT = {"surge": "join", "prepare": "master", "drain": "drain", "terminate": "terminate",
-                "wait_left": "leave", "wait_joined": "join", "lift": "gate", "wait_healthy": "health"}
-
+from ansible_collections.logstack.elk.plugins.module_utils.rollout.step_table import (
+    BY_NAME, DEFAULT_TIMEOUTS, timeout_key, waiting_for)
 
 class StepFailed(Exception):
     """A step could not complete; ``message`` is the operator's sentence."""
@@ -476,7 +453,7 @@ class NodeReplacement(Rollout):
 
     # -- steps --------------------------------------------------------------
     def run(self, step):
-        if step not in ALL_STEPS:
+        if step not in BY_NAME:
             raise StepFailed("Unknown step %s." % step)
         if self.lock is not None and self.run_id:
             self.lock.check(self.run_id)
@@ -493,12 +470,12 @@ class NodeReplacement(Rollout):
         return entry
 
     def _wait_step(self, step, probe):
-        timeout = self.timeouts[STEP_TIMEOUT[step]]
+        timeout = self.timeouts[timeout_key(step)]
         try:
             return self.wait(timeout, probe)
         except _NotYet as exc:
             raise self.failure(step, self.label(), "gave up after %ss waiting for %s (last seen: %s)" % (
-                timeout, WAITING_FOR[step], exc))
+                timeout, waiting_for(step), exc))
 
     def step_surge(self):
         group = self.group()
@@ -659,3 +636,14 @@ class NodeReplacement(Rollout):
             return self.health_ok(world.view, world)
         detail, _ = self._wait_step("wait_healthy", probe)
         return False, detail, {}
+
+    def step_hand_over(self):
+        """This node is the next one of the plan: take it out at once if the rules allow (see
+        take_out_if_allowed). The steps run so follow this entry in the timeline (``then``)."""
+        try:
+            handed = self.take_out_if_allowed() or {}
+        except (EsError, AwsError) as exc:  # the node's own steps meet it and say so
+            handed = {"started": "not started (%s)" % exc.message}
+        started = handed.get("started", "")
+        return bool(started), started or "nothing started (a rule refuses, or nothing to start)", {
+            "started": started, "then": handed.get("timeline", [])}
