@@ -134,23 +134,53 @@ class Cluster:
         self.es = es
 
     # -- reads ------------------------------------------------------------
-    def view(self):
-        health = self.es.get("/_cluster/health")
-        nodes = self.es.get("/_nodes").get("nodes", {})
+    # The one reader of the cluster: the rollout's View and es_cluster_info (cluster_info.gather).
+    def health(self):
+        return self.es.get("/_cluster/health")
+
+    def nodes(self):
+        """GET _nodes: node id -> node entry (name, roles, version, ip, attributes, ...)."""
+        return self.es.get("/_nodes").get("nodes", {})
+
+    def shards(self):
+        """Every shard copy: GET _cat/shards?format=json (index, shard, prirep, state, node, store in bytes)."""
         shards = self.es.get("/_cat/shards", params={"format": "json", "bytes": "b"})
+        return shards if isinstance(shards, list) else []
+
+    def elected_master(self):
+        """Node id of the elected master, or None while there is none."""
+        return self.es.get("/_cluster/state/master_node").get("master_node")
+
+    def voting_config_exclusions(self):
+        """[{node_id, node_name}] from the cluster state (Elasticsearch 7+ only; [] otherwise)."""
+        if not self.es.has_voting_exclusions():
+            return []
+        data = self.es.get("/_cluster/state/metadata", params={"filter_path": "metadata.cluster_coordination"})
+        return list(((data.get("metadata") or {}).get("cluster_coordination") or {}).get("voting_config_exclusions")
+                    or [])
+
+    def view(self):
+        health, nodes, shards = self.health(), self.nodes(), self.shards()
         state = self.es.get("/_cluster/state/master_node,metadata")
         coord = (state.get("metadata") or {}).get("cluster_coordination") or {}
-        return View(health=health, nodes=nodes, shards=shards if isinstance(shards, list) else [],
-                    master_id=state.get("master_node"),
+        return View(health=health, nodes=nodes, shards=shards, master_id=state.get("master_node"),
                     voting_exclusions=coord.get("voting_config_exclusions") or [],
                     voting_config=set(coord.get("last_committed_config") or []),
                     excluded_names=self.excluded_names(), shutdowns=self.shutdowns())
 
     def settings(self, defaults=False):
+        """GET _cluster/settings flat: {"persistent": {...}, "transient": {...}[, "defaults": {...}]}."""
         params = {"flat_settings": True}
         if defaults:
             params["include_defaults"] = True
         return self.es.get("/_cluster/settings", params=params)
+
+    def effective_settings(self):
+        """Flat persistent and transient settings merged (transient wins, as in Elasticsearch)."""
+        data = self.settings()
+        merged = dict(data.get("persistent") or {})
+        merged.update(data.get("transient") or {})
+        return merged
 
     def excluded_names(self):
         data = self.settings()
