@@ -177,7 +177,7 @@ from ansible_collections.logstack.elk.plugins.module_utils.rollout.spec import (
     MODULE_KWARGS, argument_spec, clients, node_replacement)
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.step_table import (
     NAMES, STRATEGIES, waiting_for)
-from ansible_collections.logstack.elk.plugins.module_utils.rollout.steps import StepFailed
+from ansible_collections.logstack.elk.plugins.module_utils.rollout.diagnosing import StepFailed
 
 NODE_SPEC = dict(instance_id=dict(type="str", required=True), node_name=dict(type="str", required=True),
                  node_id=dict(type="str", required=True), group=dict(type="str", required=True))

@@ -9,7 +9,7 @@ from ansible_collections.logstack.elk.plugins.module_utils.es_client import ES_C
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.cluster import Cluster
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.planner import Options
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.step_table import TIMEOUT_KEYS
-from ansible_collections.logstack.elk.plugins.module_utils.rollout.steps import NodeReplacement
+from ansible_collections.logstack.elk.plugins.module_utils.rollout.node import NodeReplacement
 
 
 ROLLOUT_SPEC = dict(

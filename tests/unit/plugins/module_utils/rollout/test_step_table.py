@@ -6,7 +6,7 @@ import jinja2
 import yaml
 
 from ansible_collections.logstack.elk.plugins.module_utils.rollout import step_table as T
-from ansible_collections.logstack.elk.plugins.module_utils.rollout.steps import NodeReplacement
+from ansible_collections.logstack.elk.plugins.module_utils.rollout.node import NodeReplacement
 from ansible_collections.logstack.elk.plugins.modules import es_replace_node
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), *[".."] * 5))
