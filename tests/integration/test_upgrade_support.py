@@ -131,7 +131,7 @@ def playbook(sb, *args, kill_when=None, sig=signal.SIGKILL, timeout=400, extra_e
 
 
 def assert_invariants(audit, complete=True):
-    """The safety invariants of DESIGN.md, as the sandbox audit measures them."""
+    """The safety invariants of docs/design.md, as the sandbox audit measures them."""
     assert audit["docs_lost"] == 0, audit
     assert audit["red_seconds"] == 0, audit
     assert audit["max_nodes_out"] <= 1, audit

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: logstack.elk contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The safety invariants of DESIGN.md as named predicates.
+"""The safety invariants of docs/design.md as named predicates.
 
 Each predicate takes a :class:`Context` and returns ``None`` when the rule
 holds or one sentence saying why it refuses. The planner runs every rule of a
@@ -51,7 +51,7 @@ class Context:
 def unassigned_is_version_skew(row, explain):
     """True when this unassigned copy is a replica that only the node_version decider keeps out.
 
-    The one yellow a rolling upgrade may proceed on (DESIGN.md), and what es_cluster_info reports
+    The one yellow a rolling upgrade may proceed on (docs/design.md), and what es_cluster_info reports
     as only_version_blocked_replicas_unassigned. Every node must refuse it (NO): with node_version
     among its reasons, whatever else refuses there (e.g. node_shutdown or the exclusion on the node
     being drained, which is older than the primary anyway), or with only same_shard (the node holds
