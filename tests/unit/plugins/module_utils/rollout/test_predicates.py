@@ -1,5 +1,5 @@
 """Each safety invariant of docs/design.md is a named predicate; each has a test that it refuses and one that it allows."""
-from test_rollout_shapes import candidate, cluster, explain_disk, explain_version_skew, shard
+from rollout_shapes import candidate, cluster, explain_disk, explain_version_skew, shard
 
 from ansible_collections.logstack.elk.plugins.module_utils.rollout import predicates as P
 
