@@ -24,7 +24,9 @@ def steps_the_tasks_run(strategy, next_node=True):
         if args is None:
             continue
         assert task["name"].startswith("Step %s: " % args["step"]), task["name"]
-        if env.compile_expression(task.get("when", "true"))(**variables):
+        holds = env.compile_expression(task.get("when", "true"))(**variables)
+        assert isinstance(holds, bool), task["when"]  # ansible-core 2.19 refuses any other conditional
+        if holds:
             ran.append(args["step"])
     return ran
 
