@@ -102,6 +102,18 @@ class Aws:
             raise AwsError("Select the Auto Scaling Groups by name or by tags.")
         return self.paginate("autoscaling", "DescribeAutoScalingGroups", "AutoScalingGroups", Filters=filters)
 
+    def put_group_tag(self, group_names, key, value):
+        """Set one tag on Auto Scaling Groups (a name or a list), not propagated to instances."""
+        names = [group_names] if isinstance(group_names, str) else list(group_names)
+        self.call("autoscaling", "CreateOrUpdateTags", Tags=[
+            {"ResourceId": name, "ResourceType": "auto-scaling-group", "Key": key, "Value": value,
+             "PropagateAtLaunch": False} for name in names])
+
+    def delete_group_tag(self, group_names, key):
+        names = [group_names] if isinstance(group_names, str) else list(group_names)
+        self.call("autoscaling", "DeleteTags", Tags=[
+            {"ResourceId": name, "ResourceType": "auto-scaling-group", "Key": key} for name in names])
+
     def instances(self, instance_ids):
         if not instance_ids:
             return []
@@ -166,6 +178,22 @@ def _one_sentence(service, operation):
 
 def tag_dict(tags):
     return {t["Key"]: t["Value"] for t in tags or []}
+
+
+def encode_tag(fields, keys=None):
+    """A few fields in one tag value, "k=v k=v" (in the order of keys, else sorted; empty values left
+    out): the rollout lock and the saved rebalance settings. Values hold no spaces."""
+    return " ".join("%s=%s" % (k, fields[k]) for k in (keys or sorted(fields)) if fields.get(k) not in (None, ""))
+
+
+def decode_tag(text):
+    """The fields of encode_tag; a part without "=" is ignored."""
+    out = {}
+    for part in (text or "").split():
+        key, sep, value = part.partition("=")
+        if sep:
+            out[key] = value
+    return out
 
 
 def _snake(name):

@@ -1,57 +1,26 @@
 # -*- coding: utf-8 -*-
 # Copyright: logstack.elk contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Read-only view of a cluster and its Auto Scaling Groups (logic of es_cluster_info).
+"""The report of es_cluster_info: the cluster and its Auto Scaling Groups, read only.
 
-Each reader is a small function over an :class:`EsClient` (or its answer) so
-other modules (rolling upgrade, preflight) reuse exactly what es_cluster_info
-reports. Nothing here sends a request that changes the cluster.
+The cluster is read through rollout/cluster.py's Cluster (the rollout's reader) and judged
+with rollout/predicates.py (the rollout's definition of the version-skew yellow), so this
+report and the rollout's decisions never disagree. Nothing here changes the cluster.
 """
 from __future__ import annotations
 
 from ansible_collections.logstack.elk.plugins.module_utils.aws import tag_dict
 from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsError
+from ansible_collections.logstack.elk.plugins.module_utils.rollout.cluster import (
+    Cluster, is_data, is_master_eligible, split_list)
+from ansible_collections.logstack.elk.plugins.module_utils.rollout.predicates import unassigned_is_version_skew
 from ansible_collections.logstack.elk.plugins.module_utils.node_map import (
     DEFAULT_INSTANCE_ATTRIBUTE,
     map_nodes,
     outdated_reasons,
 )
 
-# Roles that make a node master-eligible: Elasticsearch says "master",
-# OpenSearch 2+ says "cluster_manager".
-MASTER_ROLES = ("master", "cluster_manager")
-# Any data tier role holds shards ("data", "data_hot", "data_content", ...).
-DATA_ROLE_PREFIX = "data"
 ALLOCATION_FILTERS = ("_name", "_ip", "_host", "_id")
-
-
-# -- cluster level ------------------------------------------------------------
-def read_health(es):
-    """GET _cluster/health, as Elasticsearch answers it."""
-    return es.get("/_cluster/health")
-
-
-def read_nodes(es):
-    """GET _nodes: node id -> node entry (name, roles, version, ip, attributes, ...)."""
-    return es.get("/_nodes").get("nodes", {})
-
-
-def read_elected_master(es):
-    """Node id of the elected master, or None while there is none."""
-    return es.get("/_cluster/state/master_node").get("master_node")
-
-
-def read_shards(es):
-    """Every shard copy: GET _cat/shards?format=json (index, shard, prirep, state, node, ...)."""
-    return es.get("/_cat/shards", params={"format": "json", "bytes": "b"})
-
-
-def read_settings(es):
-    """Flat persistent and transient cluster settings (transient wins, as in Elasticsearch)."""
-    data = es.get("/_cluster/settings", params={"flat_settings": "true"})
-    merged = dict(data.get("persistent") or {})
-    merged.update(data.get("transient") or {})
-    return merged
 
 
 def allocation_exclusions(settings):
@@ -59,30 +28,13 @@ def allocation_exclusions(settings):
     out = {}
     for attr in ALLOCATION_FILTERS:
         value = settings.get("cluster.routing.allocation.exclude.%s" % attr)
-        names = [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else list(value or [])
+        names = split_list(value)
         if names:
             out[attr] = names
     return out
 
 
-def read_voting_config_exclusions(es):
-    """[{node_id, node_name}] from the cluster state (Elasticsearch 7+ only; [] otherwise)."""
-    if not es.has_voting_exclusions():
-        return []
-    data = es.get("/_cluster/state/metadata", params={"filter_path": "metadata.cluster_coordination"})
-    coordination = (data.get("metadata") or {}).get("cluster_coordination") or {}
-    return list(coordination.get("voting_config_exclusions") or [])
-
-
 # -- nodes and shards ---------------------------------------------------------
-def is_master_eligible(node):
-    return any(role in MASTER_ROLES for role in node.get("roles") or [])
-
-
-def holds_data(node):
-    return any(role.startswith(DATA_ROLE_PREFIX) for role in node.get("roles") or [])
-
-
 def shards_per_node(shards, nodes):
     """{node name: {"total", "primaries", "initializing", "relocating"}} for every node, zeros included."""
     out = {n.get("name", nid): {"total": 0, "primaries": 0, "initializing": 0, "relocating": 0}
@@ -114,11 +66,6 @@ def unassigned_shards(shards):
     return sorted(out, key=lambda s: (not s["primary"], s["index"] or "", s["shard"]))
 
 
-def explain(es, index, shard, primary):
-    """POST _cluster/allocation/explain for one shard copy."""
-    return es.post("/_cluster/allocation/explain", body={"index": index, "shard": shard, "primary": primary})
-
-
 def summarize_explanation(answer):
     """Why a copy is unassigned, from an allocation/explain answer.
 
@@ -147,59 +94,32 @@ def summarize_explanation(answer):
     }
 
 
-def explain_unassigned(es, unassigned, limit=50):
-    """Attach summarize_explanation() to the first ``limit`` unassigned copies (the rest get None).
+def explain_unassigned(cluster, unassigned, limit=50):
+    """Attach summarize_explanation() to the first ``limit`` unassigned copies (the rest get None);
+    returns (entries, whether every copy is a version-skew replica: predicates.unassigned_is_version_skew).
 
     A server without the explain API (some OpenSearch-compatible servers) or a
     shard that vanished meanwhile gets ``explain_error`` instead of failing the read.
     """
     out = []
+    skew = True
     unsupported = None
     for number, copy in enumerate(unassigned):
         entry = dict(copy, allocation=None, explain_error=unsupported)
+        answer = None
         if number < limit and unsupported is None:
             try:
-                entry["allocation"] = summarize_explanation(explain(es, copy["index"], copy["shard"],
-                                                                    copy["primary"]))
+                answer = cluster.explain(copy["index"], copy["shard"], copy["primary"])
+                entry["allocation"] = summarize_explanation(answer)
             except EsError as exc:
                 if exc.status not in (400, 404, 405):
                     raise
                 entry["explain_error"] = exc.message
                 if "no handler found" in exc.message:
                     unsupported = exc.message  # the same answer for every other copy: ask once
+        skew = skew and unassigned_is_version_skew({"prirep": "p" if copy["primary"] else "r"}, answer)
         out.append(entry)
-    return out
-
-
-def only_version_blocked_replicas(unassigned):
-    """True when every unassigned copy is a replica that only the node_version decider keeps out.
-
-    The one yellow a rolling upgrade may proceed on (DESIGN.md): for each
-    replica, every node refuses it, and each refusal is node_version, except
-    on nodes that already hold a copy of the shard (same_shard). False when a
-    copy was not explained (limit reached) or is only throttled. Whether
-    anything is initializing or relocating is the caller's to check (health).
-    """
-    for copy in unassigned:
-        allocation = copy.get("allocation")
-        if copy.get("primary") or not allocation or allocation.get("can_allocate") != "no":
-            return False
-        per_node = {}
-        for decision in allocation["deciders"]:
-            if decision["decision"] != "NO":
-                return False
-            per_node.setdefault(decision["node"], set()).add(decision["decider"])
-        version_blocked = False
-        for names in per_node.values():
-            rest = names - {"same_shard"}
-            if not rest:
-                continue  # this node holds a copy already
-            if rest != {"node_version"}:
-                return False
-            version_blocked = True
-        if not version_blocked:
-            return False
-    return True
+    return out, skew and bool(out)
 
 
 def describe_node(node_id, node, elected_master_id):
@@ -211,7 +131,7 @@ def describe_node(node_id, node, elected_master_id):
         "ip": node.get("ip") or node.get("host"),
         "roles": roles,
         "master_eligible": is_master_eligible(node),
-        "data": holds_data(node),
+        "data": is_data(node),
         "elected_master": node_id == elected_master_id,
         "attributes": dict(node.get("attributes") or {}),
         "instance_id": None,
@@ -274,19 +194,20 @@ def gather(es, aws=None, asg_names=None, asg_tags=None, version_tag=None,
 
     ``aws`` is optional: with no groups selected the result is Elasticsearch-only.
     """
+    cluster = Cluster(es)
     info = es.info()
-    health = read_health(es)
-    nodes = read_nodes(es)
-    elected = read_elected_master(es)
-    shards = read_shards(es)
-    settings = read_settings(es)
+    health = cluster.health()
+    nodes = cluster.nodes()
+    elected = cluster.elected_master()
+    shards = cluster.shards()
+    settings = cluster.effective_settings()
     node_list = sorted((describe_node(nid, node, elected) for nid, node in nodes.items()),
                        key=lambda n: (n["master_eligible"], n["name"] or ""))
     per_node = shards_per_node(shards, nodes)
     for entry in node_list:
         entry["shards"] = per_node.get(entry["name"], {}).get("total", 0)
         entry["primaries"] = per_node.get(entry["name"], {}).get("primaries", 0)
-    unassigned = explain_unassigned(es, unassigned_shards(shards), limit=explain_limit)
+    unassigned, skew_only = explain_unassigned(cluster, unassigned_shards(shards), limit=explain_limit)
     result = {
         "cluster": {
             "name": info.get("cluster_name"),
@@ -299,8 +220,8 @@ def gather(es, aws=None, asg_names=None, asg_tags=None, version_tag=None,
         "nodes": node_list,
         "shards_per_node": per_node,
         "unassigned_shards": unassigned,
-        "only_version_blocked_replicas_unassigned": bool(unassigned) and only_version_blocked_replicas(unassigned),
-        "voting_config_exclusions": read_voting_config_exclusions(es),
+        "only_version_blocked_replicas_unassigned": skew_only,
+        "voting_config_exclusions": cluster.voting_config_exclusions(),
         "allocation_exclusions": allocation_exclusions(settings),
         "allocation_enable": settings.get("cluster.routing.allocation.enable", "all"),
         "groups": [],

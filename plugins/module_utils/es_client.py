@@ -18,6 +18,8 @@ import json
 import os
 from urllib.parse import quote, urlencode, urlsplit
 
+from ansible_collections.logstack.elk.plugins.module_utils.units import parse_version
+
 try:
     import elastic_transport
     from elastic_transport import NodeConfig, Transport
@@ -248,16 +250,6 @@ class EsClient:
         if self.distribution == "opensearch":
             return True
         return self.distribution == "elasticsearch" and self.version >= (7, 0, 0)
-
-
-def parse_version(number):
-    out = []
-    for piece in str(number).split("-")[0].split(".")[:3]:
-        digits = "".join(ch for ch in piece if ch.isdigit())
-        out.append(int(digits) if digits else 0)
-    while len(out) < 3:
-        out.append(0)
-    return tuple(out)
 
 
 def index_path(*names):

@@ -14,7 +14,7 @@ description:
     (from C(_cluster/allocation/explain)), voting configuration exclusions and the allocation
     exclusions in force.
   - When Auto Scaling Groups are selected (O(asg_names) or O(asg_tags)), maps every node to its
-    EC2 instance (private IP, then the node attribute O(instance_attribute), then the node name)
+    EC2 instance (private IP, then the node attribute O(node_attribute), then the node name)
     and tells whether the instance is outdated against its group's launch template (image id
     and the version tag O(version_tag)). The launch template version that EC2 reports on
     instances is not used because it is unreliable (moto reports it wrongly).
@@ -49,17 +49,19 @@ options:
         in the launch template's instance tag specifications.
     type: str
     default: es_version
-  outdated_by:
+  compare:
     description:
-      - What makes an instance outdated against its group's launch template.
+      - What makes an instance outdated against its group's launch template (as in M(logstack.elk.es_rolling_upgrade)).
+    aliases: [outdated_by]
     type: list
     elements: str
     choices: [image, version]
     default: [image, version]
-  instance_attribute:
+  node_attribute:
     description:
       - Node attribute (C(node.attr.<name>)) holding the EC2 instance id, used when the node's IP
-        matches no instance.
+        matches no instance (as in M(logstack.elk.es_rolling_upgrade)).
+    aliases: [instance_attribute]
     type: str
     default: aws_instance_id
   explain_limit:
@@ -287,8 +289,9 @@ def main():
         asg_names=dict(type="list", elements="str"),
         asg_tags=dict(type="dict"),
         version_tag=dict(type="str", default="es_version"),
-        outdated_by=dict(type="list", elements="str", choices=["image", "version"], default=["image", "version"]),
-        instance_attribute=dict(type="str", default="aws_instance_id"),
+        compare=dict(type="list", elements="str", choices=["image", "version"], default=["image", "version"],
+                     aliases=["outdated_by"]),
+        node_attribute=dict(type="str", default="aws_instance_id", aliases=["instance_attribute"]),
         explain_limit=dict(type="int", default=50),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
@@ -298,8 +301,8 @@ def main():
         es = EsClient.from_params(params)
         aws = Aws.from_params(params) if (params["asg_names"] or params["asg_tags"]) else None
         result = gather(es, aws=aws, asg_names=params["asg_names"], asg_tags=params["asg_tags"],
-                        version_tag=params["version_tag"], attribute=params["instance_attribute"],
-                        compare=tuple(params["outdated_by"]), explain_limit=params["explain_limit"])
+                        version_tag=params["version_tag"], attribute=params["node_attribute"],
+                        compare=tuple(params["compare"]), explain_limit=params["explain_limit"])
     except (EsError, AwsError) as exc:
         module.fail_json(msg=exc.message)
     module.exit_json(changed=False, summary=summary_lines(result), **result)

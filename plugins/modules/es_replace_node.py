@@ -12,8 +12,8 @@ description:
   - Runs one step (or all steps) of the replacement of one outdated node. Every step derives from the
     cluster and AWS whether its effect already holds and acts only if not, so an interrupted run, rerun,
     continues where the world is.
-  - "Steps per O(strategy): V(drain): prepare, drain, terminate, wait_left, wait_joined, lift, wait_healthy.
-    V(surge): surge, wait_joined, prepare, drain, terminate, wait_left, lift, wait_healthy.
+  - "Steps per O(strategy): V(drain): prepare, drain, terminate, wait_left, wait_joined, lift, wait_healthy,
+    hand_over. V(surge): surge, wait_joined, prepare, drain, terminate, wait_left, lift, wait_healthy.
     V(terminate): prepare, terminate, wait_left, wait_joined, lift, wait_healthy."
   - C(prepare) adds a voting configuration exclusion for a master-eligible node and waits until it is out of
     the voting configuration (another master elected if it was the elected one). C(drain) puts a node shutdown
@@ -22,6 +22,14 @@ description:
     TerminateInstanceInAutoScalingGroup (desired capacity kept, decremented with V(surge)) and refuses a
     node that is not drained. C(lift) removes the exclusions once the node is gone. C(wait_healthy) waits
     for green, or yellow where only C(node_version)-blocked replicas are unassigned and nothing moves.
+  - C(hand_over) is the next node's step, run with that node's O(instance_id), O(node_name), O(node_id) and
+    O(group) right after the previous node's C(wait_healthy). It takes the node out at once when every safety
+    rule allows it now (no wait), so no time passes between two nodes. A data node's drain is started (its
+    recovery slots reserved first); a master-eligible node without data goes through its C(prepare) and
+    C(terminate) steps (a master holds no data, so its replacement's boot is all that is left). The node's own
+    steps find it started and continue. Nothing is started when a rule refuses.
+  - The table of steps (what each starts, waits for and its timeout key) is
+    C(plugins/module_utils/rollout/step_table.py); C(docs/upgrade.md) lists it.
   - Before a node is first taken out, every safety rule (health, nodes out budget, all masters present, one
     master at a time, data before masters, tier order, elected master last, not a whole tier, no
     unreplicated primary with V(terminate)) must hold; the step waits for them up to C(timeouts.gate).
@@ -56,12 +64,8 @@ options:
     required: true
   next_node:
     description:
-      - The next node of the plan (its O(instance_id), O(node_name), O(node_id), O(group)). With strategy
-        V(drain), once the last step of this node succeeded, that node is taken out at once when every safety
-        rule allows it, so no time passes between two nodes. A data node's drain is started (its recovery
-        slots reserved first); a master-eligible node without data goes through its V(prepare) and
-        V(terminate) steps (a master holds no data, so its replacement's boot is all that is left). That node's
-        own call finds it started and continues. Nothing is started when a rule refuses.
+      - The next node of the plan (its O(instance_id), O(node_name), O(node_id), O(group)). With O(step=all) and
+        strategy V(drain), its V(hand_over) step runs after this node's last step, in the same call.
     type: dict
     suboptions:
       instance_id:
@@ -81,10 +85,11 @@ options:
         type: str
         required: true
   step:
-    description: The step to run, or V(all) for every step of the strategy in order.
+    description:
+      - The step to run, or V(all) for every step of the strategy in order (V(hand_over) on O(next_node)).
     type: str
     required: true
-    choices: [all, surge, prepare, drain, terminate, wait_left, wait_joined, lift, wait_healthy]
+    choices: [all, surge, prepare, drain, terminate, wait_left, wait_joined, lift, wait_healthy, hand_over]
   known_instance_ids:
     description: Instances of the group before this node's replacement, to name the new node in the result.
     type: list
@@ -123,12 +128,15 @@ waiting_for:
   returned: always
   type: str
 timeline:
-  description: One entry per step run, with C(step), C(started), C(seconds), C(changed), C(detail).
+  description:
+    - One entry per step run, with C(step), C(node), C(instance_id), C(started), C(seconds), C(changed),
+      C(detail). A V(hand_over) entry names the node handed over to, says what was C(started) and is
+      followed by the entries of the steps it ran for that node.
   returned: always
   type: list
   elements: dict
 terminated_instance_ids:
-  description: Instances this call terminated (this node's, and O(next_node)'s when it was handed over through its
+  description: Instances this call terminated (this node's, and the next node's when its V(hand_over) ran its
     terminate step).
   returned: always
   type: list
@@ -139,15 +147,10 @@ new_nodes:
   type: list
   elements: dict
 next_node_started:
-  description: What was started on O(next_node) (empty when a rule refused or nothing applied).
-  returned: when O(next_node) is set and this node's last step ran
+  description: What V(hand_over) started (empty when a rule refused or nothing applied).
+  returned: when the V(hand_over) step ran
   type: str
-next_node_timeline:
-  description: Timeline entries of the steps of O(next_node) run in the hand-over (as RV(timeline)).
-  returned: when O(next_node) is set and this node's last step ran
-  type: list
-  elements: dict
-next_node_group_instances_before:
+group_instances_before:
   description: Instances of O(next_node)'s group before the hand-over terminated it (for its V(wait_joined)
     step's O(known_instance_ids)).
   returned: when the hand-over terminated O(next_node)
@@ -172,59 +175,50 @@ from ansible_collections.logstack.elk.plugins.module_utils.rollout.lock import G
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.planner import P_Error, cluster_group_names
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.spec import (
     MODULE_KWARGS, argument_spec, clients, node_replacement)
-from ansible_collections.logstack.elk.plugins.module_utils.rollout.steps import (
-    ALL_STEPS, STEPS, WAITING_FOR, StepFailed)
+from ansible_collections.logstack.elk.plugins.module_utils.rollout.step_table import (
+    NAMES, STRATEGIES, waiting_for)
+from ansible_collections.logstack.elk.plugins.module_utils.rollout.diagnosing import StepFailed
+
+NODE_SPEC = dict(instance_id=dict(type="str", required=True), node_name=dict(type="str", required=True),
+                 node_id=dict(type="str", required=True), group=dict(type="str", required=True))
 
 
 def main():
     module = AnsibleModule(
         argument_spec=argument_spec(
-            instance_id=dict(type="str", required=True),
-            node_name=dict(type="str", required=True),
-            node_id=dict(type="str", required=True),
-            group=dict(type="str", required=True),
-            step=dict(type="str", required=True, choices=["all"] + ALL_STEPS),
+            step=dict(type="str", required=True, choices=["all"] + NAMES),
             known_instance_ids=dict(type="list", elements="str", default=[]),
             lock_stale_seconds=dict(type="int", default=3600),
-            next_node=dict(type="dict", options=dict(
-                instance_id=dict(type="str", required=True), node_name=dict(type="str", required=True),
-                node_id=dict(type="str", required=True), group=dict(type="str", required=True))),
-        ),
+            next_node=dict(type="dict", options=NODE_SPEC),
+            **NODE_SPEC),
         **MODULE_KWARGS)
     p = module.params
-    steps = STEPS[p["strategy"]] if p["step"] == "all" else [p["step"]]
-    waiting = "; ".join(WAITING_FOR[s] for s in steps)
-    result = dict(changed=False, step=p["step"], waiting_for=waiting, timeline=[], terminated_instance_ids=[],
-                  new_nodes=[])
-    if p["step"] != "all" and p["step"] not in STEPS[p["strategy"]]:
+    order = STRATEGIES[p["strategy"]]
+    # (step, node): with `all`, hand_over is the next node's and runs only when there is one.
+    todo = [(s, p["next_node"] if s == "hand_over" else p) for s in order] if p["step"] == "all" else [(p["step"], p)]
+    todo = [(s, n) for s, n in todo if n]
+    result = dict(changed=False, step=p["step"], waiting_for="; ".join(waiting_for(s) for s, _n in todo),
+                  timeline=[], terminated_instance_ids=[], new_nodes=[])
+    if p["step"] != "all" and p["step"] not in order:
         module.fail_json(msg="Step %s is not part of strategy %s (steps: %s)." % (
-            p["step"], p["strategy"], ", ".join(STEPS[p["strategy"]])), **result)
+            p["step"], p["strategy"], ", ".join(order)), **result)
     if module.check_mode:
-        result["timeline"] = [{"step": s, "changed": False, "detail": "check mode: not run"} for s in steps]
+        result["timeline"] = [{"step": s, "changed": False, "detail": "check mode: not run"} for s, _n in todo]
         module.exit_json(**result)
     try:
         cluster, aws, opts = clients(p)
         groups = cluster_group_names(aws, opts)
         lock = GroupLock(aws, groups, stale_seconds=p["lock_stale_seconds"]) if p["run_id"] else None
-        node = node_replacement(p, cluster, aws, opts, p, lock, p["run_id"], known_instance_ids=p["known_instance_ids"])
-        for step in steps:
+        nodes = {}
+        for step, which in todo:
+            if id(which) not in nodes:
+                nodes[id(which)] = node_replacement(p, cluster, aws, opts, which, lock, p["run_id"],
+                                                    known_instance_ids=p["known_instance_ids"] if which is p else None)
+            node = nodes[id(which)]
             entry = node.run(step)
-            result["timeline"].append(entry)
-            result["changed"] = result["changed"] or entry["changed"]
-            result["terminated_instance_ids"].extend(entry.get("terminated_instance_ids", []))
-            result["new_nodes"].extend(entry.get("new_nodes", []))
-            if entry.get("group_instances_before"):
-                result["group_instances_before"] = entry["group_instances_before"]
+            if entry.get("group_instances_before"):  # wait_joined of the same call names the new node
                 node.known = node.known or set(entry["group_instances_before"])
-        if p["next_node"] and steps[-1] == STEPS[p["strategy"]][-1]:
-            handed = hand_over(module, cluster, aws, opts, lock)
-            result["next_node_started"] = handed.get("started", "")
-            result["next_node_timeline"] = handed.get("timeline", [])
-            result["changed"] = result["changed"] or bool(result["next_node_started"])
-            for entry in result["next_node_timeline"]:
-                result["terminated_instance_ids"].extend(entry.get("terminated_instance_ids", []))
-                if entry.get("group_instances_before"):
-                    result["next_node_group_instances_before"] = entry["group_instances_before"]
+            record(result, entry)
     except StepFailed as exc:
         module.fail_json(msg=exc.message, diagnosis=exc.diagnosis, **result)
     except LockError as exc:
@@ -234,17 +228,17 @@ def main():
     module.exit_json(**result)
 
 
-def hand_over(module, cluster, aws, opts, lock):
-    """Start the next node's first steps if the rules allow it now: {"started": what, "timeline": [...]},
-    or {} when nothing was started."""
-    p = module.params
-    node = node_replacement(p, cluster, aws, opts, p["next_node"], lock, p["run_id"])
-    if lock is not None:
-        lock.check(p["run_id"])
-    try:
-        return node.take_out_if_allowed() or {}
-    except (EsError, AwsError) as exc:  # that node's own call will meet it and say so
-        return {"started": "not started (%s)" % exc.message}
+def record(result, entry):
+    """Add one step's entry (and the steps a hand-over ran, which follow it) to the result."""
+    for e in [entry] + entry.pop("then", []):
+        result["timeline"].append(e)
+        result["changed"] = result["changed"] or e["changed"]
+        result["terminated_instance_ids"].extend(e.get("terminated_instance_ids", []))
+        result["new_nodes"].extend(e.get("new_nodes", []))
+    if entry["step"] == "hand_over":
+        result["next_node_started"] = entry["started"]
+    elif entry.get("group_instances_before"):
+        result["group_instances_before"] = entry["group_instances_before"]
 
 
 if __name__ == "__main__":

@@ -15,8 +15,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from sandbox.es_api.server import start_server
-from sandbox.state import SandboxState
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 REGION = "eu-west-1"
@@ -61,23 +59,6 @@ def osmem():
     with OsmemServer.start(japanese=False) as server:
         server.request("PUT", "/logs-2024.11.01", {"settings": {"number_of_shards": 2, "number_of_replicas": 1}})
         yield server
-
-
-@pytest.fixture
-def sandbox_http():
-    servers = []
-
-    def start(**kwargs):
-        state = SandboxState()
-        state.es_version = "8.15.0"
-        server, url = start_server(state, **kwargs)
-        servers.append(server)
-        return url
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
 
 
 def _ca_and_cert(tmp_path):
@@ -161,25 +142,25 @@ def test_url_without_scheme_fails_in_one_sentence(tmp_path):
     assert_one_sentence_failure(result, output, "Elasticsearch URL 'es.internal:9200' has no scheme")
 
 
-def test_wrong_password_fails_in_one_sentence_and_never_shows_the_password(sandbox_http, tmp_path):
-    url = sandbox_http(auth={"basic": {"user": "elastic", "password": "right-pass-123"}})
+def test_wrong_password_fails_in_one_sentence_and_never_shows_the_password(sandbox_es, tmp_path):
+    url = sandbox_es(auth={"basic": {"user": "elastic", "password": "right-pass-123"}})
     result, output = run_module({"es_url": url, "es_username": "elastic", "es_password": "Wr0ng-pass-456"},
                                 env=_clean_env(tmp_path), tmp_path=tmp_path)
     assert_one_sentence_failure(result, output, "Elasticsearch at %s refused the credentials (401" % url)
     assert "Wr0ng-pass-456" not in output
 
 
-def test_wrong_api_key_fails_in_one_sentence(sandbox_http, tmp_path):
-    url = sandbox_http(auth={"api_key": "id-1:right"})
+def test_wrong_api_key_fails_in_one_sentence(sandbox_es, tmp_path):
+    url = sandbox_es(auth={"api_key": "id-1:right"})
     result, output = run_module({"es_url": url}, env=_clean_env(tmp_path, ES_API_KEY="id-1:not-the-key"),
                                 tmp_path=tmp_path)
     assert_one_sentence_failure(result, output, "Elasticsearch at %s refused the credentials (401" % url)
     assert "not-the-key" not in output
 
 
-def test_tls_mismatch_fails_in_one_sentence(sandbox_http, tmp_path):
+def test_tls_mismatch_fails_in_one_sentence(sandbox_es, tmp_path):
     tls, right_ca, wrong_ca = _ca_and_cert(tmp_path)
-    url = sandbox_http(tls=tls)
+    url = sandbox_es(tls=tls)
     result, output = run_module({"es_url": url, "es_ca_file": wrong_ca, "es_max_retries": 0},
                                 env=_clean_env(tmp_path), tmp_path=tmp_path)
     assert_one_sentence_failure(result, output, "TLS to %s failed (certificate verify failed)" % url)

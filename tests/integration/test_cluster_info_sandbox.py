@@ -16,7 +16,6 @@ from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsCl
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_cluster_info_module import run_module  # noqa: E402  (same runner for both files)
 
 

@@ -18,7 +18,6 @@ from osmem_server import OsmemServer
 from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsClient
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(ROOT, "tests", "unit"))
 from test_reindex_osmem import DAYS, DOCS, assert_reindexed, ids, seed  # noqa: E402
 
 

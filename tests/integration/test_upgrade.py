@@ -6,7 +6,7 @@ import socket
 import time
 
 import pytest
-from test_upgrade_support import Sandbox, assert_invariants, assert_only_version_skew_degradation, playbook
+from test_upgrade_support import TASK, Sandbox, assert_invariants, assert_only_version_skew_degradation, playbook
 
 
 @pytest.fixture
@@ -44,7 +44,7 @@ def test_full_upgrade_masters_last_then_second_run_changes_nothing(sandbox):
     assert_only_version_skew_degradation(audit)
     assert audit["nodes_replaced"] == 6
     # one visible task result per node, named after it
-    assert run.output.count("TASK [Replace the node (every step of the strategy) | ") == 6
+    assert run.output.count(TASK + "Replace the node (every step of the strategy) | ") == 6
     left = [e for e in sb.events() if e.get("event") in ("node_left", "left")]
     names = [e.get("node") or e.get("name") or e.get("node_name") for e in left]
     assert names, sb.events()[:5]
@@ -56,17 +56,18 @@ def test_full_upgrade_masters_last_then_second_run_changes_nothing(sandbox):
     assert not [k for k in settings.get("persistent", {}) if "concurrent" in k], settings
     summary = run.summary()
     assert len(summary["terminated_instance_ids"]) == 6, summary
-    # Each node's call started the next node (its drain, or for a master its prepare and terminate
-    # steps): the hand-over that keeps data moving, or the next master booting, while Ansible starts
-    # the next task. The steps run so are in the next node's own timeline.
+    # Each node's call ran the next node's hand_over step (its drain, or for a master its prepare and
+    # terminate steps): the hand-over that keeps data moving, or the next master booting, while
+    # Ansible starts the next task. That step and the steps it ran are in the next node's own timeline.
     replaced = summary["replaced"]
     assert len(replaced) == 6 and replaced[-1]["handed_over"] == ""  # the last has no next
     for prev, nxt in zip(replaced, replaced[1:]):
         what = prev["handed_over"]
+        assert nxt["timeline"][0]["step"] == "hand_over" and nxt["timeline"][0]["detail"] == what, nxt["timeline"]
         if nxt["node_name"].startswith("master-"):
             assert what.startswith("voting configuration exclusion of %s took effect" % nxt["node_name"]), what
             assert "terminated through Auto Scaling" in what, what
-            assert [e["step"] for e in nxt["timeline"][:2]] == ["prepare", "terminate"], nxt["timeline"]
+            assert [e["step"] for e in nxt["timeline"][:3]] == ["hand_over", "prepare", "terminate"], nxt["timeline"]
             assert nxt["new_nodes"], nxt  # its replacement is reported though the hand-over terminated it
         else:
             assert what.startswith("node shutdown (remove) of %s started" % nxt["node_name"]), what

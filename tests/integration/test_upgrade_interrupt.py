@@ -4,7 +4,7 @@ import signal
 import time
 
 import pytest
-from test_upgrade_support import Sandbox, assert_invariants, playbook
+from test_upgrade_support import TASK, Sandbox, assert_invariants, playbook
 
 SCENARIO = "upgrade-replicated.yml"  # 3 mixed nodes, ~3 s drains, 3 s boot
 
@@ -86,7 +86,7 @@ def test_rerun_after_kill_finishes_the_upgrade_with_every_invariant(sb, point, a
     assert rebalance_settings(sb)["persistent"] == "none"
     assert all(any(t["Key"] == "logstack:rollout-rebalance" for t in g.get("Tags", [])) for g in sb.groups())
     if not args:  # one task per step: the output names the node and each step it went through
-        assert "TASK [Step prepare: voting exclusion, wait for it to take effect | node-" in first.output
+        assert TASK + "Step prepare: voting exclusion, wait for it to take effect | node-" in first.output
     assert_invariants(sb.audit(), complete=False)
     finish_and_check(sb, args)
     # The rerun saw the tag, not the paused value, and put the operator's value back (unset as unset).

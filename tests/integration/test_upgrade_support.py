@@ -17,6 +17,8 @@ import boto3
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCENARIOS = os.path.join(ROOT, "sandbox", "scenarios")
 PLAYBOOK = "playbooks/upgrade-es.yml"
+# Ansible names a role's tasks "<role> : <task>" in its output.
+TASK = "TASK [logstack.elk.rolling_upgrade : "
 
 
 class Sandbox:
@@ -89,7 +91,7 @@ class Run:
         """The Summary task's message (the YAML stdout callback prints it as YAML)."""
         import yaml
         lines = self.output.splitlines()
-        start = next(i for i, line in enumerate(lines) if line.startswith("TASK [Summary]"))
+        start = next(i for i, line in enumerate(lines) if line.startswith(TASK + "Summary]"))
         end = next(i for i, line in enumerate(lines) if i > start and line.startswith("PLAY RECAP"))
         return yaml.safe_load("\n".join(lines[start + 2:end]))["msg"]
 
@@ -129,7 +131,7 @@ def playbook(sb, *args, kill_when=None, sig=signal.SIGKILL, timeout=400, extra_e
 
 
 def assert_invariants(audit, complete=True):
-    """The safety invariants of DESIGN.md, as the sandbox audit measures them."""
+    """The safety invariants of docs/design.md, as the sandbox audit measures them."""
     assert audit["docs_lost"] == 0, audit
     assert audit["red_seconds"] == 0, audit
     assert audit["max_nodes_out"] <= 1, audit

@@ -12,7 +12,7 @@ from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsCl
 from ansible_collections.logstack.elk.plugins.module_utils.rollout import rebalance
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.cluster import Cluster
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.planner import Options
-from ansible_collections.logstack.elk.plugins.module_utils.rollout.steps import NodeReplacement
+from ansible_collections.logstack.elk.plugins.module_utils.rollout.node import NodeReplacement
 
 from tests.sandbox.conftest import split_with, wait_for
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import re
 
-from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsError, parse_version
+from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsError
+from ansible_collections.logstack.elk.plugins.module_utils.units import parse_bytes, parse_version
 
 EXCLUDE_NAME = "cluster.routing.allocation.exclude._name"
 WATERMARK_HIGH = "cluster.routing.allocation.disk.watermark.high"
@@ -41,11 +42,6 @@ class View:
                 return node_id, node
         return None, None
 
-    def present(self, node_id=None, name=None):
-        if node_id and node_id in self.nodes:
-            return True
-        return bool(name) and self.node_by_name(name)[0] is not None
-
     @property
     def status(self):
         return self.health.get("status")
@@ -56,9 +52,6 @@ class View:
 
     def master_eligible_ids(self):
         return [i for i, n in self.nodes.items() if is_master_eligible(n)]
-
-    def data_ids(self):
-        return [i for i, n in self.nodes.items() if is_data(n)]
 
     # -- shards -----------------------------------------------------------
     def shards_on(self, node_name):
@@ -134,23 +127,53 @@ class Cluster:
         self.es = es
 
     # -- reads ------------------------------------------------------------
-    def view(self):
-        health = self.es.get("/_cluster/health")
-        nodes = self.es.get("/_nodes").get("nodes", {})
+    # The one reader of the cluster: the rollout's View and es_cluster_info (cluster_info.gather).
+    def health(self):
+        return self.es.get("/_cluster/health")
+
+    def nodes(self):
+        """GET _nodes: node id -> node entry (name, roles, version, ip, attributes, ...)."""
+        return self.es.get("/_nodes").get("nodes", {})
+
+    def shards(self):
+        """Every shard copy: GET _cat/shards?format=json (index, shard, prirep, state, node, store in bytes)."""
         shards = self.es.get("/_cat/shards", params={"format": "json", "bytes": "b"})
+        return shards if isinstance(shards, list) else []
+
+    def elected_master(self):
+        """Node id of the elected master, or None while there is none."""
+        return self.es.get("/_cluster/state/master_node").get("master_node")
+
+    def voting_config_exclusions(self):
+        """[{node_id, node_name}] from the cluster state (Elasticsearch 7+ only; [] otherwise)."""
+        if not self.es.has_voting_exclusions():
+            return []
+        data = self.es.get("/_cluster/state/metadata", params={"filter_path": "metadata.cluster_coordination"})
+        return list(((data.get("metadata") or {}).get("cluster_coordination") or {}).get("voting_config_exclusions")
+                    or [])
+
+    def view(self):
+        health, nodes, shards = self.health(), self.nodes(), self.shards()
         state = self.es.get("/_cluster/state/master_node,metadata")
         coord = (state.get("metadata") or {}).get("cluster_coordination") or {}
-        return View(health=health, nodes=nodes, shards=shards if isinstance(shards, list) else [],
-                    master_id=state.get("master_node"),
+        return View(health=health, nodes=nodes, shards=shards, master_id=state.get("master_node"),
                     voting_exclusions=coord.get("voting_config_exclusions") or [],
                     voting_config=set(coord.get("last_committed_config") or []),
                     excluded_names=self.excluded_names(), shutdowns=self.shutdowns())
 
     def settings(self, defaults=False):
+        """GET _cluster/settings flat: {"persistent": {...}, "transient": {...}[, "defaults": {...}]}."""
         params = {"flat_settings": True}
         if defaults:
             params["include_defaults"] = True
         return self.es.get("/_cluster/settings", params=params)
+
+    def effective_settings(self):
+        """Flat persistent and transient settings merged (transient wins, as in Elasticsearch)."""
+        data = self.settings()
+        merged = dict(data.get("persistent") or {})
+        merged.update(data.get("transient") or {})
+        return merged
 
     def excluded_names(self):
         data = self.settings()
@@ -183,8 +206,7 @@ class Cluster:
 
     def fs_stats(self):
         """node id -> (total_bytes, available_bytes)."""
-        # The whole stats document: the sandbox fails on the fs-only form (reported in /tmp/sandbox-requests.md).
-        data = self.es.get("/_nodes/stats")
+        data = self.es.get("/_nodes/stats/fs")
         out = {}
         for node_id, node in (data.get("nodes") or {}).items():
             total = ((node.get("fs") or {}).get("total")) or {}
@@ -224,17 +246,14 @@ def split_list(value):
     return [v.strip() for v in str(value).split(",") if v.strip()]
 
 
-_UNITS = {"b": 1, "kb": 1024, "mb": 1024 ** 2, "gb": 1024 ** 3, "tb": 1024 ** 4, "pb": 1024 ** 5}
-
-
 def watermark_limit(value, total_bytes):
     """Bytes a node may fill before the watermark: "90%", "0.9" or an absolute free-space "50gb"."""
     text = str(value).strip().lower()
     if text.endswith("%"):
         return int(total_bytes * float(text[:-1]) / 100.0)
-    match = re.match(r"^([0-9.]+)\s*([kmgtp]?b)$", text)
-    if match:
-        return total_bytes - int(float(match.group(1)) * _UNITS[match.group(2)])
+    free = parse_bytes(text)
+    if free is not None:
+        return total_bytes - free
     try:
         ratio = float(text)
     except ValueError:

@@ -16,11 +16,13 @@ reported as stale with how to clear it.
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import time
 from datetime import datetime, timezone
 
-from ansible_collections.logstack.elk.plugins.module_utils.aws import tag_dict
+from ansible_collections.logstack.elk.plugins.module_utils.aws import decode_tag, encode_tag, tag_dict
+from ansible_collections.logstack.elk.plugins.module_utils.rollout import rebalance
 
 LOCK_TAG = "logstack:rollout-lock"
 
@@ -37,16 +39,11 @@ def now_iso(clock=time.time):
 
 
 def parse(value):
-    out = {}
-    for part in (value or "").split():
-        if "=" in part:
-            key, val = part.split("=", 1)
-            out[key] = val
-    return out
+    return decode_tag(value)
 
 
 def render(holder):
-    return " ".join("%s=%s" % (k, holder[k]) for k in ("run", "start", "beat", "host", "pid") if holder.get(k))
+    return encode_tag(holder, ("run", "start", "beat", "host", "pid"))
 
 
 def age_seconds(iso, clock=time.time):
@@ -129,9 +126,7 @@ class GroupLock:
         return {g["AutoScalingGroupName"]: parse(tag_dict(g.get("Tags")).get(LOCK_TAG)) for g in groups}
 
     def _write(self, holder):
-        self.aws.call("autoscaling", "CreateOrUpdateTags", Tags=[
-            {"ResourceId": name, "ResourceType": "auto-scaling-group", "Key": LOCK_TAG, "Value": render(holder),
-             "PropagateAtLaunch": False} for name in self.group_names])
+        self.aws.put_group_tag(self.group_names, LOCK_TAG, render(holder))
 
     def describe(self, holder):
         return "run %s started %s by pid %s on %s (last heartbeat %s)" % (
@@ -206,7 +201,17 @@ class GroupLock:
         released = []
         for name, holder in self.holders().items():
             if holder and (force or holder.get("run") == run_id):
-                self.aws.call("autoscaling", "DeleteTags", Tags=[
-                    {"ResourceId": name, "ResourceType": "auto-scaling-group", "Key": LOCK_TAG}])
+                self.aws.delete_group_tag(name, LOCK_TAG)
                 released.append(name)
         return released
+
+
+def finish(cluster, aws, group_names, lock, run_id):
+    """Restore the operator's settings (rebalance.restore), then release the lock: a crash in between
+    leaves the lock, so the rerun restores. Returns (groups released, what was restored or "")."""
+    restored = rebalance.restore(cluster, aws, group_names) or ""
+    return lock.release(run_id), restored
+
+
+def new_run_id():
+    return "%s-%s" % (time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()), secrets.token_hex(3))

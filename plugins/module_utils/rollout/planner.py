@@ -21,6 +21,7 @@ from __future__ import annotations
 from ansible_collections.logstack.elk.plugins.module_utils.aws import tag_dict
 from ansible_collections.logstack.elk.plugins.module_utils.node_map import map_nodes, outdated_reasons
 from ansible_collections.logstack.elk.plugins.module_utils.rollout import predicates as P
+from ansible_collections.logstack.elk.plugins.module_utils.units import format_bytes
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.cluster import (
     is_data, is_master_eligible, shard_bytes, shard_holders, shard_key, shard_nodes, tier_rank, TIER_ORDER)
 
@@ -228,16 +229,8 @@ def why(cand):
         return "master-eligible: after every data node"
     tiers = [r for r in cand["roles"] if r in TIER_ORDER] or ["data"]
     return "data node (%s, %s, %s of primaries): data tiers frozen, cold, warm, hot first, quickest drain " \
-        "first, before master-eligible nodes" % (", ".join(tiers), _size(cand.get("shard_bytes", 0)),
-                                                  _size(cand.get("primary_bytes", 0)))
-
-
-def _size(num):
-    for unit in ("B", "KB", "MB", "GB"):
-        if num < 1024 or unit == "GB":
-            return ("%.0f %s" if unit == "B" else "%.1f %s") % (num, unit)
-        num /= 1024.0
-    return "%d B" % num
+        "first, before master-eligible nodes" % (", ".join(tiers), format_bytes(cand.get("shard_bytes", 0)),
+                                                  format_bytes(cand.get("primary_bytes", 0)))
 
 
 def preflight(cluster, aws, opts, disk_check=True):

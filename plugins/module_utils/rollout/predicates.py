@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: logstack.elk contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The safety invariants of DESIGN.md as named predicates.
+"""The safety invariants of docs/design.md as named predicates.
 
 Each predicate takes a :class:`Context` and returns ``None`` when the rule
 holds or one sentence saying why it refuses. The planner runs every rule of a
@@ -14,9 +14,8 @@ from __future__ import annotations
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.cluster import (
     VERSION_DECIDER, is_data, is_master_eligible, shard_bytes, shard_key, tier_rank, watermark_limit)
 
-# Deciders that only say "this copy cannot go there because of the version
-# skew of a rolling upgrade" (same_shard: the node already holds the primary).
-SKEW_DECIDERS = (VERSION_DECIDER, "same_shard")
+# The node already holds a copy of the shard.
+SAME_SHARD = "same_shard"
 
 
 class Context:
@@ -50,7 +49,14 @@ class Context:
 
 # -- health -----------------------------------------------------------------
 def unassigned_is_version_skew(row, explain):
-    """True when this unassigned copy is a replica that only the node_version decider keeps out."""
+    """True when this unassigned copy is a replica that only the node_version decider keeps out.
+
+    The one yellow a rolling upgrade may proceed on (docs/design.md), and what es_cluster_info reports
+    as only_version_blocked_replicas_unassigned. Every node must refuse it (NO): with node_version
+    among its reasons, whatever else refuses there (e.g. node_shutdown or the exclusion on the node
+    being drained, which is older than the primary anyway), or with only same_shard (the node holds
+    a copy already); at least one node refuses for the version.
+    """
     if row.get("prirep") != "r" or not explain:
         return False
     if (explain.get("unassigned_info") or {}).get("delayed") or explain.get("can_allocate") == "allocation_delayed":
@@ -60,12 +66,11 @@ def unassigned_is_version_skew(row, explain):
         return False
     seen_version = False
     for decision in decisions:
-        nos = [d.get("decider") for d in decision.get("deciders") or [] if d.get("decision") == "NO"]
-        # A node the version (or holding the other copy) already rules out stays ruled out
-        # whatever else refuses there (e.g. node_shutdown on the node being drained).
-        if not any(name in SKEW_DECIDERS for name in nos):
+        nos = {d.get("decider") for d in decision.get("deciders") or [] if d.get("decision") == "NO"}
+        if VERSION_DECIDER in nos:
+            seen_version = True
+        elif nos != {SAME_SHARD}:
             return False
-        seen_version = seen_version or VERSION_DECIDER in nos
     return seen_version
 
 

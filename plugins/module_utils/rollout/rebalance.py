@@ -38,7 +38,7 @@ So whichever run releases the lock restores what the operator had.
 """
 from __future__ import annotations
 
-from ansible_collections.logstack.elk.plugins.module_utils.aws import tag_dict
+from ansible_collections.logstack.elk.plugins.module_utils.aws import decode_tag, encode_tag, tag_dict
 from ansible_collections.logstack.elk.plugins.module_utils.rollout import predicates as P
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.cluster import (
     is_data, shard_holders, shard_key, shard_nodes)
@@ -67,16 +67,12 @@ def current_values(cluster, data=None):
 
 
 def render(values):
-    return " ".join("%s=%s" % (k, UNSET if values.get(k) is None else values[k]) for k in sorted(values))
+    return encode_tag({k: UNSET if v is None else v for k, v in values.items()})
 
 
 def parse(text):
-    out = {}
-    for part in (text or "").split():
-        key, _, val = part.partition("=")
-        if key.partition(".")[0] in SETTINGS and key.partition(".")[2] in SCOPES:
-            out[key] = None if val == UNSET else val
-    return out
+    return {k: None if v == UNSET else v for k, v in decode_tag(text).items()
+            if k.partition(".")[0] in SETTINGS and k.partition(".")[2] in SCOPES}
 
 
 def saved(aws, group_names):
@@ -94,9 +90,7 @@ def _save(cluster, aws, group_names, now=None):
     original = saved(aws, group_names)
     if original is None:
         original = now if now is not None else current_values(cluster)
-        aws.call("autoscaling", "CreateOrUpdateTags", Tags=[
-            {"ResourceId": name, "ResourceType": "auto-scaling-group", "Key": REBALANCE_TAG,
-             "Value": render(original), "PropagateAtLaunch": False} for name in group_names])
+        aws.put_group_tag(group_names, REBALANCE_TAG, render(original))
     return original
 
 
@@ -235,8 +229,7 @@ def restore(cluster, aws, group_names):
     if original is None:
         return None
     _put_back(cluster, original, list(SETTINGS))
-    aws.call("autoscaling", "DeleteTags", Tags=[
-        {"ResourceId": name, "ResourceType": "auto-scaling-group", "Key": REBALANCE_TAG} for name in group_names])
+    aws.delete_group_tag(group_names, REBALANCE_TAG)
     return "rebalancing and recovery limits restored to the operator's values (%s)" % render(original)
 
 

@@ -8,9 +8,9 @@ from ansible_collections.logstack.elk.plugins.module_utils.aws import AWS_CONNEC
 from ansible_collections.logstack.elk.plugins.module_utils.es_client import ES_CONNECTION_SPEC, EsClient
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.cluster import Cluster
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.planner import Options
-from ansible_collections.logstack.elk.plugins.module_utils.rollout.steps import NodeReplacement
+from ansible_collections.logstack.elk.plugins.module_utils.rollout.step_table import TIMEOUT_KEYS
+from ansible_collections.logstack.elk.plugins.module_utils.rollout.node import NodeReplacement
 
-TIMEOUT_KEYS = ("gate", "master", "drain", "terminate", "leave", "join", "health")
 
 ROLLOUT_SPEC = dict(
     asg_names=dict(type="list", elements="str"),

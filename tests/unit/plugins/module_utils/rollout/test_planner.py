@@ -1,5 +1,5 @@
 """Outdated detection and replacement order, on realistic GET _nodes / EC2 / launch template shapes."""
-from test_rollout_shapes import cluster, shard
+from rollout_shapes import cluster, shard
 
 from ansible_collections.logstack.elk.plugins.module_utils.rollout import planner
 

@@ -14,8 +14,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsClient, EsError
-from sandbox.es_api.server import start_server
-from sandbox.state import SandboxState
 
 
 # -- helpers ----------------------------------------------------------------
@@ -55,24 +53,6 @@ def _make_server_cert(tmp_path, ca_key, ca_cert):
     keyfile.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                           serialization.NoEncryption()))
     return {"certfile": str(certfile), "keyfile": str(keyfile)}
-
-
-@pytest.fixture
-def sandbox_es():
-    """Start the sandbox's Elasticsearch HTTP API (version, TLS, auth chosen by the test)."""
-    servers = []
-
-    def start(version="8.15.0", tls=None, auth=None):
-        state = SandboxState()
-        state.es_version = version
-        server, url = start_server(state, tls=tls, auth=auth)
-        servers.append(server)
-        return url
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture(scope="module")

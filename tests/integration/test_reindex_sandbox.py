@@ -5,7 +5,6 @@ keep their result readable at _tasks/<id>, as Elasticsearch's do; its indices ho
 refresh_interval -1 (documents invisible to _count until a refresh).
 """
 import os
-import sys
 
 import pytest
 
@@ -13,9 +12,6 @@ from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsCl
 from ansible_collections.logstack.elk.plugins.module_utils.reindex import (
     COPY_BACK_STEPS, SWAP_STEPS, Reindexer, ReindexError, reindex_all)
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sandbox.es_api.documents import install  # noqa: E402
 from sandbox.es_api.server import start_server  # noqa: E402
 from sandbox.state import SandboxState  # noqa: E402

@@ -18,7 +18,7 @@ def test_tag_of_unknown_keys_is_ignored_not_restored():
 
 
 def test_drain_slots_count_what_the_drain_can_hold_on_one_node_and_stop_at_the_cap():
-    from test_rollout_shapes import cluster, shard
+    from rollout_shapes import cluster, shard
     # d2 holds: logs-1/0 r (primary d1), logs-1/1 p relocating to d1, logs-2/0 r (primary d1),
     # logs-2/1 r (primary d3). A copy can only land where its shard has no copy; a replica copies
     # from its primary's node.

@@ -1,5 +1,5 @@
-"""Each safety invariant of DESIGN.md is a named predicate; each has a test that it refuses and one that it allows."""
-from test_rollout_shapes import candidate, cluster, explain_disk, explain_version_skew, shard
+"""Each safety invariant of docs/design.md is a named predicate; each has a test that it refuses and one that it allows."""
+from rollout_shapes import candidate, cluster, explain_disk, explain_version_skew, shard
 
 from ansible_collections.logstack.elk.plugins.module_utils.rollout import predicates as P
 
@@ -45,6 +45,17 @@ def test_node_refusing_for_version_and_shutdown_still_counts_as_version_skew():
     assert P.unassigned_is_version_skew(row, exp)
     # a node refusing only because it is being drained could take the replica: not version skew
     exp["node_allocation_decisions"][0]["deciders"] = exp["node_allocation_decisions"][0]["deciders"][1:]
+    assert not P.unassigned_is_version_skew(row, exp)
+
+
+def test_node_holding_a_copy_that_also_refuses_for_another_reason_is_not_version_skew():
+    # es_cluster_info and the rollout share this predicate: a filter on the primary's node (besides
+    # same_shard) is a reason of its own, so neither reports nor proceeds on a version-skew yellow.
+    row = shard("logs-1", 0, "r", "UNASSIGNED", None)
+    exp = explain_version_skew("logs-1", 0, ["d2", "d3"], "d1")
+    assert P.unassigned_is_version_skew(row, exp)
+    exp["node_allocation_decisions"][-1]["deciders"].append(
+        {"decider": "filter", "decision": "NO", "explanation": "node matches index setting [exclude._name:d1]"})
     assert not P.unassigned_is_version_skew(row, exp)
 
 

@@ -10,7 +10,7 @@ import pytest
 from ansible_collections.logstack.elk.plugins.module_utils.aws import Aws, AwsError, tag_dict
 
 REGION = "eu-west-1"
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
 DUMMY_CREDS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 

@@ -1,6 +1,6 @@
 """Reading Elasticsearch's answers the way the rollout needs them."""
 import pytest
-from test_rollout_shapes import cluster, shard
+from rollout_shapes import cluster, shard
 
 from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsError
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.cluster import (

@@ -1,0 +1,142 @@
+# -*- coding: utf-8 -*-
+# Copyright: logstack.elk contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Draining: empty a node before its instance goes (node shutdown record or allocation exclusion),
+with the drain's recovery slots reserved and a throttled replica of a new index given a slot
+(see rebalance.py), and decide when it holds no shard."""
+from __future__ import annotations
+
+from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsError
+from ansible_collections.logstack.elk.plugins.module_utils.rollout import predicates as P
+from ansible_collections.logstack.elk.plugins.module_utils.rollout import rebalance
+from ansible_collections.logstack.elk.plugins.module_utils.rollout.cluster import shard_key
+
+
+class Draining:
+    """Mixin of NodeReplacement (rollout/node.py): the drain step and what it needs."""
+
+    def use_shutdown_api(self):
+        if self.drain_method == "exclusion":
+            return False
+        return self.es.has_shutdown_api()
+
+    def _exclude(self):
+        if self.use_shutdown_api():
+            self.cluster.put_shutdown(self.node_id, "logstack.elk rolling replacement run %s" % self.run_id)
+        else:
+            view = self.cluster.view()
+            self.cluster.set_excluded_names(list(view.excluded_names) + [self.node_name])
+
+    def _start_drain(self, view, gate=True):
+        """Reserve the drain's recovery slots, then exclude the node unless a crashed run did:
+        (changed, what was reserved or None). gate=False: the caller checked the rules already."""
+        excluded = self.node_name in view.excluded_names or self.node_id in view.shutdowns
+        if gate and not excluded and not self.continuing(view):
+            self.gate()
+        # Slots for the drain's copies on top of the operator's, before it starts: a replica of an
+        # index created meanwhile then finds a slot at once (see rebalance).
+        self.reserved = rebalance.drain_slots(view, self.node_name)
+        reserved = rebalance.reserve_slots(self.cluster, self.aws, self.cluster_groups(), self.reserved)
+        if reserved:
+            self.log("%s: recovery limits %s for the drain" % (self.label(), reserved))
+        if not excluded:
+            self._exclude()
+        return not excluded or bool(reserved), reserved
+
+    def _drain_how(self):
+        return "node shutdown (remove)" if self.use_shutdown_api() else "allocation exclusion"
+
+    def _drained(self, free_slots=True):
+        """(done, detail): holds no shard but version-stuck replicas; nothing unassigned (skew aside) or moving.
+
+        With free_slots, a replica that only recovery throttling keeps unassigned gets a slot (see
+        rebalance.free_a_slot)."""
+        view = self.cluster.view()
+        if self.node_here(view) is None:
+            return True, "node already left"
+        explains = self.explains(view) if view.unassigned() else {}
+        ctx = P.Context(view, explains=explains)
+        loose = P.skew_blocked(ctx)
+        note = self._free_slot_for(P.throttled_replicas(ctx, loose), view, explains) if free_slots else ""
+        # Copies moving to or from this node count as held (shards_on). Rebalancing between
+        # other nodes does not make terminating this one less safe, so it is not waited for.
+        held = view.shards_on(self.node_name)
+        stuck, other = [], []
+        for row in held:
+            if row.get("prirep") == "r" and row.get("state") == "STARTED" and self._stuck_replica(row):
+                stuck.append(row)
+            else:
+                other.append(row)
+        if stuck and view.moving:
+            return False, "%d shard(s) initializing or relocating; the version-stuck replicas may yet move%s" % (
+                view.moving, note)
+        if other:
+            return False, "%d shard copies still on %s (%s)%s" % (
+                len(other), self.node_name, ", ".join(P.describe_shard(r) for r in other[:5]), note)
+        if loose:
+            return False, "%d unassigned shard(s) not explained by the version skew (%s)%s" % (
+                len(loose), ", ".join(P.describe_shard(r) for r in loose[:5]), note)
+        if self.node_id in view.shutdowns and not stuck:
+            status = view.shutdowns[self.node_id].get("status")
+            if status not in ("COMPLETE", None):
+                return False, "node shutdown status %s" % status
+        note = " (%d replica(s) the node_version decider keeps on it)" % len(stuck) if stuck else ""
+        return True, "holds no shard%s" % note
+
+    def _free_slot_for(self, throttled, view, explains):
+        """A replica (of an index created during the drain, typically) waits for a recovery slot
+        the drain holds (the drain has more copies to move than the reservation covers): raise the
+        limits by one so Elasticsearch allocates it first. Once no replica waits, put them back to
+        the reservation: the drain takes raised slots too, and relocations it started above it
+        then finish without new ones taking their place, so the next new index finds the run's
+        two extra slots available again."""
+        if not throttled:
+            if self.slots_raised_now is not False:
+                rebalance.restore_slots(self.cluster, self.aws, self.cluster_groups(), self.reserved)
+                self.slots_raised_now = False
+            return ""
+        first = throttled[0]
+        raised = rebalance.free_a_slot(self.cluster, self.aws, self.cluster_groups(), self.reserved)
+        if not raised:
+            cancelled = rebalance.cancel_a_relocation(self.cluster, view, self.node_name,
+                                                      explains.get(shard_key(first)) or {})
+            if cancelled:
+                self.relocations_cancelled.append(cancelled)
+                return "; recovery limits at the run's cap: %s for the throttled replica of %s" % (
+                    cancelled, P.describe_shard(first))
+            return "; recovery limits already raised as far as the run goes"
+        self.slots_raised.append(raised)
+        self.slots_raised_now = True
+        return "; raised recovery limits to %s for the throttled replica of %s" % (
+            raised, P.describe_shard(first))
+
+    def _stuck_replica(self, row):
+        try:
+            exp = self.cluster.explain(row.get("index"), row.get("shard"), False, current_node=self.node_name)
+        except EsError:
+            return False
+        if exp.get("can_move_to_other_node") not in ("no", "NO"):
+            return False
+        return P.unassigned_is_version_skew({"prirep": "r"}, exp)
+
+    def step_drain(self):
+        view = self.cluster.view()
+        _master, data = self.roles(view)
+        if self.node_here(view) is None:
+            return False, "node already left", {}
+        if not data:
+            return False, "holds no data (not a data node)", {}
+        changed, _reserved = self._start_drain(view)
+        detail, _ = self._wait_step("drain", self._drained)
+        how = self._drain_how()
+        if any(self.reserved.values()) or self.slots_raised:
+            rebalance.restore_slots(self.cluster, self.aws, self.cluster_groups())
+        if any(self.reserved.values()):
+            detail += "; recovery limits were incoming +%d, outgoing +%d over the operator's for the drain, " \
+                "now back" % (self.reserved["incoming"], self.reserved["outgoing"])
+        if self.slots_raised:
+            detail += "; raised %d more time(s) for replicas of new indices, each time put back" % (
+                len(self.slots_raised))
+        if self.relocations_cancelled:
+            detail += "; %d relocation(s) cancelled to give such a replica a slot" % len(self.relocations_cancelled)
+        return changed, "%s: %s" % (how, detail), {}

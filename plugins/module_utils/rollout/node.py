@@ -1,0 +1,339 @@
+# -*- coding: utf-8 -*-
+# Copyright: logstack.elk contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What happens to one node: the replacement as named, idempotent steps.
+
+Each step first derives from the cluster and AWS whether its effect already
+holds (exclusion set, instance terminating, node gone, replacement joined...)
+and only acts when it does not, then waits for the effect with a timeout.
+A run killed anywhere and started again therefore redoes nothing and
+continues where the world is. The steps, their order per strategy and what
+each waits for are in step_table.py; the drain step is in draining.py, the
+waits, diagnosis and reconcile every step shares in base.py's Rollout.
+"""
+from __future__ import annotations
+
+from ansible_collections.logstack.elk.plugins.module_utils.aws import AwsError, tag_dict
+from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsError
+from ansible_collections.logstack.elk.plugins.module_utils.rollout import predicates as P
+from ansible_collections.logstack.elk.plugins.module_utils.rollout.base import Rollout
+from ansible_collections.logstack.elk.plugins.module_utils.rollout.cluster import is_data, is_master_eligible
+from ansible_collections.logstack.elk.plugins.module_utils.rollout.diagnosing import StepFailed
+from ansible_collections.logstack.elk.plugins.module_utils.rollout.draining import Draining
+from ansible_collections.logstack.elk.plugins.module_utils.rollout.lock import now_iso
+from ansible_collections.logstack.elk.plugins.module_utils.rollout.planner import (
+    LEAVING, SURGE_TAG, World, cluster_group_names)
+from ansible_collections.logstack.elk.plugins.module_utils.rollout.step_table import BY_NAME, timeout_key, waiting_for
+from ansible_collections.logstack.elk.plugins.module_utils.rollout.waiting import WaitTimeout
+
+
+class NodeReplacement(Draining, Rollout):
+    """The steps of one node, addressed by its (old) instance id."""
+
+    def __init__(self, cluster, aws, opts, instance_id, node_name, node_id, group, lock=None, run_id=None,
+                 known_instance_ids=None, **kwargs):
+        super().__init__(cluster, aws, opts, **kwargs)
+        self.instance_id = instance_id
+        self.node_name = node_name
+        self.node_id = node_id
+        self.group_name = group
+        self.lock = lock
+        self.run_id = run_id
+        self.known = set(known_instance_ids or [])
+        self.master = None
+        self.data = None
+        self._beaten = False
+        self.slots_raised = []  # recovery limits raised during this drain, for the step's detail
+        # raised and not yet put back; None: not known yet (a killed run may have left them raised)
+        self.slots_raised_now = None
+        self.relocations_cancelled = []  # at the cap, for a replica still throttled
+        self.reserved = {}  # recovery slots reserved for this drain above the operator's (rebalance.drain_slots)
+        self._group_names = None
+
+    # -- helpers ------------------------------------------------------------
+    def label(self):
+        return "%s (%s)" % (self.node_name, self.instance_id)
+
+    def node_here(self, view):
+        if self.node_id in view.nodes:
+            return view.nodes[self.node_id]
+        return view.node_by_name(self.node_name)[1]
+
+    def group(self):
+        return self.aws.find_groups(names=[self.group_name])[0]
+
+    def cluster_groups(self):
+        """The cluster's group names (where the run's tags live), read once per call."""
+        if self._group_names is None:
+            self._group_names = cluster_group_names(self.aws, self.opts)
+        return self._group_names
+
+    def instance_state(self):
+        """(in_group, lifecycle, ec2 state)."""
+        group = self.group()
+        for inst in group.get("Instances") or []:
+            if inst["InstanceId"] == self.instance_id:
+                ec2 = self.aws.instances([self.instance_id])
+                return True, inst.get("LifecycleState"), (ec2[0]["State"]["Name"] if ec2 else None)
+        ec2 = self.aws.instances([self.instance_id]) if self.instance_id else []
+        return False, None, (ec2[0]["State"]["Name"] if ec2 else None)
+
+    def instance_gone(self):
+        in_group, lifecycle, state = self.instance_state()
+        return (not in_group) or lifecycle in LEAVING or state in ("shutting-down", "terminated", "stopping",
+                                                                  "stopped")
+
+    def roles(self, view):
+        node = self.node_here(view)
+        if node is not None:
+            self.master = is_master_eligible(node)
+            self.data = is_data(node)
+        return self.master, self.data
+
+    def continuing(self, view):
+        """Did a run already start taking this node out? Then its gates were passed."""
+        return (self.node_name in view.excluded_names or self.node_id in view.shutdowns
+                or self.node_name in view.voting_excluded_names())
+
+    def _refusals(self):
+        """The TAKE_OUT rules that refuse this node now, re-planned from the world."""
+        world = World(self.cluster, self.aws, self.opts)
+        plan = world.candidates()
+        cand = next((c for c in plan if c["instance_id"] == self.instance_id), None)
+        if cand is None:
+            raise StepFailed("Node %s is no longer outdated or no longer in the cluster: nothing to take out."
+                             % self.label())
+        explains = self.explains(world.view) if world.view.status != "green" else {}
+        ctx = world.context(candidate=cand, remaining=plan, explains=explains)
+        return P.refusals(P.TAKE_OUT, ctx)
+
+    def gate(self):
+        """Wait until every TAKE_OUT rule holds for this node."""
+        def probe():
+            refused = self._refusals()
+            return (not refused), "; ".join(refused)
+        try:
+            return self.wait(self.timeouts["gate"], probe)
+        except WaitTimeout as exc:
+            raise self.failure("gate", self.label(), "the safety rules still refuse to take it out after %ss: %s"
+                               % (self.timeouts["gate"], exc))
+
+    def take_out_if_allowed(self):
+        """Start taking this node out now, without waiting, if every TAKE_OUT rule allows it
+        (strategy drain): the call that just replaced the previous node hands over, so the node's
+        own steps find it started and continue. A data node's drain is started; a master-eligible
+        node's prepare and terminate steps are run (a master holds no data, so its boot is all its
+        replacement takes, and it starts here instead of after Ansible starts the next task).
+        Returns {"started": what was done, "timeline": entries of the steps run}, or None."""
+        if self.opts.strategy != "drain":
+            return None
+        view = self.cluster.view()
+        master, data = self.roles(view)
+        if self.node_here(view) is None or self.continuing(view):
+            return None
+        voting = master and self.es.has_voting_exclusions()
+        if not voting and not data:
+            return None
+        try:
+            if self._refusals():
+                return None
+        except StepFailed:
+            return None  # no longer outdated: its own task says so
+        if voting and not data:
+            timeline = []
+            try:
+                for step in ("prepare", "terminate"):
+                    timeline.append(self.run(step))
+            except StepFailed as exc:  # its own call meets the same and fails with the diagnosis
+                return {"started": "%s, then stopped (%s)" % (
+                    "; ".join(e["detail"] for e in timeline) or "nothing", exc.message), "timeline": timeline}
+            return {"started": "voting configuration exclusion of %s took effect; %s %s" % (
+                self.node_name, self.node_name, timeline[-1]["detail"]), "timeline": timeline}
+        if voting:
+            self.cluster.add_voting_exclusion(self.node_name)
+            return {"started": "voting configuration exclusion of %s added" % self.node_name, "timeline": []}
+        _changed, reserved = self._start_drain(view, gate=False)
+        return {"started": "%s of %s started%s" % (self._drain_how(), self.node_name,
+                                                   " (recovery limits %s for it)" % reserved if reserved else ""),
+                "timeline": []}
+
+    # -- steps --------------------------------------------------------------
+    def run(self, step):
+        if step not in BY_NAME:
+            raise StepFailed("Unknown step %s." % step)
+        if self.lock is not None and self.run_id:
+            self.lock.check(self.run_id)
+            # One heartbeat per module call is enough to tell a live run from a stale lock.
+            if not self._beaten:
+                self.lock.heartbeat(self.run_id)
+                self._beaten = True
+        started = now_iso()
+        t0 = self.clock()
+        changed, detail, extra = getattr(self, "step_" + step)()
+        entry = {"step": step, "node": self.node_name, "instance_id": self.instance_id, "started": started,
+                 "seconds": round(self.clock() - t0, 1), "changed": changed, "detail": detail}
+        entry.update(extra or {})
+        return entry
+
+    def _wait_step(self, step, probe):
+        timeout = self.timeouts[timeout_key(step)]
+        try:
+            return self.wait(timeout, probe)
+        except WaitTimeout as exc:
+            raise self.failure(step, self.label(), "gave up after %ss waiting for %s (last seen: %s)" % (
+                timeout, waiting_for(step), exc))
+
+    def step_surge(self):
+        group = self.group()
+        marker = tag_dict(group.get("Tags")).get(SURGE_TAG)
+        if marker and marker.split(":", 1)[0] == self.instance_id:
+            return False, "desired capacity already raised for this node (%s)" % marker, {}
+        if marker:
+            raise self.failure("surge", self.label(), "group %s carries the surge marker of another instance (%s)"
+                               % (self.group_name, marker))
+        if self.instance_gone():
+            return False, "instance already gone", {}
+        desired, maximum = group["DesiredCapacity"], group["MaxSize"]
+        if desired + 1 > maximum:
+            raise StepFailed("Node %s, step surge: group %s is at its maximum size (%d): strategy surge needs one "
+                             "more instance; raise MaxSize or use strategy drain. Nothing was changed."
+                             % (self.label(), self.group_name, maximum), step="surge", node=self.label())
+        self.gate()
+        # The marker first: a crash between the two calls is then seen and finished by the rerun.
+        self.aws.put_group_tag(self.group_name, SURGE_TAG, "%s:%d" % (self.instance_id, desired))
+        self.aws.call("autoscaling", "SetDesiredCapacity", AutoScalingGroupName=self.group_name,
+                      DesiredCapacity=desired + 1, HonorCooldown=False)
+        return True, "desired capacity of %s %d -> %d" % (self.group_name, desired, desired + 1), {
+            "group_instances_before": sorted(i["InstanceId"] for i in group.get("Instances") or [])}
+
+    def step_prepare(self):
+        view = self.cluster.view()
+        master, _data = self.roles(view)
+        if self.node_here(view) is None:
+            return False, "node already left", {}
+        if not master:
+            return False, "not master-eligible", {}
+        if not self.es.has_voting_exclusions():
+            return False, "no voting configuration exclusions on this version", {}
+        changed = False
+        if self.node_name not in view.voting_excluded_names():
+            self.gate()
+            self.cluster.add_voting_exclusion(self.node_name)
+            changed = True
+
+        def probe():
+            v = self.cluster.view()
+            if self.node_here(v) is None:
+                return True, "node already left"
+            if v.master_id in (None, self.node_id):
+                return False, "%s is still (or no node is) the elected master" % self.node_name
+            if self.node_id in v.voting_config:
+                return False, "%s is still in the voting configuration" % self.node_name
+            return True, "out of the voting configuration; elected master is %s" % (
+                v.nodes.get(v.master_id, {}).get("name", v.master_id))
+        detail, _ = self._wait_step("prepare", probe)
+        return changed, detail, {}
+
+    def step_terminate(self):
+        if self.instance_gone():
+            return False, "instance already terminating or terminated", {}
+        strategy = self.opts.strategy
+        view = self.cluster.view()
+        if self.node_here(view) is not None:
+            if strategy in ("drain", "surge"):
+                # A master-only node holds nothing to drain. For a data node, an index created since
+                # the drain step ended may have a replica unassigned for a moment: wait, then refuse.
+                if self.roles(view)[1]:
+                    try:
+                        self.wait(self.timeouts["terminate"], lambda: self._drained(free_slots=False))
+                    except WaitTimeout as exc:
+                        raise self.failure("terminate", self.label(),
+                                           "refusing to terminate a node that is not drained (%s)" % exc)
+            elif not self.continuing(view):
+                self.gate()
+        group = self.group()
+        before = sorted(i["InstanceId"] for i in group.get("Instances") or [])
+        decrement = strategy == "surge"
+        self.aws.call("autoscaling", "TerminateInstanceInAutoScalingGroup", InstanceId=self.instance_id,
+                      ShouldDecrementDesiredCapacity=decrement)
+        return True, "terminated through Auto Scaling (desired capacity %s)" % (
+            "decremented" if decrement else "kept: the group launches a replacement"), {
+            "terminated_instance_ids": [self.instance_id], "group_instances_before": before}
+
+    def step_wait_left(self):
+        def probe():
+            view = self.cluster.view()
+            if self.node_here(view) is None:
+                return True, "left the cluster"
+            return False, "%s still in the cluster" % self.node_name
+        detail, _ = self._wait_step("wait_left", probe)
+        return False, detail, {}
+
+    def step_wait_joined(self):
+        state = {}
+
+        def probe():
+            ok, detail, world = self.settled(groups=[self.group_name])
+            state["world"] = world
+            return ok, detail
+        detail, _ = self._wait_step("wait_joined", probe)
+        world = state["world"]
+        new = []
+        for nid, iid in world.mapping.items():
+            if world.group_of.get(iid) == self.group_name and self.known and iid not in self.known:
+                node = world.view.nodes[nid]
+                new.append({"instance_id": iid, "node_name": node.get("name"), "node_id": nid,
+                            "version": node.get("version"), "image_id": world.instances[iid].get("ImageId")})
+        return False, detail, {"new_nodes": sorted(new, key=lambda n: n["instance_id"])}
+
+    def step_lift(self):
+        view = self.cluster.view()
+        here = self.node_here(view) is not None
+        done = []
+        if self.node_name in view.excluded_names and not here:
+            self.cluster.set_excluded_names([n for n in view.excluded_names if n != self.node_name])
+            done.append("allocation exclusion")
+        if self.node_id in view.shutdowns and not here:
+            self.cluster.delete_shutdown(self.node_id)
+            done.append("shutdown record")
+        voting = view.voting_excluded_names()
+        if self.node_name in voting and not here:
+            present = {n.get("name") for n in view.nodes.values()}
+            if not any(n in present for n in voting):
+                self.cluster.clear_voting_exclusions()
+                done.append("voting exclusion")
+        group = self.group()
+        marker = tag_dict(group.get("Tags")).get(SURGE_TAG)
+        if marker and marker.split(":", 1)[0] == self.instance_id and self.instance_gone():
+            self.aws.delete_group_tag(self.group_name, SURGE_TAG)
+            done.append("surge marker")
+        if here:
+            raise self.failure("lift", self.label(), "the node is still in the cluster; its exclusions stay")
+        return bool(done), ("lifted " + ", ".join(done)) if done else "nothing to lift", {}
+
+    def step_wait_healthy(self):
+        def probe():
+            world = World(self.cluster, self.aws, self.opts)
+            return self.health_ok(world.view, world)
+        detail, _ = self._wait_step("wait_healthy", probe)
+        return False, detail, {}
+
+    def step_hand_over(self):
+        """This node is the next one of the plan: take it out at once if the rules allow (see
+        take_out_if_allowed). The steps run so follow this entry in the timeline (``then``)."""
+        try:
+            handed = self.take_out_if_allowed() or {}
+        except (EsError, AwsError) as exc:  # the node's own steps meet it and say so
+            handed = {"started": "not started (%s)" % exc.message}
+        started = handed.get("started", "")
+        return bool(started), started or "nothing started (a rule refuses, or nothing to start)", {
+            "started": started, "then": handed.get("timeline", [])}
+
+
+def start_first(first, node):
+    """Start the first planned node's drain now (preflight's start_first) if it is a data node without
+    the master role, not under way, and every rule allows it; what was started, or "".
+    node: its NodeReplacement."""
+    if node.opts.strategy != "drain" or first["master"] or not first["data"] or first["continuing"]:
+        return ""
+    return (node.take_out_if_allowed() or {}).get("started", "")
