@@ -713,9 +713,11 @@ def explain(cluster: "Cluster", copy: "Copy", include_yes: bool, es_major: int) 
         v = verdict(ds)
         shown = ds if include_yes else [d for d in ds if d["decision"] != YES]
         entry = {"node_id": node.id, "node_name": node.name, "transport_address": node.transport_address,
-                 "node_attributes": dict(node.attributes), "roles": list(node.roles),
+                 "node_attributes": dict(node.attributes),
                  "node_decision": {"YES": "yes", "NO": "no", "THROTTLE": "throttled"}[v],
                  "weight_ranking": ranking[node.id]}
+        if es_major >= 8:  # a real 7.17 lists no roles here (tests/fixtures/recordings)
+            entry["roles"] = list(node.roles)
         if shown:
             entry["deciders"] = shown
         return entry
