@@ -44,6 +44,11 @@ def template(es, status_type):
 
 def seed(es, days=DAYS, docs=DOCS, bad_ids=()):
     template(es, "text")
+    # The aliases also cover an archive index, as in production: the only index of an alias would
+    # be its (implicit) write index, which the reindex leaves alone.
+    if not es.exists("/archive-logs"):
+        es.put("/archive-logs", {"settings": {"number_of_replicas": 0},
+                                 "aliases": {"logs": {}, "logs-errors": {"filter": {"term": {"level": "error"}}}}})
     for day in days:
         name = "logstash-" + day
         es.put("/" + name, {"settings": {"number_of_replicas": 1},

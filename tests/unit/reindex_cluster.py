@@ -1,0 +1,126 @@
+"""The cluster a reindex test runs against: an ES URL, a client, and the few helpers the tests need.
+
+By default the sandbox (sandbox/scenarios/reindex.yml: 3 data nodes, real shard allocation,
+replicas, disk, tasks). With ``REINDEX_TEST_ES_URL`` set (and optionally ``REINDEX_TEST_ES_USERNAME``
+/ ``REINDEX_TEST_ES_PASSWORD`` / ``REINDEX_TEST_ES_CA_FILE``) the same tests run against that cluster
+(Elasticsearch 7.17+ / OpenSearch, several data nodes); tests that need the sandbox's fault
+injection or its internals are skipped there (``need_sandbox``).
+"""
+import os
+import sys
+
+import pytest
+
+from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsClient
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SCENARIO = os.path.join(ROOT, "sandbox", "scenarios", "reindex.yml")
+
+
+class Cluster:
+    def __init__(self):
+        self.sb = None
+        url = os.environ.get("REINDEX_TEST_ES_URL")
+        if url:
+            self.url = url
+            self.es = EsClient([url], username=os.environ.get("REINDEX_TEST_ES_USERNAME"),
+                               password=os.environ.get("REINDEX_TEST_ES_PASSWORD"),
+                               ca_file=os.environ.get("REINDEX_TEST_ES_CA_FILE"), max_retries=0)
+            return
+        sys.path.insert(0, ROOT)
+        from sandbox.runtime import Sandbox
+        from sandbox.scenario import load
+        self.sb = Sandbox(load(SCENARIO)).start()
+        self.url = self.sb.es_url
+        self.es = EsClient([self.url], max_retries=0)
+
+    @property
+    def state(self):
+        return self.sb.state if self.sb else None
+
+    def need_sandbox(self, why):
+        if self.sb is None:
+            pytest.skip("needs the sandbox: " + why)
+
+    def reset(self):
+        """Remove what a test made: indices, index templates of the tests, stored task results."""
+        names = [r["index"] for r in self.es.get("/_cat/indices", params={"format": "json", "h": "index",
+                                                                         "expand_wildcards": "all"})
+                 if not r["index"].startswith(".")]
+        for name in names:
+            self.es.call("DELETE", "/" + name, allow=(404,))
+        body = self.es.get("/_index_template")
+        for t in body.get("index_templates") or []:
+            if t["name"].startswith(("logstash", "logstack-reindex-", "test-")):
+                self.es.call("DELETE", "/_index_template/" + t["name"], allow=(404,))
+        status, legacy = self.es.call("GET", "/_template", allow=(400, 404, 405))
+        for name in (legacy or {}) if status == 200 else []:
+            if name.startswith(("logstash", "test-")):
+                self.es.call("DELETE", "/_template/" + name, allow=(404,))
+        self.es.put("/_cluster/settings", {"persistent": {"cluster.routing.allocation.disk.watermark.low": None,
+                                                          "cluster.routing.allocation.disk.watermark.high": None,
+                                                          "cluster.routing.allocation.disk.watermark.flood_stage":
+                                                              None}})
+        if self.sb is not None:
+            with self.state.lock:
+                docs = self.state.documents
+                docs.tasks.clear()
+                docs.acked.clear()
+                docs.acked_synthetic.clear()
+                docs.reindex_rate = 20000.0
+                self._log_start = self.state.request_count
+
+    def requests(self):
+        """(method, path without query, status) of the requests since this test began (sandbox)."""
+        self.need_sandbox("the request log")
+        with self.state.lock:
+            new = self.state.request_count - self._log_start
+            log = list(self.state.request_log[-new:]) if new > 0 else []
+        return [(m, p.split("?")[0], st) for m, p, st in log]
+
+    def docs_lost(self):
+        self.need_sandbox("the audit's docs_lost")
+        return self.sb.audit()["docs_lost"]
+
+    def tasks(self):
+        self.need_sandbox("the sandbox's task objects")
+        return list(self.state.documents.tasks.values())
+
+    def set_reindex_rate(self, rate):
+        self.need_sandbox("a slow reindex task")
+        self.state.documents.reindex_rate = rate
+
+    def crash_node_holding(self, index, primary=True):
+        """Crash (the ES process of) the data node holding a copy of ``index``; returns its name."""
+        self.need_sandbox("fault injection")
+        c = self.sb.cluster
+        with self.state.lock:
+            for copies in c.shards.get(index, []):
+                for cp in copies:
+                    if cp.primary == primary and cp.node_id and cp.state in ("STARTED", "RELOCATING",
+                                                                             "INITIALIZING"):
+                        node = c.nodes[cp.node_id]
+                        c.instances[node.instance_id].crashed = True
+                        return node.name
+        raise AssertionError("no %s copy of %s is placed" % ("primary" if primary else "replica", index))
+
+    def wait_nodes(self, count, timeout=30):
+        self.es.get("/_cluster/health", params={"wait_for_nodes": str(count), "timeout": "%ds" % timeout})
+
+    def close(self):
+        if self.sb is not None:
+            self.sb.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    c = Cluster()
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def es_cluster(cluster):
+    """The module's cluster, emptied before each test."""
+    cluster.reset()
+    yield cluster
