@@ -19,6 +19,7 @@ from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsCl
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "tests", "unit"))
+sys.path.insert(0, ROOT)
 from test_reindex_osmem import DAYS, DOCS, assert_reindexed, ids, seed  # noqa: E402
 
 
@@ -48,19 +49,20 @@ def clone(osmem):
     c.close()
 
 
+@pytest.fixture(scope="module")
+def sandbox_cluster():
+    """The sandbox (3 data nodes: replicas, health, _tasks with slow reindex tasks), one per module."""
+    from reindex_cluster import Cluster
+    c = Cluster()
+    yield c
+    c.close()
+
+
 @pytest.fixture
-def sandbox_es():
-    """The sandbox's Elasticsearch API alone (no AWS half): it has _tasks and slow reindex tasks."""
-    sys.path.insert(0, ROOT)
-    from sandbox.es_api.documents import install
-    from sandbox.es_api.server import start_server
-    from sandbox.state import SandboxState
-    state = SandboxState()
-    install(state, reindex_rate=2000.0)
-    server, url = start_server(state)
-    yield url, state
-    server.shutdown()
-    server.server_close()
+def sandbox_es(sandbox_cluster):
+    sandbox_cluster.reset()
+    sandbox_cluster.state.documents.reindex_rate = 2000.0
+    yield sandbox_cluster.url, sandbox_cluster
 
 
 def test_playbook_copy_back_on_osmem_keeps_names_counts_aliases_and_new_mapping(clone):
@@ -85,10 +87,12 @@ def test_playbook_swap_on_sandbox_polls_tasks_and_swaps(sandbox_es):
     assert run.returncode == 0, run.stdout + run.stderr
     for day in DAYS:
         assert_reindexed(es, "logstash-" + day, mode="swap")
-    # The copies ran as tasks whose results the sandbox keeps, the way Elasticsearch does.
-    tasks = state.documents.tasks
-    assert len(tasks) == 2 and all(t.done and not t.failures for t in tasks.values())
-    assert not state.unknown_requests
+    # The copies ran as tasks; their results were read, then deleted from .tasks.
+    log = state.requests()
+    assert len([p for m, p, _ in log if m == "POST" and p == "/_reindex"]) == 2
+    assert len([p for m, p, st in log if m == "DELETE" and p.startswith("/.tasks/_doc/") and st == 200]) == 2
+    assert not state.state.unknown_requests
+    assert state.docs_lost() == 0
 
 
 def test_playbook_copy_back_on_sandbox_through_tasks(sandbox_es):
@@ -98,7 +102,7 @@ def test_playbook_copy_back_on_sandbox_through_tasks(sandbox_es):
     run = playbook(url)
     assert run.returncode == 0, run.stdout + run.stderr
     assert_reindexed(es, "logstash-" + DAYS[0])
-    assert len(state.documents.tasks) == 2  # copy and copy back
+    assert len([p for m, p, _ in state.requests() if m == "POST" and p == "/_reindex"]) == 2  # copy, copy back
 
 
 def test_playbook_rejected_document_fails_with_its_error_on_sandbox(sandbox_es):
@@ -221,7 +225,8 @@ def test_sigkill_of_the_run_then_rerun_finishes_without_losing_a_document(clone,
 
 
 def test_sigkill_while_polling_a_running_task_on_sandbox_then_rerun_finishes(sandbox_es):
-    url, state = sandbox_es
+    url, cluster = sandbox_es
+    state = cluster.state
     state.documents.reindex_rate = 500.0  # 300 documents: the task runs for ~0.6 s
     es = EsClient([url])
     seed(es, days=DAYS[:1])
@@ -238,5 +243,6 @@ def test_sigkill_while_polling_a_running_task_on_sandbox_then_rerun_finishes(san
     rerun = playbook(url)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert_reindexed(es, NAME)
-    first = next(iter(state.documents.tasks.values()))
-    assert first.done and not first.canceled, "the rerun waited for the task of the killed run"
+    log = cluster.requests()
+    assert len([p for m, p, _ in log if m == "POST" and p == "/_reindex"]) == 2, "one copy, one copy back"
+    assert not [p for m, p, _ in log if p.endswith("/_cancel")], "the rerun waited for the task of the killed run"

@@ -69,6 +69,7 @@ class Cluster:
                 docs.acked_synthetic.clear()
                 docs.reindex_rate = 20000.0
                 self._log_start = self.state.request_count
+                del self.state.unknown_requests[:]
 
     def requests(self):
         """(method, path without query, status) of the requests since this test began (sandbox)."""

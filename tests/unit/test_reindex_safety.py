@@ -1,0 +1,301 @@
+"""Issue 14: the reindex on production-like clusters (several data nodes, replicas, ILM settings,
+rollover aliases, full disks, other runs). Each test gets a cluster (the sandbox by default,
+a real Elasticsearch 7.17+/OpenSearch one with REINDEX_TEST_ES_URL, see reindex_cluster.py)."""
+import http.client
+import http.server
+import os
+import sys
+import threading
+import urllib.parse
+
+import pytest
+
+from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsClient, EsError
+from ansible_collections.logstack.elk.plugins.module_utils.reindex import Reindexer, ReindexError, reindex_all
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from reindex_cluster import cluster, es_cluster  # noqa: E402,F401
+from test_reindex_osmem import DAYS, DOCS, assert_reindexed, ids, options, seed, template  # noqa: E402
+
+NAME = "logstash-" + DAYS[0]
+TEMP = NAME + "-r"
+
+
+class Recording(EsClient):
+    """The real client, noting (method, path) of each request it sends."""
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.sent = []
+
+    def call(self, method, path, *args, **kw):
+        self.sent.append((method, path))
+        return super().call(method, path, *args, **kw)
+
+
+def steps_until(reindexer, name, last):
+    done = []
+    while not done or done[-1] != last:
+        done.append(reindexer.step(name))
+        assert done[-1] != "done", "never reached %s: %s" % (last, done)
+    return done
+
+
+# -- 0. no acknowledged write is ever deleted ------------------------------------------------
+
+def test_a_write_into_the_final_index_during_copy_back_is_kept(es_cluster):
+    es = es_cluster.es
+    seed(es, days=DAYS[:1])
+    steps_until(Reindexer(es, options()), NAME, "create_final")
+    # Acknowledged under the index's name between the final index's creation and the copy back.
+    status, body = es.call("PUT", "/%s/_doc/late" % NAME, body={"Status": "201", "level": "info"})
+    assert status == 201
+    out = reindex_all(Reindexer(es, options()))
+    assert out["failure"] is None, out["failure"]
+    assert ids(es, NAME) == sorted([str(i) for i in range(DOCS)] + ["late"])
+    if es_cluster.sb is not None:
+        assert es_cluster.docs_lost() == 0
+
+
+@pytest.mark.parametrize("mode,last", [("copy_back", "delete_source"), ("swap", "swap")])
+def test_the_name_never_disappears_and_late_writes_get_the_blocks_error(es_cluster, mode, last):
+    es = es_cluster.es
+    seed(es, days=DAYS[:1])
+    steps_until(Reindexer(es, options(mode=mode)), NAME, last)
+    # The source is gone: its name is an alias of the verified, write-blocked copy.
+    assert list(es.get("/" + NAME)) == [TEMP]
+    status, body = es.call("PUT", "/%s/_doc/x" % NAME, body={"Status": "1"}, allow=(403, 404))
+    assert status == 403 and body["error"]["type"] == "cluster_block_exception"
+    if mode == "copy_back" and es.version >= (7, 11) and es.distribution != "opensearch":
+        # The one request between the alias leaving the copy and the final index's creation:
+        # a write then cannot auto-create the name (the guard template forbids it).
+        es.post("/_aliases", {"actions": [{"remove": {"index": TEMP, "alias": NAME}}]})
+        status, body = es.call("PUT", "/%s/_doc/y" % NAME, body={"Status": "1"}, allow=(403, 404))
+        assert status == 404 and body["error"]["type"] == "index_not_found_exception"
+        assert not es.exists("/" + NAME)
+    out = reindex_all(Reindexer(es, options(mode=mode)))
+    assert out["failure"] is None, out["failure"]
+    assert_reindexed(es, NAME, mode=mode)
+    if es_cluster.sb is not None:
+        assert es_cluster.docs_lost() == 0
+
+
+# -- 1. never below the source's redundancy --------------------------------------------------
+
+@pytest.mark.parametrize("mode,destructive", [("copy_back", "delete_source"), ("swap", "swap")])
+def test_nothing_is_deleted_before_the_copy_has_the_sources_replicas_started(es_cluster, mode, destructive):
+    es = es_cluster.es
+    seed(es, days=DAYS[:1])  # 1 replica
+    steps_until(Reindexer(es, options(mode=mode)), NAME, destructive)
+    settings = es.get("/%s/_settings" % TEMP, params={"flat_settings": "true"})[TEMP]["settings"]
+    assert settings["index.number_of_replicas"] == "1"
+    health = es.get("/_cluster/health/" + TEMP)
+    assert health["status"] == "green" and health["active_shards"] == 2
+    out = reindex_all(Reindexer(es, options(mode=mode)))
+    assert out["failure"] is None
+    final = NAME if mode == "copy_back" else TEMP
+    assert es.get("/_cluster/health/" + final)["status"] == "green"
+    assert_reindexed(es, NAME, mode=mode)
+
+
+# -- 2. disk -------------------------------------------------------------------------------------
+
+def test_a_copy_without_room_below_the_low_watermark_is_refused_with_the_figures(es_cluster):
+    es = es_cluster.es
+    seed(es, days=DAYS[:1])
+    nodes = es.get("/_nodes/stats/fs")["nodes"].values()
+    free = min(n["fs"]["total"]["available_in_bytes"] for n in nodes)
+    es.put("/_cluster/settings", {"persistent": {
+        "cluster.routing.allocation.disk.watermark.low": "%db" % (free - 100),
+        "cluster.routing.allocation.disk.watermark.high": "2b",
+        "cluster.routing.allocation.disk.watermark.flood_stage": "1b"}})
+    out = reindex_all(Reindexer(es, options()))
+    msg = out["failure"]["msg"]
+    assert msg.startswith("Not enough disk to copy %s: the copy needs about" % NAME), msg
+    assert "x 2 copies" in msg and "below the low watermark (%db)" % (free - 100) in msg
+    assert not es.exists("/" + TEMP)
+    es.put("/%s/_doc/after" % NAME, {"Status": "1"})  # untouched: still writable
+
+
+def test_flood_stage_rollback_deletes_the_copy_before_touching_the_source(es_cluster):
+    es_cluster.need_sandbox("a flood-stage block at a chosen moment of the copy")
+    es = es_cluster.es
+    es_cluster.set_reindex_rate(100.0)
+    seed(es, days=DAYS[:1])
+    r = Reindexer(es, options(timeout=2, poll_interval=0.05))
+    steps_until(r, NAME, "start_copy")
+    es.put("/_cluster/settings", {"persistent": {  # every node above the flood stage now
+        "cluster.routing.allocation.disk.watermark.low": "0.00001%",
+        "cluster.routing.allocation.disk.watermark.high": "0.00002%",
+        "cluster.routing.allocation.disk.watermark.flood_stage": "0.00003%"}})
+    es.get("/_cluster/health", params={"wait_for_events": "languid"})
+    with pytest.raises(ReindexError) as err:
+        r.run(NAME)
+    assert not es.exists("/" + TEMP), "the copy must go first: it is what frees the disk"
+    assert "flood-stage" in err.value.message and "index.blocks.write" in err.value.message
+    assert ids(es, NAME) == sorted(str(i) for i in range(DOCS))
+    assert es_cluster.docs_lost() == 0
+
+
+# -- 3. lifecycle, placement, shard count --------------------------------------------------------
+
+def test_lifecycle_placement_read_only_and_shard_count_survive(es_cluster):
+    es = es_cluster.es
+    if es.distribution == "opensearch":
+        pytest.skip("OpenSearch has no index.lifecycle (ILM) settings")
+    seed(es, days=DAYS[:1])
+    es.put("/_index_template/logstash", {"index_patterns": ["logstash-*"], "template": {
+        "settings": {"number_of_shards": 2},  # today's daily indices; a shrink gave the old one 1
+        "mappings": {"properties": {"Status": {"type": "integer"}, "@timestamp": {"type": "date"}}}}})
+    source = es.get("/%s/_settings" % NAME, params={"flat_settings": "true"})[NAME]["settings"]
+    es.put("/%s/_settings" % NAME, {"index.lifecycle.name": "logs-policy", "index.lifecycle.rollover_alias": "logs",
+                                    "index.lifecycle.indexing_complete": "true",
+                                    "index.routing.allocation.include._tier_preference": "data_content",
+                                    "index.routing.allocation.exclude._name": "no-such-node"})
+    es.put("/%s/_block/read_only" % NAME)
+    out = reindex_all(Reindexer(es, options()))
+    assert out["failure"] is None, out["failure"]
+    s = es.get("/%s/_settings" % NAME, params={"flat_settings": "true"})[NAME]["settings"]
+    assert s["index.number_of_shards"] == "1"
+    assert s["index.lifecycle.name"] == "logs-policy" and s["index.lifecycle.rollover_alias"] == "logs"
+    assert s["index.lifecycle.indexing_complete"] == "true"
+    assert s["index.lifecycle.origination_date"] == source["index.creation_date"]
+    assert s["index.routing.allocation.include._tier_preference"] == "data_content"
+    assert s["index.routing.allocation.exclude._name"] == "no-such-node"
+    assert s["index.blocks.read_only"] == "true"
+    assert ids(es, NAME) == sorted(str(i) for i in range(DOCS))
+
+
+# -- 4. write indices and template aliases ---------------------------------------------------
+
+def test_the_only_index_of_an_alias_is_its_write_index_and_left_alone(es_cluster):
+    es = es_cluster.es
+    template(es, "text")
+    es.put("/" + NAME, {"aliases": {"logs-current": {}}})  # no is_write_index: writes go here
+    es.put("/%s/_doc/1" % NAME, {"Status": "200"}, params={"refresh": "true"})
+    template(es, "integer")
+    out = reindex_all(Reindexer(es, options()))
+    assert out["results"] == [] and out["skipped"] == [
+        {"index": NAME, "reason": "it is the write index of alias logs-current (its only index, so implicitly)"}]
+    assert not es.exists("/" + TEMP)
+
+
+def test_template_aliases_never_reach_the_copies(es_cluster):
+    es = Recording([es_cluster.url], max_retries=0)
+    seed(es, days=DAYS[:1])
+    es.put("/_index_template/logstash", {"index_patterns": ["logstash-*"], "template": {
+        "settings": {"number_of_shards": 1},
+        "aliases": {"logstash-write": {"is_write_index": True}, "all-logs": {}},
+        "mappings": {"properties": {"Status": {"type": "integer"}, "@timestamp": {"type": "date"}}}}})
+    r = Reindexer(es, options())
+    steps_until(r, NAME, "create_temp")
+    assert es.get("/%s/_alias" % TEMP)[TEMP]["aliases"] == {}
+    out = reindex_all(Reindexer(es, options()))
+    assert out["failure"] is None
+    assert not [p for m, p in es.sent if m == "DELETE" and "/_alias/" in p], "created without them, not cleaned"
+    assert set(es.get("/%s/_alias" % NAME)[NAME]["aliases"]) == {"logs", "logs-errors"}
+
+
+# -- 5. write block through the block API -------------------------------------------------------
+
+def test_the_source_is_write_blocked_through_the_block_api(es_cluster):
+    es = Recording([es_cluster.url], max_retries=0)
+    seed(es, days=DAYS[:1])
+    steps_until(Reindexer(es, options()), NAME, "block_source")
+    assert ("PUT", "/%s/_block/write" % NAME) in es.sent
+    assert not [p for m, p in es.sent if m == "PUT" and p == "/%s/_settings" % NAME]
+    status, body = es.call("PUT", "/%s/_doc/x" % NAME, body={"Status": "1"}, allow=(403,))
+    assert status == 403 and "index write (api)" in body["error"]["reason"]
+
+
+# -- 7. tasks ------------------------------------------------------------------------------------
+
+class DroppingProxy:
+    """Forwards every request; the first POST _reindex is forwarded but its answer never arrives
+    (the connection closes), as when a load balancer times out."""
+
+    def __init__(self, upstream):
+        self.posts = 0
+        proxy = self
+        up = urllib.parse.urlsplit(upstream)
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _any(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                conn = http.client.HTTPConnection(up.hostname, up.port, timeout=60)
+                conn.request(self.command, self.path, body=body,
+                             headers={"Content-Type": self.headers.get("Content-Type", "application/json")})
+                resp = conn.getresponse()
+                data = resp.read()
+                conn.close()
+                if self.command == "POST" and self.path.startswith("/_reindex"):
+                    proxy.posts += 1
+                    if proxy.posts == 1:
+                        self.close_connection = True
+                        self.connection.shutdown(2)
+                        return
+                self.send_response(resp.status)
+                for key in ("Content-Type", "X-Elastic-Product"):
+                    if resp.getheader(key):
+                        self.send_header(key, resp.getheader(key))
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _any
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_lost_answer_to_post_reindex_is_never_retried_and_the_rerun_finds_the_task(es_cluster):
+    seed(es_cluster.es, days=DAYS[:1])
+    es_cluster.set_reindex_rate(1000.0) if es_cluster.sb is not None else None
+    proxy = DroppingProxy(es_cluster.url)
+    try:
+        es = EsClient([proxy.url], max_retries=3)  # the module's default
+        first = reindex_all(Reindexer(es, options()))
+        assert first["failure"] is not None and proxy.posts == 1, "the POST was sent again"
+        rerun = reindex_all(Reindexer(es, options()))
+        assert rerun["failure"] is None, rerun["failure"]
+        assert rerun["results"][0]["steps"][0] == "wait_copy", "the rerun must wait for the task it started"
+        assert proxy.posts == 2  # the copy back
+    finally:
+        proxy.close()
+    assert_reindexed(es_cluster.es, NAME)
+    if es_cluster.sb is not None:
+        assert not [p for m, p, _ in es_cluster.requests() if p.endswith("/_cancel")]
+
+
+# -- 8. one run per index ----------------------------------------------------------------------
+
+def test_a_second_run_sees_the_first_runs_lock_and_a_stale_lock_says_how_to_break_it(es_cluster):
+    es = es_cluster.es
+    seed(es, days=DAYS[:1])
+    first = Reindexer(es, options())
+    first.holder = dict(first.holder, host="other-controller", pid=4242)
+    steps_until(first, NAME, "start_copy")
+    second = reindex_all(Reindexer(es, options()))
+    msg = second["failure"]["msg"]
+    assert msg.startswith("Another reindex run works on %s: run %s on other-controller (pid 4242"
+                          % (NAME, first.holder["run"])), msg
+    stale = reindex_all(Reindexer(es, options(lock_stale_seconds=0)))
+    assert "silent for more than 0s" in stale["failure"]["msg"]
+    assert "-e reindex_break_lock=%s" % first.holder["run"] in stale["failure"]["msg"]
+    broken = reindex_all(Reindexer(es, options(break_lock=first.holder["run"])))
+    assert broken["failure"] is None, broken["failure"]
+    assert_reindexed(es, NAME)
+    with pytest.raises(EsError):
+        es.get("/_index_template/logstack-reindex-" + NAME)  # released at the end
