@@ -110,6 +110,7 @@ def test_a_copy_without_room_below_the_low_watermark_is_refused_with_the_figures
         "cluster.routing.allocation.disk.watermark.high": "2b",
         "cluster.routing.allocation.disk.watermark.flood_stage": "1b"}})
     out = reindex_all(Reindexer(es, options()))
+    assert out["failure"] is not None, "copied without room for it"
     msg = out["failure"]["msg"]
     assert msg.startswith("Not enough disk to copy %s: the copy needs about" % NAME), msg
     assert "x 2 copies" in msg and "below the low watermark (%db)" % (free - 100) in msg
@@ -281,21 +282,44 @@ def test_a_lost_answer_to_post_reindex_is_never_retried_and_the_rerun_finds_the_
 
 # -- 8. one run per index ----------------------------------------------------------------------
 
+HOLDER = """
+import sys, time
+from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsClient
+from ansible_collections.logstack.elk.plugins.module_utils.reindex import Options, Reindexer
+r = Reindexer(EsClient([sys.argv[1]], max_retries=0), Options(indices=["logstash-*"], poll_interval=0.02))
+while r.step(sys.argv[2]) != "start_copy":
+    pass
+print(getattr(r, "holder", {}).get("run", "(no lock)"), flush=True)
+time.sleep(120)  # a run busy elsewhere (polling its copy)
+"""
+
+
 def test_a_second_run_sees_the_first_runs_lock_and_a_stale_lock_says_how_to_break_it(es_cluster):
+    import subprocess
     es = es_cluster.es
+    es_cluster.set_reindex_rate(10.0) if es_cluster.sb is not None else None
     seed(es, days=DAYS[:1])
-    first = Reindexer(es, options())
-    first.holder = dict(first.holder, host="other-controller", pid=4242)
-    steps_until(first, NAME, "start_copy")
-    second = reindex_all(Reindexer(es, options()))
-    msg = second["failure"]["msg"]
-    assert msg.startswith("Another reindex run works on %s: run %s on other-controller (pid 4242"
-                          % (NAME, first.holder["run"])), msg
-    stale = reindex_all(Reindexer(es, options(lock_stale_seconds=0)))
-    assert "silent for more than 0s" in stale["failure"]["msg"]
-    assert "-e reindex_break_lock=%s" % first.holder["run"] in stale["failure"]["msg"]
-    broken = reindex_all(Reindexer(es, options(break_lock=first.holder["run"])))
-    assert broken["failure"] is None, broken["failure"]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, es_cluster.url, NAME], stdout=subprocess.PIPE,
+                            text=True, env=env)
+    try:
+        run = proc.stdout.readline().strip()
+        assert run, "the first run did not get to start_copy"
+        second = reindex_all(Reindexer(es, options()))
+        assert second["failure"] is not None, "a second run worked on the index of a live one"
+        msg = second["failure"]["msg"]
+        assert msg.startswith("Another reindex run works on %s: run %s on %s (pid %d"
+                              % (NAME, run, __import__("socket").gethostname(), proc.pid)), msg
+        stale = reindex_all(Reindexer(es, options(lock_stale_seconds=0)))
+        assert "silent for more than 0s" in stale["failure"]["msg"]
+        assert "-e reindex_break_lock=%s" % run in stale["failure"]["msg"]
+    finally:
+        proc.kill()
+        proc.wait()
+    es_cluster.set_reindex_rate(20000.0) if es_cluster.sb is not None else None
+    # Its process is gone: the next run on the same host takes over and finishes.
+    after = reindex_all(Reindexer(es, options()))
+    assert after["failure"] is None, after["failure"]
     assert_reindexed(es, NAME)
     with pytest.raises(EsError):
         es.get("/_index_template/logstack-reindex-" + NAME)  # released at the end

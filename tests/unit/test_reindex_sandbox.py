@@ -72,14 +72,14 @@ def test_cancelled_copy_is_deleted_only_once_its_task_is_gone(es_cluster):
     seed(es, days=DAYS[:1])
     with pytest.raises(ReindexError, match="did not finish within"):
         Reindexer(es, options(timeout=0.3, poll_interval=0.05)).run(NAME)
+    es_cluster.sb.cluster.tick()  # the task's next batch, had it still been running
+    assert not es.exists("/%s-r" % NAME), "the cancelled task's last batch re-created the copy"
     log = es_cluster.requests()
-    (cancel,) = [i for i, (m, p, _) in enumerate(log) if m == "POST" and p.endswith("/_cancel")]
+    cancel = next(i for i, (m, p, _) in enumerate(log) if m == "POST" and p.endswith("/_cancel"))
     task = log[cancel][1].split("/")[2]
-    (dropped,) = [i for i, (m, p, _) in enumerate(log) if m == "DELETE" and p == "/%s-r" % NAME]
+    dropped = next(i for i, (m, p, _) in enumerate(log) if m == "DELETE" and p == "/%s-r" % NAME)
     # Between the cancel and the delete: the task seen completed (its result then deleted).
     assert any(m == "DELETE" and p == "/.tasks/_doc/" + task and st == 200 for m, p, st in log[cancel:dropped])
-    es_cluster.sb.cluster.tick()
-    assert not es.exists("/%s-r" % NAME), "the cancelled task's last batch re-created the copy"
     assert es_cluster.docs_lost() == 0
 
 
