@@ -942,7 +942,14 @@ class Reindexer:
         self._cancel_and_wait(meta.get("task") or self._find_task(tname, name), name)
         if not self.state(tname).meta.get("verified"):
             return
-        foreign = self._missing_ids(name, tname)
+        try:
+            foreign = self._missing_ids(name, tname)
+        except EsError:
+            # Every shard of the final index failed (its copies went with a node): what it held is
+            # gone already; nothing readable there is lost by dropping it.
+            if (self._health(name) or {}).get("status") != "red":
+                raise
+            foreign = []
         if foreign:
             raise ReindexError("%s holds %d document(s) the run did not copy there (first: %s), written during "
                                "the copy back: nothing is deleted. %s" % (
@@ -967,17 +974,16 @@ class Reindexer:
                              allow=(400, 404, 405))
         return missing
 
-    def _wait_redundant(self, index, meta):
+    def _wait_redundant(self, index, meta, on_red=None, red_grace=10.0):
         """Until ``index`` has the source's replica count started: green, or, when the source was
-        not green itself, at least as many active shard copies as it had."""
+        not green itself, at least as many active shard copies as it had. ``on_red``: what to do
+        when it stays red (a shard's only copy went with its node) for ``red_grace`` seconds."""
         deadline = self.clock() + self.opt.timeout
         want_green = meta.get("source_status", "green") == "green"
         want_active = int(meta.get("source_active_shards") or 0)
-        wait = "%ds" % max(1, min(30, int(self.opt.poll_interval) or 1))
-        params = None  # first a plain look, then let the server wait for green
+        red_since = None
         while True:
-            h = self._health(index, params)
-            params = {"wait_for_status": "green", "timeout": wait}
+            h = self._health(index)
             if h is None:
                 raise ReindexError("The server has no _cluster/health: cannot tell that %s has its replicas; "
                                    "nothing was deleted." % index, index=index)
@@ -985,6 +991,12 @@ class Reindexer:
                 return
             if not want_green and h.get("status") != "red" and int(h.get("active_shards") or 0) >= want_active:
                 return
+            red_since = (red_since or self.clock()) if h.get("status") == "red" else None
+            if on_red is not None and red_since is not None and self.clock() - red_since >= red_grace:
+                on_red()
+                raise ReindexError("%s lost a shard (its only copy was on a node that left) before it had "
+                                   "replicas: it was dropped, its source still holds every document; run "
+                                   "again to copy anew." % index, index=index)
             if self.clock() > deadline:
                 raise ReindexError("%s did not get its replicas within %ds (status %s, %s active shard copies): "
                                    "nothing was deleted; run again once the cluster can allocate them."
@@ -992,18 +1004,19 @@ class Reindexer:
                                    index=index)
             self.sleep(self.opt.poll_interval)
 
-    def _replicate(self, index, meta):
+    def _replicate(self, index, meta, on_red):
         replicas = (meta.get("restore") or {}).get("index.number_of_replicas") or "1"
         self.es.put("/%s/_settings" % index_path(index), {"index.number_of_replicas": replicas})
-        self._wait_redundant(index, meta)
+        self._wait_redundant(index, meta, on_red)
         self._set_meta(index, replicated=True)
 
     def _do_replicate_temp(self, name):
         tname = self.temp_name(name)
-        self._replicate(tname, self.state(tname).meta)
+        self._replicate(tname, self.state(tname).meta, lambda: self._rollback_copy(name, tname))
 
     def _do_replicate_final(self, name):
-        self._replicate(name, self.state(name).meta)
+        tname = self.temp_name(name)
+        self._replicate(name, self.state(name).meta, lambda: self._rollback_copy_back(tname, name))
 
     def _verified_pair(self, keep, drop, meta, what):
         """Refuse unless ``keep`` is verified, replicated and holds every document of ``drop``."""

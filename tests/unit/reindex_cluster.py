@@ -106,7 +106,16 @@ class Cluster:
         raise AssertionError("no %s copy of %s is placed" % ("primary" if primary else "replica", index))
 
     def wait_nodes(self, count, timeout=30):
-        self.es.get("/_cluster/health", params={"wait_for_nodes": str(count), "timeout": "%ds" % timeout})
+        """Until ``count`` nodes are in and a master is elected (a crashed master costs an election)."""
+        import time
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status, body = self.es.call("GET", "/_cluster/health", params={"wait_for_nodes": str(count),
+                                                                           "timeout": "1s"}, allow=(408, 503))
+            if status == 200:
+                return
+            time.sleep(0.2)
+        raise AssertionError("the cluster did not settle at %d nodes" % count)
 
     def close(self):
         if self.sb is not None:
