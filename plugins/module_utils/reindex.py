@@ -406,20 +406,29 @@ class Reindexer:
         fresh = [n for n in names if self._needs_probe(n)]
         if not fresh or self.opt.probe_seconds <= 0:
             return {}
-        before = self._index_totals(fresh)
+        before = self._write_marks(fresh)
         self.sleep(self.opt.probe_seconds)
-        after = self._index_totals(fresh)
-        return {n: after.get(n, 0) - before.get(n, 0) for n in fresh
-                if after.get(n, 0) != before.get(n, 0)}
+        after = self._write_marks(fresh)
+        return {n: after[n] - before[n] if after[n] > before[n] else "some" for n in fresh
+                if after.get(n) != before.get(n)}
 
     def _needs_probe(self, name):
         # Only an index we have not started on: a source we already write-blocked cannot be written.
         return self.next_step(name)[0] in ("create_temp", "block_source")
 
-    def _index_totals(self, names):
-        body = self.es.get("/%s/_stats/indexing" % index_path(*names), params={"level": "indices"})
+    def _write_marks(self, names):
+        """Per index, the sum over its shards of the primary's max_seq_no: a write moves it, and unlike
+        the indexing counters (which start at 0 on the node a shard relocates to) a relocation does not.
+        Servers without seq_no stats: index_total + delete_total."""
+        body = self.es.get("/%s/_stats" % index_path(*names), params={"level": "shards"})
         out = {}
         for name, stats in (body.get("indices") or {}).items():
+            shards = stats.get("shards") or {}
+            seqs = [c.get("seq_no", {}).get("max_seq_no") for copies in shards.values() for c in copies
+                    if (c.get("routing") or {}).get("primary")]
+            if seqs and all(s is not None for s in seqs):
+                out[name] = sum(int(s) for s in seqs)
+                continue
             indexing = (stats.get("primaries") or {}).get("indexing") or {}
             out[name] = int(indexing.get("index_total", 0)) + int(indexing.get("delete_total", 0))
         return out
@@ -1222,7 +1231,7 @@ def reindex_all(reindexer, check_mode=False):
     writes = reindexer.probe(selected)
     for name in selected:
         if name in writes:
-            out["refused"].append({"index": name, "reason": "it received %d write(s) during the %gs probe "
+            out["refused"].append({"index": name, "reason": "it received %s write(s) during the %gs probe "
                                    "window: it is still in use" % (writes[name], reindexer.opt.probe_seconds)})
     for name in selected:
         if name in writes:

@@ -191,6 +191,10 @@ class IndexExtra:
     seq_no: List[int]
     index_total: int = 0
     index_failed: int = 0
+    # index operations per shard, and (primary's node, count when it started there): a shard
+    # copy's indexing stats start at 0 on the node it relocates to, as Elasticsearch's do
+    shard_totals: List[int] = field(default_factory=list)
+    stats_base: Dict[int, Tuple[Optional[str], int]] = field(default_factory=dict)
     delete_total: int = 0
     refresh_total: int = 0
     flush_total: int = 0
@@ -600,6 +604,7 @@ class DocumentStore:
         ex.versions[shard][doc_id] = new_ver
         ex.seq_no[shard] += 1
         ex.index_total += 1
+        _count_op(ex, shard)
         meta.size_bytes[shard] += len(json.dumps(source))
         interval = self.refresh_interval(meta)
         if not exists:
@@ -655,6 +660,7 @@ class DocumentStore:
                 meta.synthetic_docs[s] += share
                 meta.size_bytes[s] += share * bytes_per_doc
                 ex.seq_no[s] += share
+                _count_op(ex, s, share)
             ex.index_total += n
             if ack:
                 self._ack(index, synthetic=n)
@@ -675,6 +681,7 @@ class DocumentStore:
             meta.size_bytes[shard] += n * bytes_per_doc
             ex = self.extra[index]
             ex.seq_no[shard] += n
+            _count_op(ex, shard, n)
             ex.index_total += n
             self._ack(index, synthetic=n)
             return True
@@ -1080,14 +1087,50 @@ def _flush(state: Any, req: Request) -> Response:
     return Response(200, {"_shards": _shards_header(store, metas)})
 
 
+def _count_op(ex: IndexExtra, shard: int, n: int = 1) -> None:
+    while len(ex.shard_totals) <= shard:
+        ex.shard_totals.append(0)
+    ex.shard_totals[shard] += n
+
+
+def _primary_node(store: DocumentStore, index: str, shard: int) -> Optional[str]:
+    eng = store._engine()
+    groups = (getattr(eng, "shards", None) or {}).get(index) if eng is not None else None
+    if not groups or shard >= len(groups):
+        return None
+    return next((c.node_id for c in groups[shard] if c.primary), None)
+
+
+def _shard_index_total(store: DocumentStore, meta: IndexMeta, shard: int) -> int:
+    """Index operations the shard's primary copy counted since it started on its node."""
+    ex = store.extra[meta.name]
+    total = ex.shard_totals[shard] if shard < len(ex.shard_totals) else 0
+    node = _primary_node(store, meta.name, shard)
+    base = ex.stats_base.get(shard)
+    if base is None or base[0] != node:
+        base = (node, 0 if base is None else total)  # relocated: the new copy's counters start at 0
+        ex.stats_base[shard] = base
+    return total - base[1]
+
+
+def _shard_stats(store: DocumentStore, meta: IndexMeta, shard: int) -> Dict[str, Any]:
+    ex = store.extra[meta.name]
+    seq = ex.seq_no[shard] - 1
+    return {"routing": {"state": "STARTED", "primary": True, "node": _primary_node(store, meta.name, shard)},
+            "docs": {"count": store.visible_count(meta, shard), "deleted": 0},
+            "indexing": {"index_total": _shard_index_total(store, meta, shard)},
+            "seq_no": {"max_seq_no": seq, "local_checkpoint": seq, "global_checkpoint": seq}}
+
+
 def _index_stats(store: DocumentStore, meta: IndexMeta) -> Dict[str, Any]:
     ex = store.extra[meta.name]
+    index_total = sum(_shard_index_total(store, meta, s) for s in range(meta.number_of_shards))
     count = sum(store.visible_count(meta, s) for s in range(meta.number_of_shards))
     size = sum(meta.size_bytes)
     return {
         "docs": {"count": count, "deleted": 0},
         "store": {"size_in_bytes": size, "total_data_set_size_in_bytes": size, "reserved_in_bytes": 0},
-        "indexing": {"index_total": ex.index_total, "index_time_in_millis": ex.index_total // 10,
+        "indexing": {"index_total": index_total, "index_time_in_millis": index_total // 10,
                      "index_current": 0, "index_failed": ex.index_failed, "delete_total": ex.delete_total,
                      "delete_time_in_millis": 0, "delete_current": 0, "noop_update_total": 0,
                      "is_throttled": False, "throttle_time_in_millis": 0},
@@ -1128,6 +1171,8 @@ def _stats(state: Any, req: Request) -> Response:
             entry["health"] = store.health(m)
             entry["status"] = "open"
         entry.update({"primaries": st, "total": copy.deepcopy(st)})
+        if req.params.get("level") == "shards":
+            entry["shards"] = {str(s): [_shard_stats(store, m, s)] for s in range(m.number_of_shards)}
         indices[m.name] = entry
     summed = _sum_stats(all_parts)
     return Response(200, {"_shards": _shards_header(store, metas),

@@ -323,3 +323,47 @@ def test_a_second_run_sees_the_first_runs_lock_and_a_stale_lock_says_how_to_brea
     assert_reindexed(es, NAME)
     with pytest.raises(EsError):
         es.get("/_index_template/logstack-reindex-" + NAME)  # released at the end
+
+
+# -- 9. the busy-index probe across a relocation ---------------------------------------------------
+
+def test_the_probe_sees_writes_not_a_relocation(es_cluster):
+    """A primary relocating during the probe window restarts its indexing counters on the new node:
+    an idle index must still be accepted, a busy one still refused."""
+    es = es_cluster.es
+    seed(es, days=DAYS)
+    idle, busy = ("logstash-" + d for d in DAYS)
+    stop = threading.Event()
+
+    def writer():
+        i = 0
+        while not stop.is_set():
+            es.put("/%s/_doc/w%d" % (busy, i), {"Status": "200"})
+            i += 1
+            stop.wait(0.02)
+
+    def relocating_sleep(seconds):
+        shards = es.get("/_cat/shards/" + idle, params={"format": "json", "h": "prirep,node"})
+        nodes = [s["node"] for s in shards if s["prirep"] == "p"]
+        es.put("/_cluster/settings", {"persistent": {"cluster.routing.allocation.exclude._name": nodes[0]}})
+        for _ in range(300):
+            moved = [s for s in es.get("/_cat/shards/" + idle, params={"format": "json", "h": "prirep,node,state"})
+                     if s["prirep"] == "p"]
+            if moved[0]["node"] != nodes[0] and moved[0]["state"] == "STARTED":
+                break
+            threading.Event().wait(0.1)
+        else:
+            raise AssertionError("the primary did not relocate")
+        threading.Event().wait(seconds)
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    try:
+        reindexer = Reindexer(es, options(probe_seconds=0.5), sleep=relocating_sleep)
+        busy_seen = reindexer.probe([idle, busy])
+    finally:
+        stop.set()
+        thread.join()
+        es.put("/_cluster/settings", {"persistent": {"cluster.routing.allocation.exclude._name": None}})
+    assert idle not in busy_seen, "an idle index refused after its primary relocated: %s" % busy_seen
+    assert busy in busy_seen
