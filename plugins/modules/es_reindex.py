@@ -21,7 +21,7 @@ description:
   - Nothing is deleted or swapped before the verified copy has the source's replica count started
     (green); the final index gets the source's C(index.lifecycle.*) (with C(origination_date)),
     read-only blocks and refresh interval back. See docs/reindex.md for what is and is not preserved.
-  - One run per index: a guard index template C(logstack-reindex-<name>) (no aliases,
+  - One run per index. A guard index template C(logstack-reindex-<name>) (no aliases,
     C(allow_auto_create=false)) is its lock, keeps template aliases off the copies and refuses the
     auto-creation of the name while it is replaced.
   - Refuses a copy the data nodes have no room for below the low disk watermark, with the figures.
