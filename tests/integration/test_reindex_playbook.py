@@ -2,14 +2,10 @@
 taking ES_URL from the environment), against osmem-server (no _tasks API) and the sandbox's
 Elasticsearch API (with _tasks), including real SIGKILLs of the run at chosen requests.
 """
-import http.server
 import os
 import signal
 import subprocess
 import sys
-import threading
-import urllib.error
-import urllib.request
 
 import pytest
 
@@ -20,6 +16,7 @@ from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsCl
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "tests", "unit"))
 sys.path.insert(0, ROOT)
+from reindex_cluster import HoldingProxy, cluster  # noqa: E402,F401
 from test_reindex_osmem import DAYS, DOCS, assert_reindexed, ids, seed  # noqa: E402
 
 
@@ -49,20 +46,13 @@ def clone(osmem):
     c.close()
 
 
-@pytest.fixture(scope="module")
-def sandbox_cluster():
-    """The sandbox (3 data nodes: replicas, health, _tasks with slow reindex tasks), one per module."""
-    from reindex_cluster import Cluster
-    c = Cluster()
-    yield c
-    c.close()
-
-
 @pytest.fixture
-def sandbox_es(sandbox_cluster):
-    sandbox_cluster.reset()
-    sandbox_cluster.state.documents.reindex_rate = 2000.0
-    yield sandbox_cluster.url, sandbox_cluster
+def sandbox_es(cluster):  # noqa: F811
+    """The sandbox (3 data nodes: replicas, health, _tasks with slow reindex tasks), one per module."""
+    cluster.need_sandbox("the sandbox's task rate and request log")
+    cluster.reset()
+    cluster.state.documents.reindex_rate = 2000.0
+    yield cluster.url, cluster
 
 
 def test_playbook_copy_back_on_osmem_keeps_names_counts_aliases_and_new_mapping(clone):
@@ -136,58 +126,6 @@ def test_production_refuses_without_explicit_confirmation(clone):
     assert "requires confirmation" in run.stdout and "reindex_confirm=true" in run.stdout
     name = "logstash-" + DAYS[0]
     assert es.get("/%s/_mapping" % name)[name]["mappings"]["properties"]["Status"]["type"] == "text"
-
-
-class HoldingProxy:
-    """Forwards requests to a server until one matches; then holds it, so the test can SIGKILL
-    the playbook with that request done (after=True) or not yet sent (after=False)."""
-
-    def __init__(self, upstream, match, after):
-        self.hit = threading.Event()
-        self.release = threading.Event()
-        proxy = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def _any(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else None
-                held = not proxy.hit.is_set() and match(self.command, self.path, body)
-                if held and not after:
-                    proxy.hit.set()
-                    proxy.release.wait(60)
-                    return
-                req = urllib.request.Request(upstream + self.path, data=body, method=self.command,
-                                             headers={"Content-Type": self.headers.get("Content-Type",
-                                                                                      "application/json")})
-                try:
-                    with urllib.request.urlopen(req, timeout=60) as resp:
-                        status, data = resp.status, resp.read()
-                except urllib.error.HTTPError as exc:
-                    status, data = exc.code, exc.read()
-                if held:
-                    proxy.hit.set()
-                    proxy.release.wait(60)
-                    return
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _any
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
 
 
 NAME = "logstash-" + DAYS[0]

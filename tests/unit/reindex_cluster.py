@@ -6,8 +6,12 @@ replicas, disk, tasks). With ``REINDEX_TEST_ES_URL`` set (and optionally ``REIND
 (Elasticsearch 7.17+ / OpenSearch, several data nodes); tests that need the sandbox's fault
 injection or its internals are skipped there (``need_sandbox``).
 """
+import http.server
 import os
 import sys
+import threading
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -120,6 +124,65 @@ class Cluster:
     def close(self):
         if self.sb is not None:
             self.sb.stop()
+
+
+class HoldingProxy:
+    """Forwards requests to a server until one matches; then holds it, so the test can SIGKILL
+    the playbook with that request done (after=True) or not yet sent (after=False). With
+    ``drop=True`` the held request's connection is closed at once, unanswered (a load balancer's
+    timeout). ``seen``: (method, path) of every request."""
+
+    def __init__(self, upstream, match, after, drop=False):
+        self.hit = threading.Event()
+        self.release = threading.Event()
+        self.seen = []
+        if drop:
+            self.release.set()
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _any(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                proxy.seen.append((self.command, self.path.split("?")[0]))
+                held = not proxy.hit.is_set() and match(self.command, self.path, body)
+                if held and not after:
+                    proxy.hit.set()
+                    proxy.release.wait(60)
+                    return
+                req = urllib.request.Request(upstream + self.path, data=body, method=self.command,
+                                             headers={"Content-Type": self.headers.get("Content-Type",
+                                                                                      "application/json")})
+                try:
+                    with urllib.request.urlopen(req, timeout=60) as resp:
+                        status, data = resp.status, resp.read()
+                except urllib.error.HTTPError as exc:
+                    status, data = exc.code, exc.read()
+                if held:
+                    proxy.hit.set()
+                    proxy.release.wait(60)
+                    self.close_connection = True
+                    return
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _any
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
 
 
 @pytest.fixture(scope="module")

@@ -1,12 +1,9 @@
 """Issue 14: the reindex on production-like clusters (several data nodes, replicas, ILM settings,
 rollover aliases, full disks, other runs). Each test gets a cluster (the sandbox by default,
 a real Elasticsearch 7.17+/OpenSearch one with REINDEX_TEST_ES_URL, see reindex_cluster.py)."""
-import http.client
-import http.server
 import os
 import sys
 import threading
-import urllib.parse
 
 import pytest
 
@@ -14,7 +11,7 @@ from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsCl
 from ansible_collections.logstack.elk.plugins.module_utils.reindex import Reindexer, ReindexError, reindex_all
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from reindex_cluster import cluster, es_cluster  # noqa: E402,F401
+from reindex_cluster import HoldingProxy, cluster, es_cluster  # noqa: E402,F401
 from test_reindex_osmem import DAYS, DOCS, assert_reindexed, ids, options, seed, template  # noqa: E402
 
 NAME = "logstash-" + DAYS[0]
@@ -211,68 +208,23 @@ def test_the_source_is_write_blocked_through_the_block_api(es_cluster):
 
 # -- 7. tasks ------------------------------------------------------------------------------------
 
-class DroppingProxy:
-    """Forwards every request; the first POST _reindex is forwarded but its answer never arrives
-    (the connection closes), as when a load balancer times out."""
-
-    def __init__(self, upstream):
-        self.posts = 0
-        proxy = self
-        up = urllib.parse.urlsplit(upstream)
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def _any(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else None
-                conn = http.client.HTTPConnection(up.hostname, up.port, timeout=60)
-                conn.request(self.command, self.path, body=body,
-                             headers={"Content-Type": self.headers.get("Content-Type", "application/json")})
-                resp = conn.getresponse()
-                data = resp.read()
-                conn.close()
-                if self.command == "POST" and self.path.startswith("/_reindex"):
-                    proxy.posts += 1
-                    if proxy.posts == 1:
-                        self.close_connection = True
-                        self.connection.shutdown(2)
-                        return
-                self.send_response(resp.status)
-                for key in ("Content-Type", "X-Elastic-Product"):
-                    if resp.getheader(key):
-                        self.send_header(key, resp.getheader(key))
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _any
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def test_a_lost_answer_to_post_reindex_is_never_retried_and_the_rerun_finds_the_task(es_cluster):
     seed(es_cluster.es, days=DAYS[:1])
     es_cluster.set_reindex_rate(1000.0) if es_cluster.sb is not None else None
-    proxy = DroppingProxy(es_cluster.url)
+    # The first POST _reindex is forwarded but its answer never arrives (the connection closes).
+    proxy = HoldingProxy(es_cluster.url, lambda m, p, b: m == "POST" and p.startswith("/_reindex"), True,
+                         drop=True)
+
+    def posts():
+        return len([p for m, p in proxy.seen if m == "POST" and p == "/_reindex"])
     try:
         es = EsClient([proxy.url], max_retries=3)  # the module's default
         first = reindex_all(Reindexer(es, options()))
-        assert first["failure"] is not None and proxy.posts == 1, "the POST was sent again"
+        assert first["failure"] is not None and posts() == 1, "the POST was sent again"
         rerun = reindex_all(Reindexer(es, options()))
         assert rerun["failure"] is None, rerun["failure"]
         assert rerun["results"][0]["steps"][0] == "wait_copy", "the rerun must wait for the task it started"
-        assert proxy.posts == 2  # the copy back
+        assert posts() == 2  # the copy back
     finally:
         proxy.close()
     assert_reindexed(es_cluster.es, NAME)
