@@ -74,8 +74,8 @@ NOT_COPIED = {
 # a shrink's shard count, hidden).
 PLACEMENT = ("index.routing.allocation.", "index.hidden", "index.number_of_shards", "index.routing_partition_size")
 # Given to the final index at restore.
-RESTORED = ("index.lifecycle.", "index.blocks.read_only", "index.blocks.read", "index.blocks.metadata",
-            "index.number_of_replicas", "index.refresh_interval")
+RESTORED = ("index.lifecycle.", "index.blocks.write", "index.blocks.read_only", "index.blocks.read",
+            "index.blocks.metadata", "index.number_of_replicas", "index.refresh_interval")
 
 
 def _matches_prefix(key, prefixes):
@@ -239,7 +239,9 @@ class IndexState:
 
     @property
     def blocked(self):
-        return str(self.settings.get("index.blocks.write", "false")).lower() == "true"
+        """No writes: a write block, or read_only (which also refuses adding a block)."""
+        return any(str(self.settings.get(k, "false")).lower() == "true"
+                   for k in ("index.blocks.write", "index.blocks.read_only"))
 
     @property
     def meta(self):
@@ -351,7 +353,8 @@ class Reindexer:
         # Our own copies name their source: a source deleted mid copy_back is found through its copy.
         ours = {}
         status, temps = self.es.call("GET", "/%s/_mapping" % index_path("*" + opt.suffix),
-                                     params={"ignore_unavailable": "true", "allow_no_indices": "true"},
+                                     params={"ignore_unavailable": "true", "allow_no_indices": "true",
+                                             "expand_wildcards": "all"},  # hidden sources have hidden copies
                                      allow=(404,))
         for index, info in (temps if status == 200 else {}).items():
             meta = ((info.get("mappings") or {}).get("_meta") or {}).get(META_KEY)
@@ -1104,11 +1107,9 @@ class Reindexer:
                               "notes": meta.get("notes") or []}
         self.es.put("/%s/_mapping" % index_path(target), {"_meta": restored})
         blocks = {k: v for k, v in (meta.get("restore") or {}).items() if k.startswith("index.blocks.")}
-        if meta.get("source_was_blocked"):
-            self.block_write(target)
-        elif self.state(target).blocked:
-            self._lift_block(target)
-        if blocks:  # read_only last: it also refuses metadata writes
+        if "index.blocks.write" not in blocks and self.state(target).blocked:
+            self._lift_block(target)  # the run's own block (swap: on the copy since its verification)
+        if blocks:  # the source's own blocks, read_only last (it also refuses metadata writes)
             self.es.put("/%s/_settings" % index_path(target), blocks)
         self._release(name)
 

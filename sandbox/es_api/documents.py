@@ -483,14 +483,18 @@ class DocumentStore:
 
     @staticmethod
     def check_metadata_writable(meta: IndexMeta, flat: Optional[Dict[str, Any]] = None) -> None:
-        """The flood-stage block (read_only_allow_delete) refuses metadata writes with 429, as ES's
-        METADATA_WRITE level does; a settings update touching the read-only blocks themselves is let
+        """The flood-stage block (read_only_allow_delete) refuses metadata writes with 429, read_only
+        with 403, as ES's METADATA_WRITE level does; a settings update touching the read-only blocks themselves is let
         through (TransportUpdateSettingsAction.checkBlock), so the block can be lifted."""
-        if not meta.read_only_allow_delete:
+        read_only = meta.settings.get("index.blocks.read_only") == "true"
+        if not meta.read_only_allow_delete and not read_only:
             return
         if flat is not None and ((len(flat) == 1 and "index.blocks.metadata" in flat) or
                                  "index.blocks.read_only" in flat or "index.blocks.read_only_allow_delete" in flat):
             return
+        if read_only:
+            raise ESError(403, "cluster_block_exception", "index [%s] blocked by: [FORBIDDEN/5/index read-only "
+                          "(api)];" % meta.name)
         raise ESError(429, "cluster_block_exception", "index [%s] blocked by: [TOO_MANY_REQUESTS/12/disk usage "
                       "exceeded flood-stage watermark, index has read-only-allow-delete block];" % meta.name)
 
