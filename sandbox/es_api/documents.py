@@ -432,10 +432,14 @@ class DocumentStore:
         als: Dict[str, Dict[str, Any]] = {}
         if apply_templates:
             found = self.matching_template(name)
-            if found:
-                tpl = found[1].get("template") or {}
+            # One composable template, else every matching legacy _template by ascending order (ES 7.8+).
+            legacy = [] if found else sorted(
+                (t for t in self.legacy_templates.values()
+                 if any(fnmatch.fnmatchcase(name, p) for p in t.get("index_patterns", []))),
+                key=lambda t: int(t.get("order", 0) or 0))
+            for tpl in ([found[1].get("template") or {}] if found else legacy):
                 flat.update(flatten_settings(tpl.get("settings")))
-                maps = mp.merge_mappings({}, tpl.get("mappings") or {})
+                maps = mp.merge_mappings(maps, tpl.get("mappings") or {})
                 als.update(copy.deepcopy(tpl.get("aliases") or {}))
         flat.update(flatten_settings(settings))
         if mappings:
@@ -1327,6 +1331,45 @@ def _put_template(state: Any, req: Request) -> Response:
     if "settings" in tpl:
         tpl["settings"] = nest_settings({k: v for k, v in flatten_settings(tpl["settings"]).items()})
     state.templates[name] = body  # applied when a matching index is created
+    return Response(200, {"acknowledged": True})
+
+
+@api("indices.put_template")
+def _put_legacy_template(state: Any, req: Request) -> Response:
+    store = _store(state)
+    body = copy.deepcopy(req.body or {})
+    patterns = body.get("index_patterns")
+    if isinstance(patterns, str):
+        body["index_patterns"] = [patterns]
+    if not body.get("index_patterns"):
+        raise ESError(400, "action_request_validation_exception", "Validation Failed: 1: index patterns are missing;")
+    for key in ("settings", "mappings", "aliases"):
+        _obj(body.get(key), key, "template")
+    _check_properties(body.get("mappings") or {}, "")
+    body["settings"] = nest_settings(flatten_settings(body.get("settings")))
+    body.setdefault("order", int(req.params.get("order", 0) or 0))
+    if _bool(req.params, "create") and req.parts["name"] in store.legacy_templates:
+        raise illegal_argument("index_template [%s] already exists" % req.parts["name"])
+    store.legacy_templates[req.parts["name"]] = body
+    return Response(200, {"acknowledged": True})
+
+
+@api("indices.get_template")
+def _get_legacy_template(state: Any, req: Request) -> Response:
+    store = _store(state)
+    pats = (req.parts.get("name") or "*").split(",")
+    found = {n: copy.deepcopy(dict({"aliases": {}, "mappings": {}}, **t)) for n, t in sorted(store.legacy_templates.items())
+             if any(fnmatch.fnmatchcase(n, p) for p in pats)}
+    if req.parts.get("name") and not found and "*" not in req.parts["name"]:
+        return Response(404, {})
+    return Response(200, found)
+
+
+@api("indices.delete_template")
+def _delete_legacy_template(state: Any, req: Request) -> Response:
+    store = _store(state)
+    if store.legacy_templates.pop(req.parts["name"], None) is None:
+        raise ESError(404, "index_template_missing_exception", "index_template [%s] missing" % req.parts["name"])
     return Response(200, {"acknowledged": True})
 
 

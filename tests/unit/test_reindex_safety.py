@@ -319,3 +319,10 @@ def test_the_probe_sees_writes_not_a_relocation(es_cluster):
         es.put("/_cluster/settings", {"persistent": {"cluster.routing.allocation.exclude._name": None}})
     assert idle not in busy_seen, "an idle index refused after its primary relocated: %s" % busy_seen
     assert busy in busy_seen
+
+
+# -- 6. legacy templates -----------------------------------------------------------------------------
+
+def test_mappings_from_legacy_templates_when_no_composable_template_matches(es_cluster):
+    from reindex_legacy import check_legacy_templates
+    check_legacy_templates(es_cluster.es, options, ids)
