@@ -664,12 +664,15 @@ class Reindexer:
         desired = self.desired(name)
         self.check_disk(name, src)
         health = self._health(name) or {}
-        settings = {k: v for k, v in src.settings.items() if _matches_prefix(k, PLACEMENT)
-                    and not _matches_prefix(k, NOT_COPIED)}
         template_shards = desired[0].get("index.number_of_shards")
-        settings.update(desired[0])
+        explicit = creatable_settings(self.opt.settings)
+        # Where the source lives now (ILM may have moved it to another tier since the template made it)
+        # beats the template; only the settings option beats the source.
+        settings = dict(desired[0])
+        settings.update({k: v for k, v in src.settings.items() if _matches_prefix(k, PLACEMENT)
+                         and not _matches_prefix(k, NOT_COPIED) and k not in explicit})
         notes = []
-        if "index.number_of_shards" not in creatable_settings(self.opt.settings):
+        if "index.number_of_shards" not in explicit:
             # A shrink gave the source its count; the template's is for new daily indices.
             settings["index.number_of_shards"] = src.settings.get("index.number_of_shards", "1")
         elif str(settings["index.number_of_shards"]) != str(src.settings.get("index.number_of_shards")):

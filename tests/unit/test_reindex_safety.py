@@ -143,7 +143,8 @@ def test_lifecycle_placement_read_only_and_shard_count_survive(es_cluster):
         pytest.skip("OpenSearch has no index.lifecycle (ILM) settings")
     seed(es, days=DAYS[:1])
     es.put("/_index_template/logstash", {"index_patterns": ["logstash-*"], "template": {
-        "settings": {"number_of_shards": 2},  # today's daily indices; a shrink gave the old one 1
+        # today's daily indices: 2 shards on the hot tier; a shrink gave the old one 1, ILM moved it
+        "settings": {"number_of_shards": 2, "index.routing.allocation.include._tier_preference": "data_hot"},
         "mappings": {"properties": {"Status": {"type": "integer"}, "@timestamp": {"type": "date"}}}}})
     source = es.get("/%s/_settings" % NAME, params={"flat_settings": "true"})[NAME]["settings"]
     es.put("/%s/_settings" % NAME, {"index.lifecycle.name": "logs-policy", "index.lifecycle.rollover_alias": "logs",
