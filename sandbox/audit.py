@@ -4,9 +4,12 @@ Figures count from the moment the cluster formed (before that nothing was
 promised). ``report()`` is the JSON the CLI prints as its last line.
 
 Definitions:
-* ``docs_expected`` = documents in the cluster now + ``docs_lost`` (a deliberate
-  delete, e.g. of a reindexed source, is not a loss; a shard whose every copy
-  went away is).
+* ``docs_expected`` = documents in the cluster now + ``docs_lost``.
+* ``docs_lost``: acknowledged documents (client writes and scenario data, by the index
+  name or alias they were written to) that can no longer be found under that name,
+  whoever removed them: a shard whose every copy went away, an index deleted while it
+  held the only copy (a reindex's temporary copies are not client writes). Deleting a
+  document through the API is not a loss.
 * ``degraded_seconds``: time with any wanted shard copy not started (unassigned
   or initializing; a relocating copy still serves). ``..._excluding_version_skew``
   leaves out the time when the only missing copies were replicas blocked solely by
@@ -197,7 +200,10 @@ class Audit:
         c = self.cluster
         now = self.state.now()
         docs_now = sum(m.doc_count() for m in self.state.indices.values())
-        docs_lost = sum(c.lost.values())
+        # Every acknowledged document no longer retrievable under the name it was written to,
+        # whoever removed it (a lost shard, a deleted index); the engine's count without the ledger.
+        docs = self.state.documents
+        docs_lost = docs.docs_unretrievable() if hasattr(docs, "docs_unretrievable") else sum(c.lost.values())
         gone = {nid for nid in self.initial_nodes if nid not in c.nodes}
         joined_new: Dict[str, int] = {}
         for n in c.nodes.values():

@@ -149,7 +149,8 @@ class EsClient:
                    timeout=params.get("es_timeout", 30), max_retries=params.get("es_max_retries", 3))
 
     # -- requests -------------------------------------------------------
-    def call(self, method, path, params=None, body=None, allow=(), timeout=None, ndjson=False):
+    def call(self, method, path, params=None, body=None, allow=(), timeout=None, ndjson=False, retries=None):
+        """One request; ``retries=0`` for a request that must not be sent twice (a POST starting a task)."""
         target = path if path.startswith("/") else "/" + path
         if params:
             query = {k: _param(v) for k, v in params.items() if v is not None}
@@ -165,6 +166,8 @@ class EsClient:
         kwargs = {"headers": headers}
         if timeout is not None:
             kwargs["request_timeout"] = timeout
+        if retries is not None:
+            kwargs["max_retries"] = retries
         self.request_count += 1
         try:
             resp = self.transport.perform_request(method, target, body=payload, **kwargs)

@@ -5,44 +5,81 @@
 
 A resumable state machine in the manner of Kibana's reindex service, except
 that its state lives in the cluster, never in memory or a file: which of the
-source ``N`` and the copy ``N<suffix>`` exist, the write block on ``N``, and a
+source ``N`` and the copy ``N<suffix>`` exist, the write blocks, a
 ``_meta.logstack_reindex`` record in the copy's mapping (source uuid and count,
-the task id, whether the copy was verified, the aliases and settings to give
-back). :meth:`Reindexer.next_step` reads that and names the one step to do
-next, so a run killed anywhere is finished by the next run.
+the task id, whether the copy was verified and replicated, what to give back)
+and a guard index template ``logstack-reindex-N``. :meth:`Reindexer.next_step`
+reads that and names the one step to do next, so a run killed anywhere is
+finished by the next run.
 
 Modes and their steps (each idempotent, in this order):
 
-copy_back  create_temp, block_source, start_copy, wait_copy, delete_source,
-           create_final, start_copy_back, wait_copy_back, delete_temp, restore
-swap       create_temp, block_source, start_copy, wait_copy, swap, restore
+copy_back  create_temp, block_source, start_copy, wait_copy, replicate_temp, delete_source,
+           create_final, start_copy_back, wait_copy_back, replicate_final, delete_temp, restore
+swap       create_temp, block_source, start_copy, wait_copy, replicate_temp, swap, restore
 
-Nothing that holds the only verified copy is ever deleted: ``delete_source``
-needs the copy verified (task without failures AND count after refresh equal to
-the source's) and re-counts both just before; ``delete_temp`` needs the same of
-the final index.
+Invariants (docs/reindex.md):
+* no acknowledged write is deleted: an index is deleted only when another, verified
+  and replicated index holds every document it holds; a copy the run made is the only
+  thing it drops on a rollback, after its task is gone;
+* never below the source's redundancy: nothing is deleted or swapped before the copy has
+  the source's replica count and is green (or as many active copies as the source had);
+* the name never disappears: it is an index, or an alias of the write-blocked verified
+  copy, and the guard template (``allow_auto_create: false``, no aliases) refuses its
+  auto-creation in the one request between the two; the same template keeps index
+  templates' aliases off the copies and is the per-index lock of a run.
 """
 from __future__ import annotations
 
 import copy
 import datetime
 import fnmatch
+import os
 import re
+import socket
 import time
+import uuid
 
 from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsError, index_path
 
 META_KEY = "logstack_reindex"
+GUARD_PREFIX = "logstack-reindex-"
 DEFAULT_DATE_REGEX = r"(\d{4})[.\-_](\d{2})[.\-_](\d{2})"
 
-COPY_BACK_STEPS = ("create_temp", "block_source", "start_copy", "wait_copy", "delete_source",
-                   "create_final", "start_copy_back", "wait_copy_back", "delete_temp", "restore")
-SWAP_STEPS = ("create_temp", "block_source", "start_copy", "wait_copy", "swap", "restore")
+COPY_BACK_STEPS = ("create_temp", "block_source", "start_copy", "wait_copy", "replicate_temp", "delete_source",
+                   "create_final", "start_copy_back", "wait_copy_back", "replicate_final", "delete_temp", "restore")
+SWAP_STEPS = ("create_temp", "block_source", "start_copy", "wait_copy", "replicate_temp", "swap", "restore")
 
-# Index settings ES reports but refuses on index creation.
-_PRIVATE_SETTINGS = ("index.uuid", "index.creation_date", "index.provided_name", "index.version.",
-                     "index.routing.allocation.initial_recovery", "index.resize.", "index.blocks.",
-                     "index.verified_before_close", "index.history.uuid", "index.replication.type")
+# Source settings the copies do not take, and why. Everything else a copy has comes from the
+# current templates (the point of reindexing), plus PLACEMENT and RESTORED below.
+NOT_COPIED = {
+    "index.uuid": "the source's identity; the server gives each index its own",
+    "index.creation_date": "server-owned; ILM keeps the source's age through index.lifecycle.origination_date",
+    "index.provided_name": "server-owned",
+    "index.version.": "the version that created the source; server-owned",
+    "index.history.uuid": "server-owned",
+    "index.verified_before_close": "server-owned",
+    "index.replication.type": "server-owned (OpenSearch)",
+    "index.routing.allocation.initial_recovery": "a shrink's pin of the source's first recovery to one node",
+    "index.resize.": "shrink/split bookkeeping of the source",
+    "index.shrink.": "shrink bookkeeping of the source",
+    "index.blocks.write": "the run's own block during the copy; a block the source had before comes back at restore",
+    "index.blocks.read_only_allow_delete": "the disk flood-stage block, set and lifted by Elasticsearch itself",
+    "index.blocks.": "other blocks would stop the copy; read_only/read/metadata come back at restore",
+    "index.number_of_replicas": "0 while a copy is filled, the source's count before anything is deleted",
+    "index.refresh_interval": "-1 while a copy is filled, the source's at restore",
+    "index.lifecycle.": "ILM must not act on a half-made copy; given to the final index at restore",
+}
+# Taken from the source at creation: where and how its shards live (tiers, allocation filters,
+# a shrink's shard count, hidden).
+PLACEMENT = ("index.routing.allocation.", "index.hidden", "index.number_of_shards", "index.routing_partition_size")
+# Given to the final index at restore.
+RESTORED = ("index.lifecycle.", "index.blocks.write", "index.blocks.read_only", "index.blocks.read",
+            "index.blocks.metadata", "index.number_of_replicas", "index.refresh_interval")
+
+
+def _matches_prefix(key, prefixes):
+    return any(key == p or (p.endswith(".") and key.startswith(p)) for p in prefixes)
 
 
 class ReindexError(Exception):
@@ -62,7 +99,8 @@ class Options:
     def __init__(self, indices=None, regex=None, older_than_days=None, date_regex=DEFAULT_DATE_REGEX,
                  mode="copy_back", suffix="-r", mappings=None, settings=None, use_templates=True,
                  probe_seconds=10.0, slices="auto", requests_per_second=-1, conflicts="abort",
-                 poll_interval=2.0, timeout=3600, stall_polls=5, max_failures=5, today=None):
+                 poll_interval=2.0, timeout=3600, stall_polls=5, max_failures=5, today=None,
+                 break_lock=None, lock_stale_seconds=3600, cancel_timeout=120, disk_check=True):
         if not indices and not regex:
             raise ReindexError("Say which indices to reindex: give indices (names or wildcards) and/or regex.")
         if mode not in ("copy_back", "swap"):
@@ -91,6 +129,10 @@ class Options:
         self.stall_polls = int(stall_polls)
         self.max_failures = int(max_failures)
         self.today = today or datetime.datetime.now(datetime.timezone.utc).date()
+        self.break_lock = break_lock
+        self.lock_stale_seconds = float(lock_stale_seconds)
+        self.cancel_timeout = float(cancel_timeout)
+        self.disk_check = disk_check
 
 
 # -- helpers -------------------------------------------------------------
@@ -112,13 +154,12 @@ def _index_key(key):
 
 
 def creatable_settings(settings):
-    """Flat settings one may pass to index creation (server-owned ones dropped)."""
+    """Flat settings one may pass to a copy's creation (NOT_COPIED ones dropped)."""
     out = {}
     for key, value in flat(settings).items():
         key = _index_key(key)
-        if any(key == p or (p.endswith(".") and key.startswith(p)) for p in _PRIVATE_SETTINGS):
-            continue
-        out[key] = value
+        if not _matches_prefix(key, NOT_COPIED):
+            out[key] = value
     return out
 
 
@@ -143,6 +184,17 @@ def mapping_covers(current, desired):
             elif str(have.get(key)).lower() != str(value).lower():
                 return False
     return True
+
+
+def _merge(base, extra):
+    """Mappings ``extra`` laid over ``base`` (objects merged, leaves replaced)."""
+    out = copy.deepcopy(base or {})
+    for key, value in (extra or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
 
 
 def name_date(name, regex):
@@ -187,7 +239,9 @@ class IndexState:
 
     @property
     def blocked(self):
-        return str(self.settings.get("index.blocks.write", "false")).lower() == "true"
+        """No writes: a write block, or read_only (which also refuses adding a block)."""
+        return any(str(self.settings.get(k, "false")).lower() == "true"
+                   for k in ("index.blocks.write", "index.blocks.read_only"))
 
     @property
     def meta(self):
@@ -204,6 +258,9 @@ class Reindexer:
         self.clock = clock
         self.log = log or (lambda msg: None)
         self._tasks_api = None  # None: not known yet
+        self._auto_create_guard = True  # allow_auto_create accepted by the server's templates
+        # This run, as its lock names it: a module invocation is one process.
+        self.holder = {"run": uuid.uuid4().hex[:12], "host": socket.gethostname(), "pid": os.getpid()}
 
     # -- reading the world -----------------------------------------------
     def state(self, name):
@@ -223,20 +280,29 @@ class Reindexer:
         return int(self.es.get("/%s/_count" % index_path(name))["count"])
 
     def desired(self, name):
-        """(settings, mappings) the current templates give ``name``, or the explicit ones."""
+        """(settings, mappings) the current templates give ``name``, or the explicit ones.
+
+        Composable templates through _simulate_index; when none gives mappings, the legacy
+        ``_template``s that match (Logstash's on 7.x), merged by ascending ``order``."""
         settings, mappings = {}, {}
         if self.opt.use_templates:
-            status, body = self.es.call("POST", "/_index_template/_simulate_index/%s" % index_path(name),
-                                        allow=(400, 404, 405))
-            if status >= 400:
-                if not self.opt.mappings:
-                    raise ReindexError("This server cannot simulate index templates (POST "
-                                       "_index_template/_simulate_index answered %s): give mappings "
-                                       "explicitly." % status, index=name)
+            guard = self._guard(name)
+            stash = ((guard or {}).get("_meta") or {}).get(META_KEY, {}).get("desired")
+            if stash:  # our own guard template shadows the real ones now
+                settings, mappings = dict(stash["settings"]), copy.deepcopy(stash["mappings"])
             else:
-                template = (body or {}).get("template") or {}
-                settings = creatable_settings(template.get("settings") or {})
-                mappings = template.get("mappings") or {}
+                status, body = self.es.call("POST", "/_index_template/_simulate_index/%s" % index_path(name),
+                                            allow=(400, 404, 405))
+                if status < 400:
+                    template = (body or {}).get("template") or {}
+                    settings = creatable_settings(template.get("settings") or {})
+                    mappings = template.get("mappings") or {}
+                if not mappings.get("properties"):
+                    settings, mappings = self._legacy_templates(name, settings, mappings)
+                if status >= 400 and not mappings.get("properties") and not self.opt.mappings:
+                    raise ReindexError("This server cannot simulate index templates (POST "
+                                       "_index_template/_simulate_index answered %s) and no legacy _template "
+                                       "matches %s: give mappings explicitly." % (status, name), index=name)
         if self.opt.mappings:
             mappings = copy.deepcopy(self.opt.mappings)
         settings.update(creatable_settings(self.opt.settings))
@@ -245,16 +311,39 @@ class Reindexer:
                                "nothing to reindex into." % name, index=name)
         return settings, mappings
 
+    def _legacy_templates(self, name, settings, mappings):
+        status, body = self.es.call("GET", "/_template", allow=(400, 404, 405))
+        if status >= 400:
+            return settings, mappings
+        found = [t for t in (body or {}).values()
+                 if any(fnmatch.fnmatchcase(name, p) for p in t.get("index_patterns") or [t.get("template") or ""])]
+        found.sort(key=lambda t: int(t.get("order") or 0))  # a higher order overrides a lower one
+        for t in found:
+            settings.update(creatable_settings(t.get("settings") or {}))
+            m = t.get("mappings") or {}
+            if len(m) == 1 and "properties" not in m and isinstance(next(iter(m.values())), dict) \
+                    and "properties" in next(iter(m.values())):
+                m = next(iter(m.values()))  # a 6.x template's mapping type (_doc)
+            mappings = _merge(mappings, m)
+        return settings, mappings
+
     # -- selection ---------------------------------------------------------
     def select(self):
         """(names to work on, skipped [{index, reason}]) from the options and the cluster."""
         aliases = self.es.get("/_alias")
         opt = self.opt
         write_indices, stream_indices = {}, {}
+        members = {}
         for index, info in aliases.items():
             for alias, spec in (info.get("aliases") or {}).items():
+                members.setdefault(alias, []).append((index, spec or {}))
                 if str((spec or {}).get("is_write_index", "false")).lower() == "true":
                     write_indices[index] = alias
+        # The only index of an alias that names no write index takes the alias's writes: a write
+        # index as much as an explicit one (unless is_write_index is false).
+        for alias, held in members.items():
+            if len(held) == 1 and "is_write_index" not in held[0][1]:
+                write_indices.setdefault(held[0][0], alias + " (its only index, so implicitly)")
         status, streams = self.es.call("GET", "/_data_stream", allow=(400, 404, 405))
         if status < 400:
             for stream in streams.get("data_streams") or []:
@@ -264,7 +353,8 @@ class Reindexer:
         # Our own copies name their source: a source deleted mid copy_back is found through its copy.
         ours = {}
         status, temps = self.es.call("GET", "/%s/_mapping" % index_path("*" + opt.suffix),
-                                     params={"ignore_unavailable": "true", "allow_no_indices": "true"},
+                                     params={"ignore_unavailable": "true", "allow_no_indices": "true",
+                                             "expand_wildcards": "all"},  # hidden sources have hidden copies
                                      allow=(404,))
         for index, info in (temps if status == 200 else {}).items():
             meta = ((info.get("mappings") or {}).get("_meta") or {}).get(META_KEY)
@@ -297,6 +387,8 @@ class Reindexer:
                     reason = "its date %s is not older than %d days" % (day, opt.older_than_days)
             elif name.startswith(".") and not self._explicit(name):
                 reason = "system/hidden indices are reindexed only when named explicitly"
+            if reason and name in ours.values():
+                reason = None  # a run started on it: finish it, whatever its aliases say now
             if reason:
                 skipped.append({"index": name, "reason": reason})
             else:
@@ -317,20 +409,29 @@ class Reindexer:
         fresh = [n for n in names if self._needs_probe(n)]
         if not fresh or self.opt.probe_seconds <= 0:
             return {}
-        before = self._index_totals(fresh)
+        before = self._write_marks(fresh)
         self.sleep(self.opt.probe_seconds)
-        after = self._index_totals(fresh)
-        return {n: after.get(n, 0) - before.get(n, 0) for n in fresh
-                if after.get(n, 0) != before.get(n, 0)}
+        after = self._write_marks(fresh)
+        return {n: after[n] - before[n] if after[n] > before[n] else "some" for n in fresh
+                if after.get(n) != before.get(n)}
 
     def _needs_probe(self, name):
         # Only an index we have not started on: a source we already write-blocked cannot be written.
         return self.next_step(name)[0] in ("create_temp", "block_source")
 
-    def _index_totals(self, names):
-        body = self.es.get("/%s/_stats/indexing" % index_path(*names), params={"level": "indices"})
+    def _write_marks(self, names):
+        """Per index, the sum over its shards of the primary's max_seq_no: a write moves it, and unlike
+        the indexing counters (which start at 0 on the node a shard relocates to) a relocation does not.
+        Servers without seq_no stats: index_total + delete_total."""
+        body = self.es.get("/%s/_stats" % index_path(*names), params={"level": "shards"})
         out = {}
         for name, stats in (body.get("indices") or {}).items():
+            shards = stats.get("shards") or {}
+            seqs = [c.get("seq_no", {}).get("max_seq_no") for copies in shards.values() for c in copies
+                    if (c.get("routing") or {}).get("primary")]
+            if seqs and all(s is not None for s in seqs):
+                out[name] = sum(int(s) for s in seqs)
+                continue
             indexing = (stats.get("primaries") or {}).get("indexing") or {}
             out[name] = int(indexing.get("index_total", 0)) + int(indexing.get("delete_total", 0))
         return out
@@ -348,8 +449,8 @@ class Reindexer:
         tname = tmp.name
         tmeta = tmp.meta if tmp.exists else {}
         if tmp.exists and tmeta.get("source") != name:
-            raise ReindexError("%s exists and is not a reindex copy of %s made by this module: rename or "
-                               "delete it, or choose another suffix." % (tname, name), index=name)
+            raise ReindexError("%s exists and is not a reindex copy of %s made by this module: rename it or "
+                               "choose another suffix." % (tname, name), index=name)
         if tmp.alias_of:
             raise ReindexError("%s is an alias, so it cannot hold the copy of %s: choose another suffix."
                                % (tname, name), index=name)
@@ -362,20 +463,24 @@ class Reindexer:
                                        "check the data by hand; nothing was deleted." % (name, tname, name),
                                        index=name)
                 return "restore", "copy back verified and temporary copy removed"
-            if not smeta.get("task") and not smeta.get("verified"):
-                return "start_copy_back", "%s created, copy back not started" % name
             if not smeta.get("verified"):
-                return "wait_copy_back", "copy back task %s started" % smeta.get("task")
-            return "delete_temp", "copy back verified"
+                if smeta.get("task") or smeta.get("starting"):
+                    return "wait_copy_back", "copy back task %s started" % (smeta.get("task") or "(unrecorded)")
+                return "start_copy_back", "%s created, copy back not started" % name
+            if not smeta.get("replicated"):
+                return "replicate_final", "copy back verified, replicas not started yet"
+            return "delete_temp", "copy back verified and replicated"
         if src.alias_of:
-            if tmp.exists and src.alias_of == [tname] and tmeta.get("role") == "swap":
-                if not tmeta.get("restored"):
-                    return "restore", "swapped, settings not restored yet"
-                return "done", "%s is an alias of %s" % (name, tname)
+            if tmp.exists and src.alias_of == [tname] and tmeta.get("verified"):
+                if tmeta.get("role") == "swap":
+                    if not tmeta.get("restored"):
+                        return "restore", "swapped, settings not restored yet"
+                    return "done", "%s is an alias of %s" % (name, tname)
+                return "create_final", "%s removed; its name points at the verified copy %s" % (name, tname)
             return "done", "%s is an alias of %s; nothing to reindex" % (name, ", ".join(src.alias_of))
         if not src.exists:
-            if tmp.exists and tmeta.get("verified") and tmeta.get("role") == "temp":
-                return "create_final", "%s deleted after a verified copy" % name
+            if tmp.exists and tmeta.get("verified") and tmeta.get("replicated") and tmeta.get("role") == "temp":
+                return "create_final", "%s removed after a verified copy" % name
             if tmp.exists:
                 raise ReindexError("%s is missing and its copy %s is not verified: nothing is deleted; "
                                    "check both by hand." % (name, tname), index=name)
@@ -383,18 +488,26 @@ class Reindexer:
         # The source is an index that has not been replaced yet.
         if tmp.exists:
             if tmeta.get("source_uuid") != src.uuid:
-                raise ReindexError("%s was made from an earlier index named %s (uuid %s, now %s): delete it "
-                                   "by hand after checking." % (tname, name, tmeta.get("source_uuid"),
-                                                                src.uuid), index=name)
+                if tmeta.get("verified"):
+                    raise ReindexError(
+                        "%s holds the verified copy of the original %s (%s documents), the only copy of them; "
+                        "the index now named %s (uuid %s) was created by someone else during the run. Keep %s, "
+                        "compare the two and merge them by hand." % (tname, name, tmeta.get("source_count"), name,
+                                                                   src.uuid, tname), index=name)
+                raise ReindexError("%s was made from an earlier index named %s (uuid %s, now %s): compare it with %s "
+                                   "and remove it by hand once it holds nothing you need."
+                                   % (tname, name, tmeta.get("source_uuid"), src.uuid, name), index=name)
             if not tmeta.get("verified"):
                 if not src.blocked:
-                    if tmeta.get("task"):
+                    if tmeta.get("task") or tmeta.get("starting"):
                         return "reset_temp", "an earlier copy started while %s was writable" % name
                     return "block_source", "%s created" % tname
-                if not tmeta.get("task"):
+                if not tmeta.get("task") and not tmeta.get("starting"):
                     return "start_copy", "%s write-blocked, copy not started" % name
-                return "wait_copy", "copy task %s started" % tmeta.get("task")
-            return ("swap" if tmeta.get("role") == "swap" else "delete_source"), "copy verified"
+                return "wait_copy", "copy task %s started" % (tmeta.get("task") or "(unrecorded)")
+            if not tmeta.get("replicated"):
+                return "replicate_temp", "copy verified, replicas not started yet"
+            return ("swap" if tmeta.get("role") == "swap" else "delete_source"), "copy verified and replicated"
         _, mappings = self.desired(name)
         if mapping_covers(src.mappings, mappings):
             return "done", "already in the current mappings"
@@ -416,6 +529,7 @@ class Reindexer:
         """Do the next step for ``name``; returns its name ("done" when finished)."""
         step, _ = self.next_step(name)
         if step != "done":
+            self.lock(name)
             self.log("%s: %s" % (name, step))
             getattr(self, "_do_" + step)(name)
         return step
@@ -443,40 +557,175 @@ class Reindexer:
         result["status"] = "reindexed" if result["steps"] else "unchanged"
         return result
 
+    def whereabouts(self, name):
+        """Where the documents of ``name`` are now, for a message when a run stops."""
+        out = []
+        for index in (name, self.temp_name(name)):
+            st = self.state(index)
+            if st.alias_of:
+                out.append("%s is an alias of %s" % (index, ", ".join(st.alias_of)))
+                continue
+            if not st.exists:
+                continue
+            role = st.meta.get("role")
+            what = ("the original index" if not role else
+                    "the final index" if role == "final" else
+                    "the %s copy" % ("verified" if st.meta.get("verified") else "unfinished"))
+            blocked = ", write-blocked" if st.blocked else ""
+            out.append("%s (%s, %s documents%s)" % (index, what, _count_quietly(self, index), blocked))
+        return "Documents of %s now: %s." % (name, "; ".join(out) or "no index or alias of that name")
+
+    # -- the lock: the guard template ----------------------------------------
+    def guard_name(self, name):
+        return GUARD_PREFIX + name
+
+    def _guard(self, name):
+        status, body = self.es.call("GET", "/_index_template/%s" % self.guard_name(name), allow=(400, 404, 405))
+        if status >= 400:
+            return None
+        found = [t.get("index_template") for t in (body or {}).get("index_templates") or []
+                 if t.get("name") == self.guard_name(name)]
+        return found[0] if found else None
+
+    def _put_guard(self, name, desired=None, create=False, priority=None):
+        """The guard of ``name``: an exact-name template (patterns N and its copy) above every other,
+        so both are created with no template aliases and never auto-created by a write; its
+        ``_meta`` names the run holding the lock."""
+        if priority is None:
+            status, body = self.es.call("GET", "/_index_template", allow=(400, 404, 405))
+            prios = [int((t.get("index_template") or {}).get("priority") or 0)
+                     for t in (body or {}).get("index_templates") or [] if t.get("name") != self.guard_name(name)]
+            priority = max(prios or [0]) + 1
+        holder = dict(self.holder, heartbeat=int(time.time()))
+        if desired is not None:
+            holder["desired"] = {"settings": desired[0], "mappings": desired[1]}
+        body = {"index_patterns": [name, self.temp_name(name)], "priority": priority, "template": {},
+                "_meta": {META_KEY: holder}}
+        if self._auto_create_guard:
+            body["allow_auto_create"] = False
+        params = {"create": "true"} if create else None
+        status, resp = self.es.call("PUT", "/_index_template/%s" % self.guard_name(name), body=body, params=params,
+                                    allow=(400,))
+        if status == 400 and "allow_auto_create" in str(resp):
+            # Before 7.11 and on OpenSearch: no auto-creation guard; the name's gap is one request long.
+            self._auto_create_guard = False
+            body.pop("allow_auto_create")
+            status, resp = self.es.call("PUT", "/_index_template/%s" % self.guard_name(name), body=body,
+                                        params=params, allow=(400,))
+        if status == 400:
+            if create and "already exists" in str(resp):
+                return False
+            raise EsError("Elasticsearch refused the guard template %s: %s" % (self.guard_name(name), resp),
+                          status=400, body=resp)
+        self._heartbeat_at = self.clock()
+        return True
+
+    def lock(self, name, heartbeat_every=30.0):
+        """Hold the lock of ``name`` (its guard template) or raise naming the run that holds it."""
+        guard = self._guard(name)
+        if guard is None:
+            return  # create_temp takes it (PUT ?create=true: only one run can)
+        held = ((guard.get("_meta") or {}).get(META_KEY)) or {}
+        if held.get("run") == self.holder["run"]:
+            if self.clock() - getattr(self, "_heartbeat_at", 0) > heartbeat_every:
+                self._put_guard(name, _stash(held), priority=guard.get("priority"))
+            return
+        verdict = _verdict(held, self.holder, self.opt.lock_stale_seconds)
+        who = "run %s on %s (pid %s, last seen %s)" % (held.get("run"), held.get("host"), held.get("pid"),
+                                                       _ago(held.get("heartbeat")))
+        how = ("rerun with -e reindex_break_lock=%s, or delete the index template %s (DELETE _index_template/%s)"
+               % (held.get("run"), self.guard_name(name), self.guard_name(name)))
+        if self.opt.break_lock and self.opt.break_lock == held.get("run"):
+            self.log("%s: broke the lock of %s as asked" % (name, who))
+        elif verdict == "live":
+            raise ReindexError("Another reindex run works on %s: %s. Wait for it to finish; if it is gone, %s."
+                               % (name, who, how), index=name)
+        elif verdict == "stale":
+            raise ReindexError("%s is locked by %s, silent for more than %ds. If no run is in progress, %s."
+                               % (name, who, self.opt.lock_stale_seconds, how), index=name)
+        self._put_guard(name, _stash(held), priority=guard.get("priority"))
+
+    def _release(self, name):
+        self.es.call("DELETE", "/_index_template/%s" % self.guard_name(name), allow=(404,))
+
     # -- steps -------------------------------------------------------------
     def _set_meta(self, index, **changes):
         meta = dict(self.state(index).meta)
         meta.update(changes)
         self.es.put("/%s/_mapping" % index_path(index), {"_meta": {META_KEY: meta}})
 
-    def _create_copy(self, index, source_name, meta):
-        settings, mappings = self.desired(source_name)
-        settings["index.number_of_replicas"] = "0"
-        settings["index.refresh_interval"] = "-1"
-        mappings = copy.deepcopy(mappings)
-        template_meta = mappings.get("_meta") or {}
-        meta["template_meta"] = template_meta
-        mappings["_meta"] = {META_KEY: meta}
-        self.es.put("/%s" % index_path(index), {"settings": settings, "mappings": mappings})
-        # Templates may add aliases to the copy too; a half-filled copy must not answer searches.
-        for alias in self.state(index).aliases:
-            self.es.delete("/%s/_alias/%s" % (index_path(index), index_path(alias)))
+    def _health(self, index, params=None):
+        status, body = self.es.call("GET", "/_cluster/health/%s" % index_path(index), params=params,
+                                    allow=(400, 404, 405, 408))
+        return body if status in (200, 408) and isinstance(body, dict) else None
 
     def _do_create_temp(self, name):
         src = self.state(name)
-        self._create_copy(self.temp_name(name), name, {
+        desired = self.desired(name)
+        self.check_disk(name, src)
+        health = self._health(name) or {}
+        template_shards = desired[0].get("index.number_of_shards")
+        explicit = creatable_settings(self.opt.settings)
+        # Where the source lives now (ILM may have moved it to another tier since the template made it)
+        # beats the template; only the settings option beats the source.
+        settings = dict(desired[0])
+        settings.update({k: v for k, v in src.settings.items() if _matches_prefix(k, PLACEMENT)
+                         and not _matches_prefix(k, NOT_COPIED) and k not in explicit})
+        notes = []
+        if "index.number_of_shards" not in explicit:
+            # A shrink gave the source its count; the template's is for new daily indices.
+            settings["index.number_of_shards"] = src.settings.get("index.number_of_shards", "1")
+        elif str(settings["index.number_of_shards"]) != str(src.settings.get("index.number_of_shards")):
+            notes.append("number_of_shards %s from the settings option instead of the source's %s"
+                         % (settings["index.number_of_shards"], src.settings.get("index.number_of_shards")))
+        if template_shards and str(template_shards) != str(settings["index.number_of_shards"]) and not notes:
+            notes.append("kept the source's %s shards (the template says %s)"
+                         % (settings["index.number_of_shards"], template_shards))
+        restore = {k: v for k, v in src.settings.items() if _matches_prefix(k, RESTORED)}
+        restore.setdefault("index.number_of_replicas", "1")
+        restore.setdefault("index.refresh_interval", None)
+        if any(k.startswith("index.lifecycle.") for k in restore):
+            # ILM counts the final index's age from the source's birth, not the copy's.
+            restore.setdefault("index.lifecycle.origination_date", src.settings.get("index.creation_date"))
+        for key, value in flat(self.opt.settings).items():  # explicit settings win at the end too
+            if _matches_prefix(_index_key(key), RESTORED):
+                restore[_index_key(key)] = value
+        if not self._put_guard(name, desired, create=True):
+            self.lock(name)  # another run made it meanwhile: raises naming it
+            self._put_guard(name, desired)
+        self._create_copy(self.temp_name(name), settings, desired[1], {
             "source": name, "source_uuid": src.uuid, "role": "temp" if self.opt.mode == "copy_back" else "swap",
-            "source_was_blocked": src.blocked, "aliases": src.aliases,
-            "restore": {"index.number_of_replicas": src.settings.get("index.number_of_replicas", "1"),
-                        "index.refresh_interval": src.settings.get("index.refresh_interval")},
+            "source_was_blocked": src.blocked, "aliases": src.aliases, "restore": restore, "notes": notes,
+            "source_status": health.get("status", "green"),
+            "source_active_shards": health.get("active_shards"), "create_settings": settings,
             "verified": False, "task": None})
 
+    def _create_copy(self, index, settings, mappings, meta):
+        settings = dict(settings)
+        settings["index.number_of_replicas"] = "0"  # replicas come after the copy is verified
+        settings["index.refresh_interval"] = "-1"
+        mappings = copy.deepcopy(mappings)
+        meta["template_meta"] = {k: v for k, v in (mappings.get("_meta") or {}).items() if k != META_KEY}
+        mappings["_meta"] = {META_KEY: meta}
+        # The guard template matches this exact name above every other: no template alias on it.
+        self.es.put("/%s" % index_path(index), {"settings": settings, "mappings": mappings})
+
+    def block_write(self, index):
+        """Write-block through the block API (7.9+: waits for in-flight writes); settings where it is missing."""
+        status, body = self.es.call("PUT", "/%s/_block/write" % index_path(index), allow=(400, 404, 405))
+        if status < 400:
+            return
+        if "index_not_found" in str(body):
+            raise EsError("%s does not exist." % index, status=status, body=body)
+        self.es.put("/%s/_settings" % index_path(index), {"index.blocks.write": True})
+
     def _do_block_source(self, name):
-        self.es.put("/%s/_settings" % index_path(name), {"index.blocks.write": True})
+        self.block_write(name)
 
     def _do_reset_temp(self, name):
         tname = self.temp_name(name)
-        self._cancel(self.state(tname).meta.get("task"))
+        meta = self.state(tname).meta
+        self._cancel_and_wait(meta.get("task") or self._find_task(name, tname), tname)
         self.es.delete("/%s" % index_path(tname), allow=(404,))
 
     def _start(self, source, dest):
@@ -487,20 +736,28 @@ class Reindexer:
             params["requests_per_second"] = self.opt.requests_per_second
         body = {"source": {"index": source}, "dest": {"index": dest, "version_type": "external"},
                 "conflicts": self.opt.conflicts}
-        if self.count(dest):
-            # A copy started by a run killed before it could record the task: start clean.
-            # Recreated rather than emptied: deleted documents leave versions that an external-version
-            # copy would then conflict with.
-            self._cancel_copies_into(dest)
+        have = self.count(dest)
+        if have:
+            # Documents nobody recorded copying. Only the copy could hold some (no alias, no
+            # auto-creation reaches it); the final index could hold a client's write: never dropped.
             meta = dict(self.state(dest).meta)
-            meta.pop("template_meta", None)
-            self.es.delete("/%s" % index_path(dest))
-            self._create_copy(dest, meta["source"], meta)
+            if meta.get("role") == "final":
+                # Kept: the copy back goes around them (a client's newer write wins over the old copy).
+                self.log("%s: keeps %d document(s) written into it before the copy back" % (dest, have))
+                body["conflicts"] = "proceed"
+            else:
+                self._cancel_and_wait(self._find_task(source, dest), dest)
+                meta.pop("template_meta", None)
+                self.es.delete("/%s" % index_path(dest))
+                self._create_copy(dest, meta["create_settings"], self.desired(meta["source"])[1], meta)
         expected = self.count(source)
-        task = self.es.post("/_reindex", body, params=params).get("task")
+        # Recorded first: a run killed before it records the task finds it by this mark.
+        self._set_meta(dest, starting=int(time.time() * 1000), source_count=expected, task=None)
+        # Never retried: a second POST would start a second task writing the same index.
+        task = self.es.call("POST", "/_reindex", body=body, params=params, retries=0)[1].get("task")
         if not task:
             raise ReindexError("The server started no task for the copy of %s into %s." % (source, dest))
-        self._set_meta(dest, task=task, source_count=expected)
+        self._set_meta(dest, task=task, starting=None)
         self.log("%s -> %s: task %s" % (source, dest, task))
 
     def _do_start_copy(self, name):
@@ -511,6 +768,7 @@ class Reindexer:
 
     def _do_wait_copy(self, name):
         self._wait(name, self.temp_name(name), rollback=self._rollback_copy)
+        self.block_write(self.temp_name(name))  # verified: nothing else may write into it
 
     def _do_wait_copy_back(self, name):
         self._wait(self.temp_name(name), name, rollback=self._rollback_copy_back)
@@ -518,14 +776,22 @@ class Reindexer:
     def _wait(self, source, dest, rollback):
         meta = self.state(dest).meta
         expected = int(meta.get("source_count"))
+        task = meta.get("task")
         try:
-            response = self._wait_task(meta["task"], source, dest, expected)
+            if not task:
+                # A run was killed between starting the copy and recording its task.
+                task = self._find_task(source, dest)
+                self._set_meta(dest, task=task or "unknown", starting=None)
+            response = self._wait_task(task, source, dest, expected) if task and task != "unknown" else \
+                self._wait_counts(source, dest, expected, self.clock() + self.opt.timeout)
             failures = first_failures(response, self.opt.max_failures)
             if failures:
                 raise ReindexError("Copying %s into %s failed on %d document(s); first: %s" % (
                     source, dest, len(response.get("failures")), _failure_text(failures[0])), failures=failures)
             got = self.count(dest)
-            if got != expected:
+            # More than expected is fine only when every source document is there: writes a
+            # client made into the final index during the copy back are kept, never dropped.
+            if got != expected and (got < expected or self._missing_ids(source, dest, limit=1)):
                 failures = self._diagnose(source, dest)
                 raise ReindexError("Copying %s into %s ended with %d documents instead of %d%s" % (
                     source, dest, got, expected,
@@ -564,17 +830,23 @@ class Reindexer:
                 raise ReindexError("Task %s copying %s into %s is gone without a result (its node may have "
                                    "left the cluster)." % (task, source, dest))
             if body.get("completed"):
+                # Read: its stored result in .tasks is of no further use (ES keeps them forever).
+                self.es.call("DELETE", "/.tasks/_doc/%s" % task, allow=(400, 403, 404, 405))
                 if body.get("error"):
                     err = body["error"]
                     raise ReindexError("Task %s copying %s into %s failed: %s: %s" % (
                         task, source, dest, err.get("type"), err.get("reason")))
-                return body.get("response") or {}
+                response = body.get("response") or {}
+                if (response.get("canceled") or "").strip():
+                    raise ReindexError("Task %s copying %s into %s was cancelled (%s)." % (
+                        task, source, dest, response["canceled"]))
+                return response
             if self.clock() > deadline:
-                self._cancel(task)
                 raise ReindexError("Copying %s into %s did not finish within %ds (%s of %d documents); the "
                                    "task was cancelled." % (source, dest, self.opt.timeout,
                                                             (body.get("task") or {}).get("status", {}).get(
                                                                 "created"), expected))
+            self.lock(source if dest == self.temp_name(source) else dest)  # heartbeat
             self.sleep(self.opt.poll_interval)
 
     def _wait_counts(self, source, dest, expected, deadline):
@@ -597,20 +869,13 @@ class Reindexer:
             self.sleep(interval)
             interval = min(self.opt.poll_interval, interval * 1.5)
 
-    def _diagnose(self, source, dest, batch=1000):
+    def _diagnose(self, source, dest):
         """First failures for documents missing from dest: copy a few of them synchronously."""
-        missing = []
         try:
-            body = self.es.post("/%s/_search" % index_path(source), {"size": batch, "sort": ["_doc"],
-                                                                       "_source": False},
-                                params={"scroll": "1m"})
-            while body.get("hits", {}).get("hits") and len(missing) < self.opt.max_failures:
-                ids = [h["_id"] for h in body["hits"]["hits"]]
-                found = self.es.post("/%s/_mget" % index_path(dest), {"ids": ids}, params={"_source": "false"})
-                missing += [d["_id"] for d in found.get("docs", []) if not d.get("found")]
-                body = self.es.post("/_search/scroll", {"scroll": "1m", "scroll_id": body["_scroll_id"]})
+            missing = self._missing_ids(source, dest, limit=self.opt.max_failures)
             if not missing:
                 return []
+            # Idempotent (ids, external versions, conflicts proceed): a retry cannot double anything.
             status, response = self.es.call(
                 "POST", "/_reindex", params={"wait_for_completion": "true", "refresh": "true"},
                 body={"source": {"index": source, "query": {"ids": {"values": missing[:self.opt.max_failures]}}},
@@ -620,74 +885,211 @@ class Reindexer:
         except EsError:
             return []
 
-    def _cancel_copies_into(self, dest):
+    def _find_task(self, source, dest):
+        """The task copying ``source`` into ``dest`` (running, or its stored result), or None."""
+        description = "reindex from [%s] to [%s]" % (source, dest)
         status, body = self.es.call("GET", "/_tasks", params={"actions": "*reindex", "detailed": "true"},
                                     allow=(400, 404, 405))
         if status >= 400:
-            return
+            self._tasks_api = False
+            return None
+        self._tasks_api = True
         for node in (body.get("nodes") or {}).values():
             for task_id, task in (node.get("tasks") or {}).items():
-                if "[%s]" % dest in (task.get("description") or "") and not task.get("parent_task_id"):
-                    self._cancel(task_id)
+                if task.get("description") == description and not task.get("parent_task_id"):
+                    return task_id
+        status, body = self.es.call("POST", "/.tasks/_search", body={
+            "size": 20, "query": {"match_phrase": {"task.description": description}}}, allow=(400, 403, 404))
+        for hit in ((body or {}).get("hits") or {}).get("hits") or [] if status == 200 else []:
+            task = (hit.get("_source") or {}).get("task") or {}
+            if task.get("description") == description:
+                return hit.get("_id")
+        return None
 
-    def _cancel(self, task):
-        if task and self._tasks_api is not False:
-            self.es.call("POST", "/_tasks/%s/_cancel" % task, allow=(400, 404, 405))
+    def _cancel_and_wait(self, task, dest):
+        """Cancel ``task`` and wait until it is gone: cancelling is cooperative, and a batch still in
+        flight would re-create a destination deleted before the task ended."""
+        if not task or task == "unknown" or self._tasks_api is False:
+            return
+        self.es.call("POST", "/_tasks/%s/_cancel" % task, allow=(400, 404, 405))
+        deadline = self.clock() + self.opt.cancel_timeout
+        while True:
+            status, body = self.es.call("GET", "/_tasks/%s" % task, allow=(400, 404, 405))
+            if status >= 400 or body.get("completed"):
+                if status < 400:
+                    self.es.call("DELETE", "/.tasks/_doc/%s" % task, allow=(400, 403, 404, 405))
+                return
+            if self.clock() > deadline:
+                raise ReindexError("Task %s writing into %s did not stop within %ds of its cancellation: nothing "
+                                   "was deleted; run again once GET _tasks/%s says it completed."
+                                   % (task, dest, self.opt.cancel_timeout, task), index=dest)
+            self.sleep(min(self.opt.poll_interval, 0.5))
+
+    def _lift_block(self, name):
+        """Lift the run's write block on ``name``. Under the disk flood-stage block Elasticsearch refuses
+        settings (429) until its disk monitor lifts that block, after the copy freed the disk."""
+        deadline = self.clock() + min(self.opt.timeout, 60.0)
+        while True:
+            status, body = self.es.call("PUT", "/%s/_settings" % index_path(name), body={"index.blocks.write": None},
+                                        allow=(429,))
+            if status < 400:
+                return
+            if self.clock() > deadline:
+                raise ReindexError("%s stays write-blocked: the disk flood-stage block (read_only_allow_delete) "
+                                   "refuses settings changes. Free disk below the high watermark, then PUT "
+                                   "%s/_settings {\"index.blocks.write\": null}." % (name, name), index=name)
+            self.sleep(min(self.opt.poll_interval, 1.0))
 
     def _rollback_copy(self, name, tname):
-        """The source holds everything: lift our block, drop the partial copy."""
+        """The source holds everything: drop the partial copy (after its task is gone), then lift our block.
+        The copy goes first: under a flood-stage block deleting it is what frees the disk."""
         meta = self.state(tname).meta
-        self._cancel(meta.get("task"))
-        if not meta.get("source_was_blocked"):
-            self.es.put("/%s/_settings" % index_path(name), {"index.blocks.write": None})
+        self._cancel_and_wait(meta.get("task") or self._find_task(name, tname), tname)
         self.es.delete("/%s" % index_path(tname), allow=(404,))
+        self._release(name)
+        if not meta.get("source_was_blocked"):
+            self._lift_block(name)
 
     def _rollback_copy_back(self, tname, name):
-        """The verified temporary copy holds everything: drop the partial final index only."""
+        """The verified temporary copy holds everything: drop the partial final index, unless it holds a
+        document the run did not copy there, and give the name back to the copy in the same call."""
         meta = self.state(name).meta
-        self._cancel(meta.get("task"))
-        if self.state(tname).meta.get("verified"):
-            self.es.delete("/%s" % index_path(name), allow=(404,))
+        self._cancel_and_wait(meta.get("task") or self._find_task(tname, name), name)
+        if not self.state(tname).meta.get("verified"):
+            return
+        try:
+            foreign = self._missing_ids(name, tname)
+        except EsError:
+            # Every shard of the final index failed (its copies went with a node): what it held is
+            # gone already; nothing readable there is lost by dropping it.
+            if (self._health(name) or {}).get("status") != "red":
+                raise
+            foreign = []
+        if foreign:
+            raise ReindexError("%s holds %d document(s) the run did not copy there (first: %s), written during "
+                               "the copy back: nothing is deleted. %s" % (
+                                   name, len(foreign), ", ".join(foreign[:3]), self.whereabouts(name)), index=name)
+        self.es.post("/_aliases", {"actions": [{"remove_index": {"index": name}},
+                                               {"add": {"index": tname, "alias": name}}]})
+
+    def _missing_ids(self, index, other, limit=None, batch=1000):
+        """Ids of documents in ``index`` that ``other`` does not have (scroll + _mget)."""
+        missing = []
+        body = self.es.post("/%s/_search" % index_path(index), {"size": batch, "sort": ["_doc"], "_source": False},
+                            params={"scroll": "2m"})
+        try:
+            while body.get("hits", {}).get("hits") and (limit is None or len(missing) < limit):
+                ids = [h["_id"] for h in body["hits"]["hits"]]
+                found = self.es.post("/%s/_mget" % index_path(other), {"ids": ids}, params={"_source": "false"})
+                missing += [d["_id"] for d in found.get("docs", []) if not d.get("found")]
+                body = self.es.post("/_search/scroll", {"scroll": "2m", "scroll_id": body["_scroll_id"]})
+        finally:
+            if body.get("_scroll_id"):
+                self.es.call("DELETE", "/_search/scroll", body={"scroll_id": [body["_scroll_id"]]},
+                             allow=(400, 404, 405))
+        return missing
+
+    def _wait_redundant(self, index, meta, on_red=None, red_grace=10.0):
+        """Until ``index`` has the source's replica count started: green, or, when the source was
+        not green itself, at least as many active shard copies as it had. ``on_red``: what to do
+        when it stays red (a shard's only copy went with its node) for ``red_grace`` seconds."""
+        deadline = self.clock() + self.opt.timeout
+        want_green = meta.get("source_status", "green") == "green"
+        want_active = int(meta.get("source_active_shards") or 0)
+        red_since = None
+        while True:
+            h = self._health(index)
+            if h is None:
+                raise ReindexError("The server has no _cluster/health: cannot tell that %s has its replicas; "
+                                   "nothing was deleted." % index, index=index)
+            if h.get("status") == "green" and not h.get("initializing_shards"):
+                return
+            if not want_green and h.get("status") != "red" and int(h.get("active_shards") or 0) >= want_active:
+                return
+            red_since = (red_since or self.clock()) if h.get("status") == "red" else None
+            if on_red is not None and red_since is not None and self.clock() - red_since >= red_grace:
+                on_red()
+                raise ReindexError("%s lost a shard (its only copy was on a node that left) before it had "
+                                   "replicas: it was dropped, its source still holds every document; run "
+                                   "again to copy anew." % index, index=index)
+            if self.clock() > deadline:
+                raise ReindexError("%s did not get its replicas within %ds (status %s, %s active shard copies): "
+                                   "nothing was deleted; run again once the cluster can allocate them."
+                                   % (index, self.opt.timeout, h.get("status"), h.get("active_shards")),
+                                   index=index)
+            self.sleep(self.opt.poll_interval)
+
+    def _replicate(self, index, meta, on_red):
+        replicas = (meta.get("restore") or {}).get("index.number_of_replicas") or "1"
+        self.es.put("/%s/_settings" % index_path(index), {"index.number_of_replicas": replicas})
+        self._wait_redundant(index, meta, on_red)
+        self._set_meta(index, replicated=True)
+
+    def _do_replicate_temp(self, name):
+        tname = self.temp_name(name)
+        self._replicate(tname, self.state(tname).meta, lambda: self._rollback_copy(name, tname))
+
+    def _do_replicate_final(self, name):
+        tname = self.temp_name(name)
+        self._replicate(name, self.state(name).meta, lambda: self._rollback_copy_back(tname, name))
+
+    def _verified_pair(self, keep, drop, meta, what):
+        """Refuse unless ``keep`` is verified, replicated and holds every document of ``drop``."""
+        expected = int(meta["source_count"])
+        have_keep, have_drop = self.count(keep), self.count(drop)
+        ok = meta.get("verified") and meta.get("replicated") and have_drop == expected and have_keep >= expected
+        if ok and have_keep > expected:
+            # Writes a client made into the final index during the copy back: it must still hold all of drop.
+            ok = not self._missing_ids(drop, keep, limit=1)
+        if not ok:
+            raise ReindexError("Refusing to %s: %s has %d documents, %s has %d, %d expected. %s" % (
+                what, keep, have_keep, drop, have_drop, expected, self.whereabouts(meta["source"])), index=drop)
 
     def _do_delete_source(self, name):
         tname = self.temp_name(name)
         tmp = self.state(tname)
-        expected = int(tmp.meta["source_count"])
-        have_src, have_tmp = self.count(name), self.count(tname)
-        if not (tmp.meta.get("verified") and have_src == expected == have_tmp):
-            raise ReindexError("Refusing to delete %s: it has %d documents, its copy %s has %d, %d expected."
-                               % (name, have_src, tname, have_tmp, expected), index=name)
-        # One atomic call: the aliases move to the copy as the source goes, so no search misses data.
-        actions = [{"remove_index": {"index": name}}]
+        self._verified_pair(tname, name, tmp.meta, "delete %s" % name)
+        # One atomic call: the source goes, its aliases and its very name point at the verified,
+        # write-blocked copy (late writes get the block's error; no write can auto-create the name).
+        actions = [{"remove_index": {"index": name}}, {"add": {"index": tname, "alias": name}}]
         actions += [{"add": _alias_action(tname, alias, spec)} for alias, spec in tmp.meta["aliases"].items()]
         self.es.post("/_aliases", {"actions": actions})
 
     def _do_swap(self, name):
         tname = self.temp_name(name)
         tmp = self.state(tname)
-        expected = int(tmp.meta["source_count"])
-        have_src, have_tmp = self.count(name), self.count(tname)
-        if not (tmp.meta.get("verified") and have_src == expected == have_tmp):
-            raise ReindexError("Refusing to swap %s: it has %d documents, its copy %s has %d, %d expected."
-                               % (name, have_src, tname, have_tmp, expected), index=name)
+        self._verified_pair(tname, name, tmp.meta, "swap %s" % name)
         actions = [{"remove_index": {"index": name}}, {"add": {"index": tname, "alias": name}}]
         actions += [{"add": _alias_action(tname, alias, spec)} for alias, spec in tmp.meta["aliases"].items()]
         self.es.post("/_aliases", {"actions": actions})
 
     def _do_create_final(self, name):
-        tmeta = self.state(self.temp_name(name)).meta
-        meta = {k: tmeta.get(k) for k in ("source", "aliases", "restore", "source_was_blocked")}
+        tname = self.temp_name(name)
+        tmp = self.state(tname)
+        tmeta = tmp.meta
+        self.check_disk(name, tmp, copying=tname)
+        meta = {k: tmeta.get(k) for k in ("source", "aliases", "restore", "source_was_blocked", "source_status",
+                                          "source_active_shards", "source_count", "notes")}
         meta.update(role="final", verified=False, task=None)
-        self._create_copy(name, name, meta)
+        mappings = {k: v for k, v in tmp.mappings.items() if k != "_meta"}
+        if tmeta.get("template_meta"):
+            mappings["_meta"] = tmeta["template_meta"]
+        # The name leaves the copy; the guard template refuses its auto-creation until the PUT.
+        self.es.call("POST", "/_aliases", body={"actions": [{"remove": {"index": tname, "alias": name}}]},
+                     allow=(404,))
+        status, body = self.es.call("PUT", "/%s" % index_path(name), allow=(400,), body={
+            "settings": dict(tmeta.get("create_settings") or {}, **{"index.number_of_replicas": "0",
+                                                                    "index.refresh_interval": "-1"}),
+            "mappings": dict(mappings, _meta={META_KEY: dict(meta, template_meta=tmeta.get("template_meta"))})})
+        if status == 400:
+            raise ReindexError("Could not create the final index %s (%s): something else took the name. %s" % (
+                name, (body.get("error") or {}).get("type") if isinstance(body, dict) else body,
+                self.whereabouts(name)), index=name)
 
     def _do_delete_temp(self, name):
         tname = self.temp_name(name)
         final = self.state(name)
-        have_final, have_tmp = self.count(name), self.count(tname)
-        expected = int(final.meta["source_count"])
-        if not (final.meta.get("verified") and have_final == expected == have_tmp):
-            raise ReindexError("Refusing to delete %s: it has %d documents, %s has %d, %d expected."
-                               % (tname, have_tmp, name, have_final, expected), index=name)
+        self._verified_pair(name, tname, final.meta, "delete %s" % tname)
         actions = [{"remove_index": {"index": tname}}]
         actions += [{"add": _alias_action(name, alias, spec)} for alias, spec in final.meta["aliases"].items()]
         self.es.post("/_aliases", {"actions": actions})
@@ -695,15 +1097,66 @@ class Reindexer:
     def _do_restore(self, name):
         target = name if self.state(name).exists else self.temp_name(name)
         meta = self.state(target).meta
-        settings = dict(meta.get("restore") or {})
-        if meta.get("source_was_blocked"):
-            settings["index.blocks.write"] = True
-        self.es.put("/%s/_settings" % index_path(target), settings)
+        settings = {k: v for k, v in (meta.get("restore") or {}).items()
+                    if not k.startswith("index.blocks.") and k != "index.number_of_replicas"}
+        if settings:
+            self.es.put("/%s/_settings" % index_path(target), settings)
+        # Success only with the source's redundancy (replicas were set before anything was deleted).
+        self._wait_redundant(target, meta)
         # Give the template's own _meta back; a small marker says the work is finished.
         restored = dict(meta.get("template_meta") or {})
         restored[META_KEY] = {"source": meta.get("source"), "role": meta.get("role"), "verified": True,
-                              "restored": True, "source_count": meta.get("source_count")}
+                              "restored": True, "source_count": meta.get("source_count"),
+                              "notes": meta.get("notes") or []}
         self.es.put("/%s/_mapping" % index_path(target), {"_meta": restored})
+        blocks = {k: v for k, v in (meta.get("restore") or {}).items() if k.startswith("index.blocks.")}
+        if "index.blocks.write" not in blocks and self.state(target).blocked:
+            self._lift_block(target)  # the run's own block (swap: on the copy since its verification)
+        if blocks:  # the source's own blocks, read_only last (it also refuses metadata writes)
+            self.es.put("/%s/_settings" % index_path(target), blocks)
+        self._release(name)
+
+    # -- disk ----------------------------------------------------------------
+    def check_disk(self, name, src, copying=None):
+        """Refuse, with the figures, a copy the data nodes have no room for below the low watermark."""
+        if not self.opt.disk_check:
+            return
+        source = copying or name
+        status, stats = self.es.call("GET", "/%s/_stats/store" % index_path(source), allow=(400, 404, 405))
+        status2, nodes = self.es.call("GET", "/_nodes/stats/fs", allow=(400, 404, 405))
+        status3, cluster = self.es.call("GET", "/_cluster/settings", params={"include_defaults": "true",
+                                                                            "flat_settings": "true"},
+                                        allow=(400, 404, 405))
+        if status >= 400 or status2 >= 400 or status3 >= 400:
+            self.log("%s: no disk figures on this server (_nodes/stats/fs); copy not checked" % name)
+            return
+        setting = {}
+        for part in ("defaults", "persistent", "transient"):
+            setting.update(cluster.get(part) or {})
+        if str(setting.get("cluster.routing.allocation.disk.threshold_enabled", "true")).lower() == "false":
+            return
+        low = setting.get("cluster.routing.allocation.disk.watermark.low", "85%")
+        primary = int(((stats.get("_all") or {}).get("primaries") or {}).get("store", {}).get("size_in_bytes") or 0)
+        replicas = int((src.meta.get("restore") or {}).get("index.number_of_replicas")
+                       or src.settings.get("index.number_of_replicas") or 0) if copying else \
+            int(src.settings.get("index.number_of_replicas") or 0)
+        need = primary * (1 + replicas)
+        room, nodes_seen = 0, 0
+        for node in (nodes.get("nodes") or {}).values():
+            roles = node.get("roles")
+            if roles is not None and not any(r == "data" or r.startswith("data_") for r in roles):
+                continue
+            total = int(((node.get("fs") or {}).get("total") or {}).get("total_in_bytes") or 0)
+            free = int(((node.get("fs") or {}).get("total") or {}).get("available_in_bytes") or 0)
+            if not total:
+                continue
+            nodes_seen += 1
+            room += max(0, free - _min_free(low, total))
+        if nodes_seen and need > room:
+            raise ReindexError(
+                "Not enough disk to copy %s: the copy needs about %s (%s of primaries x %d copies) and the %d data "
+                "node(s) have %s left below the low watermark (%s). Free disk or add nodes; nothing was changed."
+                % (source, _size(need), _size(primary), 1 + replicas, nodes_seen, _size(room), low), index=name)
 
 
 def _alias_action(index, alias, spec):
@@ -712,6 +1165,57 @@ def _alias_action(index, alias, spec):
         if key in (spec or {}):
             action[key] = spec[key]
     return action
+
+
+def _verdict(held, me, stale_seconds):
+    """'dead' (its process is provably gone or is this one), 'stale' (silent too long) or 'live'."""
+    if held.get("host") == me["host"] and held.get("pid"):
+        if int(held["pid"]) == me["pid"]:
+            return "dead"  # this process: an earlier Reindexer of it, long finished
+        try:
+            os.kill(int(held["pid"]), 0)
+        except ProcessLookupError:
+            return "dead"
+        except (PermissionError, OSError, ValueError):
+            pass
+    beat = held.get("heartbeat")
+    if beat is not None and time.time() - float(beat) > stale_seconds:
+        return "stale"
+    return "live"
+
+
+def _ago(epoch):
+    if not epoch:
+        return "never"
+    return "%ds ago" % max(0, int(time.time() - float(epoch)))
+
+
+def _stash(held):
+    d = held.get("desired") or {}
+    return (d.get("settings") or {}, d.get("mappings") or {}) if d else None
+
+
+def _min_free(watermark, total):
+    """Bytes a node must keep free under a watermark: 85%, 0.85 or 10gb."""
+    w = str(watermark).strip().lower()
+    try:
+        if w.endswith("%"):
+            return total - total * float(w[:-1]) / 100.0
+        value = float(w)
+        return total - total * value if value <= 1.0 else value
+    except ValueError:
+        pass
+    units = {"b": 1, "kb": 1024, "mb": 1024 ** 2, "gb": 1024 ** 3, "tb": 1024 ** 4, "pb": 1024 ** 5}
+    m = re.match(r"^([\d.]+)\s*([kmgtp]?b)$", w)
+    return float(m.group(1)) * units[m.group(2)] if m else total * 0.15
+
+
+def _size(n):
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1024 or unit == "TB":
+            return "%.1f %s" % (n, unit) if unit != "B" else "%d B" % n
+        n /= 1024.0
+    return str(n)
 
 
 def _failure_text(failure):
@@ -731,7 +1235,7 @@ def reindex_all(reindexer, check_mode=False):
     writes = reindexer.probe(selected)
     for name in selected:
         if name in writes:
-            out["refused"].append({"index": name, "reason": "it received %d write(s) during the %gs probe "
+            out["refused"].append({"index": name, "reason": "it received %s write(s) during the %gs probe "
                                    "window: it is still in use" % (writes[name], reindexer.opt.probe_seconds)})
     for name in selected:
         if name in writes:
@@ -754,6 +1258,11 @@ def reindex_all(reindexer, check_mode=False):
             # cluster and the next run resumes from it.
             exc.index = getattr(exc, "index", None)
             exc.failures = getattr(exc, "failures", [])
+            try:  # say where every document is, whatever stopped the run
+                if "Documents of " not in exc.message:
+                    exc.message = "%s %s" % (exc.message, reindexer.whereabouts(name))
+            except EsError:
+                pass
             out["failure"] = {"index": exc.index or name, "msg": exc.message, "failures": exc.failures}
             out["changed"] = not check_mode  # a rollback or an earlier step changed the cluster
             out["results"].append({"index": name, "mode": reindexer.opt.mode, "status": "failed",

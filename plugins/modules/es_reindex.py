@@ -14,9 +14,17 @@ description:
   - Refuses, with its name and why, an index that received writes during a probe window
     (O(probe_seconds), read from C(_stats/indexing)).
   - Copies each outdated index into C(<name><suffix>) created with the mappings and settings the
-    current index templates give C(<name>) (C(_index_template/_simulate_index)) or the explicit
-    O(mappings)/O(settings), with C(number_of_replicas=0) and C(refresh_interval=-1) during the copy
-    and the source's values restored afterwards. The source is write-blocked during the copy.
+    current index templates give C(<name>) (C(_index_template/_simulate_index), else the legacy
+    C(_template)s that match) or the explicit O(mappings)/O(settings), with the source's placement
+    (C(index.routing.allocation.*), C(index.hidden)) and shard count, C(number_of_replicas=0) and
+    C(refresh_interval=-1) during the copy. The source is write-blocked (C(_block/write)) during the copy.
+  - Nothing is deleted or swapped before the verified copy has the source's replica count started
+    (green); the final index gets the source's C(index.lifecycle.*) (with C(origination_date)),
+    read-only blocks and refresh interval back. See docs/reindex.md for what is and is not preserved.
+  - One run per index. A guard index template C(logstack-reindex-<name>) (no aliases,
+    C(allow_auto_create=false)) is its lock, keeps template aliases off the copies and refuses the
+    auto-creation of the name while it is replaced.
+  - Refuses a copy the data nodes have no room for below the low disk watermark, with the figures.
   - The copy runs as a task (C(_reindex?wait_for_completion=false), C(version_type=external)) polled
     through C(_tasks/<id>); its failures are read, and the destination count after a refresh must
     equal the source count before anything is deleted. Servers without the C(_tasks) API
@@ -25,8 +33,9 @@ description:
   - O(mode=copy_back) keeps the original name (a second copy back into a new index of that name);
     O(mode=swap) removes the source and adds its name as an alias of the copy in one atomic
     C(_aliases) call. Existing aliases are carried over in both modes.
-  - On any failure it stops, deletes nothing that holds the only copy, lifts the write block, removes
-    the partial destination and reports the first failures.
+  - On any failure it stops, deletes nothing that holds a document it did not copy there, removes the
+    partial destination once its task is gone, lifts the write block, reports the first failures and
+    where every document is.
   - Resumable. Its state is read from the cluster (which indices exist, write blocks, counts, and a
     C(_meta.logstack_reindex) record in the copy's mapping), so a run interrupted at any step is
     finished or rolled back by the next run.
@@ -132,6 +141,21 @@ options:
       - How many document failures to report.
     type: int
     default: 5
+  break_lock:
+    description:
+      - The run id of a reindex run whose lock (the index template C(logstack-reindex-<index>)) this run
+        may take over, as named by the message refusing a locked index. Only when that run is gone.
+    type: str
+  lock_stale_seconds:
+    description:
+      - A lock whose run gave no sign of life for this long is reported as stale, with how to break it.
+    type: int
+    default: 3600
+  disk_check:
+    description:
+      - Before each copy, refuse when the data nodes lack room for it below the low disk watermark.
+    type: bool
+    default: true
 notes:
   - Run it with O(probe_seconds) long enough to cover the gap between two writes of your shippers.
   - An index that was write-blocked before the run keeps its write block.
@@ -187,8 +211,8 @@ results:
     failures: {description: First document failures (failed only)., type: list, elements: dict}
   sample:
     - {index: logstash-2024.01.01, mode: copy_back, status: reindexed, docs: 120344, seconds: 41.2,
-       docs_per_second: 2921.0, steps: [create_temp, block_source, start_copy, wait_copy, delete_source,
-       create_final, start_copy_back, wait_copy_back, delete_temp, restore],
+       docs_per_second: 2921.0, steps: [create_temp, block_source, start_copy, wait_copy, replicate_temp,
+       delete_source, create_final, start_copy_back, wait_copy_back, replicate_final, delete_temp, restore],
        deleted: [logstash-2024.01.01, logstash-2024.01.01-r]}
 skipped:
   description: Indices matched but left alone, with the reason.
@@ -239,6 +263,9 @@ def main():
         timeout=dict(type="int", default=3600),
         stall_polls=dict(type="int", default=5),
         max_failures=dict(type="int", default=5),
+        break_lock=dict(type="str"),
+        lock_stale_seconds=dict(type="int", default=3600),
+        disk_check=dict(type="bool", default=True),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            required_one_of=[("indices", "regex")])
@@ -250,7 +277,8 @@ def main():
             settings=p["settings"], use_templates=p["use_templates"], probe_seconds=p["probe_seconds"],
             slices=p["slices"], requests_per_second=p["requests_per_second"], conflicts=p["conflicts"],
             poll_interval=p["poll_interval"], timeout=p["timeout"], stall_polls=p["stall_polls"],
-            max_failures=p["max_failures"])
+            max_failures=p["max_failures"], break_lock=p["break_lock"],
+            lock_stale_seconds=p["lock_stale_seconds"], disk_check=p["disk_check"])
         out = reindex_all(Reindexer(EsClient.from_params(p), options), check_mode=module.check_mode)
     except ReindexError as exc:
         module.fail_json(msg=exc.message)

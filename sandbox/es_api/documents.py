@@ -191,6 +191,10 @@ class IndexExtra:
     seq_no: List[int]
     index_total: int = 0
     index_failed: int = 0
+    # index operations per shard, and (primary's node, count when it started there): a shard
+    # copy's indexing stats start at 0 on the node it relocates to, as Elasticsearch's do
+    shard_totals: List[int] = field(default_factory=list)
+    stats_base: Dict[int, Tuple[Optional[str], int]] = field(default_factory=dict)
     delete_total: int = 0
     refresh_total: int = 0
     flush_total: int = 0
@@ -261,6 +265,12 @@ class DocumentStore:
         self.next_task = 1000
         self.node_id = _uuid()
         self.primary_wait_cap = 60.0  # upper bound on a write's wait for a primary, seconds
+        # Every write Elasticsearch acknowledged, by the name the client wrote to (index or alias):
+        # the audit's docs_lost counts those no longer retrievable under that name.
+        self.acked: Dict[str, set] = {}
+        self.acked_synthetic: Dict[str, int] = {}
+        self.scrolls: Dict[str, Dict[str, Any]] = {}
+        self.legacy_templates: Dict[str, Dict[str, Any]] = {}  # _template/<name> (pre-7.8 kind)
 
     # -- versions / engine --------------------------------------------------------------
 
@@ -302,6 +312,31 @@ class DocumentStore:
             for a in meta.aliases:
                 out.setdefault(a, []).append(name)
         return out
+
+    def _ack(self, name: str, doc_id: Optional[str] = None, synthetic: int = 0) -> None:
+        if doc_id is not None:
+            self.acked.setdefault(name, set()).add(doc_id)
+        if synthetic:
+            self.acked_synthetic[name] = self.acked_synthetic.get(name, 0) + synthetic
+
+    def docs_unretrievable(self) -> int:
+        """Acknowledged documents that can no longer be found under the name they were written to
+        (index or alias), whoever removed them; deleting a document through the API is no loss."""
+        aliases = self.aliases_of()
+        indices = self.state.indices
+
+        def holders(name: str) -> List[IndexMeta]:
+            if name in indices:
+                return [indices[name]]
+            return [indices[n] for n in aliases.get(name, []) if n in indices]
+
+        lost = 0
+        for name, ids in self.acked.items():
+            metas = holders(name)
+            lost += sum(1 for i in ids if not any(i in d for m in metas for d in m.docs))
+        for name, n in self.acked_synthetic.items():
+            lost += max(0, n - sum(sum(m.synthetic_docs) for m in holders(name)))
+        return lost
 
     def resolve(self, expr: Optional[str], params: Optional[Dict[str, str]] = None, default_all: bool = True,
                 ignore_unavailable: Optional[bool] = None) -> List[str]:
@@ -361,6 +396,11 @@ class DocumentStore:
                                    "without one being designated as a write index" % name)
         if not auto_create:
             raise index_not_found(name)
+        found = self.matching_template(name)
+        if found and str(found[1].get("allow_auto_create", "")).lower() == "false":
+            raise ESError(404, "index_not_found_exception", "no such index [%s] and composable template [%s] forbids "
+                          "index auto creation" % (name, found[0]), index_uuid="_na_", index=name,
+                          **{"resource.type": "index_expression", "resource.id": name})
         return self.create_index(name)
 
     # -- index lifecycle ----------------------------------------------------------------
@@ -392,10 +432,14 @@ class DocumentStore:
         als: Dict[str, Dict[str, Any]] = {}
         if apply_templates:
             found = self.matching_template(name)
-            if found:
-                tpl = found[1].get("template") or {}
+            # One composable template, else every matching legacy _template by ascending order (ES 7.8+).
+            legacy = [] if found else sorted(
+                (t for t in self.legacy_templates.values()
+                 if any(fnmatch.fnmatchcase(name, p) for p in t.get("index_patterns", []))),
+                key=lambda t: int(t.get("order", 0) or 0))
+            for tpl in ([found[1].get("template") or {}] if found else legacy):
                 flat.update(flatten_settings(tpl.get("settings")))
-                maps = mp.merge_mappings({}, tpl.get("mappings") or {})
+                maps = mp.merge_mappings(maps, tpl.get("mappings") or {})
                 als.update(copy.deepcopy(tpl.get("aliases") or {}))
         flat.update(flatten_settings(settings))
         if mappings:
@@ -441,7 +485,25 @@ class DocumentStore:
         if eng is not None:
             eng.on_index_deleted(name)
 
+    @staticmethod
+    def check_metadata_writable(meta: IndexMeta, flat: Optional[Dict[str, Any]] = None) -> None:
+        """The flood-stage block (read_only_allow_delete) refuses metadata writes with 429, read_only
+        with 403, as ES's METADATA_WRITE level does; a settings update touching the read-only blocks themselves is let
+        through (TransportUpdateSettingsAction.checkBlock), so the block can be lifted."""
+        read_only = meta.settings.get("index.blocks.read_only") == "true"
+        if not meta.read_only_allow_delete and not read_only:
+            return
+        if flat is not None and ((len(flat) == 1 and "index.blocks.metadata" in flat) or
+                                 "index.blocks.read_only" in flat or "index.blocks.read_only_allow_delete" in flat):
+            return
+        if read_only:
+            raise ESError(403, "cluster_block_exception", "index [%s] blocked by: [FORBIDDEN/5/index read-only "
+                          "(api)];" % meta.name)
+        raise ESError(429, "cluster_block_exception", "index [%s] blocked by: [TOO_MANY_REQUESTS/12/disk usage "
+                      "exceeded flood-stage watermark, index has read-only-allow-delete block];" % meta.name)
+
     def update_settings(self, meta: IndexMeta, flat: Dict[str, Optional[str]]) -> None:
+        self.check_metadata_writable(meta, flat)
         if flat.get("index.number_of_replicas") is not None:
             _setting_int(flat, "index.number_of_replicas", "1")  # refuse before changing anything
         if flat.get("index.refresh_interval") is not None:
@@ -506,8 +568,11 @@ class DocumentStore:
 
     def index_one(self, index: str, doc_id: Optional[str], source: Any, op_type: str = "index",
                   version: Optional[int] = None, version_type: Optional[str] = None, routing: Optional[str] = None,
-                  timeout: float = 60.0, wait: bool = True, auto_create: bool = True) -> Dict[str, Any]:
-        """Index one document; returns the item result; raises ESError. Call under state.lock."""
+                  timeout: float = 60.0, wait: bool = True, auto_create: bool = True,
+                  ack: bool = True) -> Dict[str, Any]:
+        """Index one document; returns the item result; raises ESError. Call under state.lock.
+
+        ``ack``: a client's write (recorded for docs_lost), not a reindex task's copy."""
         meta = self.write_target(index, auto_create=auto_create)
         self._check_writable(meta)
         if not isinstance(source, dict):
@@ -547,11 +612,14 @@ class DocumentStore:
         ex.versions[shard][doc_id] = new_ver
         ex.seq_no[shard] += 1
         ex.index_total += 1
+        _count_op(ex, shard)
         meta.size_bytes[shard] += len(json.dumps(source))
         interval = self.refresh_interval(meta)
         if not exists:
             ex.pending[shard][doc_id] = float("inf") if interval < 0 else self.state.now() + interval
         active = 1 + (meta.number_of_replicas if self.health(meta) == "green" else 0)
+        if ack:
+            self._ack(index, doc_id)
         return {"_index": meta.name, "_id": doc_id, "_version": new_ver, "result": "updated" if exists else "created",
                 "_shards": {"total": 1 + meta.number_of_replicas, "successful": active, "failed": 0},
                 "_seq_no": ex.seq_no[shard] - 1, "_primary_term": 1, "status": 200 if exists else 201}
@@ -563,6 +631,8 @@ class DocumentStore:
         self._await_primary(meta, shard, 60.0)
         ex = self.extra[meta.name]
         found = meta.docs[shard].pop(doc_id, None) is not None
+        for name in [index, meta.name] + list(meta.aliases):  # a deliberate delete is no loss
+            self.acked.get(name, set()).discard(doc_id)
         ex.pending[shard].pop(doc_id, None)
         ver = ex.versions[shard].pop(doc_id, 0) + 1
         ex.seq_no[shard] += 1
@@ -583,7 +653,7 @@ class DocumentStore:
                 n += 1
             return n
 
-    def add_synthetic_docs(self, index: str, n: int, bytes_per_doc: int = 1024) -> None:
+    def add_synthetic_docs(self, index: str, n: int, bytes_per_doc: int = 1024, ack: bool = True) -> None:
         """Declare ``n`` documents without bodies (scenario data, continuous writer).
 
         They count as written through the API (indexing stats) and are visible at once.
@@ -598,7 +668,10 @@ class DocumentStore:
                 meta.synthetic_docs[s] += share
                 meta.size_bytes[s] += share * bytes_per_doc
                 ex.seq_no[s] += share
+                _count_op(ex, s, share)
             ex.index_total += n
+            if ack:
+                self._ack(index, synthetic=n)
 
     def write_synthetic(self, index: str, shard: int, n: int = 1, bytes_per_doc: int = 1024) -> bool:
         """A client (the continuous writer) indexes ``n`` body-less documents into one shard.
@@ -616,7 +689,9 @@ class DocumentStore:
             meta.size_bytes[shard] += n * bytes_per_doc
             ex = self.extra[index]
             ex.seq_no[shard] += n
+            _count_op(ex, shard, n)
             ex.index_total += n
+            self._ack(index, synthetic=n)
             return True
 
     def drop_shard(self, index: str, shard: int) -> int:
@@ -745,7 +820,7 @@ class DocumentStore:
         for doc_id, src, ver in real:
             try:
                 r = self.index_one(meta.name, doc_id, src, op_type=task.op_type, version=ver if vt else None,
-                                   version_type=vt, wait=False)
+                                   version_type=vt, wait=False, ack=False)
                 if r["result"] == "created":
                     task.created += 1
                 else:
@@ -759,7 +834,7 @@ class DocumentStore:
         if n_syn:
             try:
                 self._check_writable(meta)
-                self.add_synthetic_docs(meta.name, n_syn)
+                self.add_synthetic_docs(meta.name, n_syn, ack=False)
                 task.created += n_syn
             except ESError as e:
                 task.failures.append({"index": meta.name, "id": None, "cause": e.cause(), "status": e.status})
@@ -770,6 +845,14 @@ class DocumentStore:
         return True
 
     def advance(self, task: ReindexTask, unlimited: bool = False) -> None:
+        if task.canceled and not task.done:
+            # Cancelling is cooperative (ES checks between batches): the batch in flight is still
+            # written, possibly re-creating a destination deleted meanwhile, then the task ends.
+            if task.queue or task.synthetic > 0:
+                self._run_batch(task)
+            task.done = True
+            task.end = self.state.now()
+            return
         while not task.done:
             if not task.queue and task.synthetic <= 0:
                 break
@@ -954,6 +1037,8 @@ def _put_mapping(state: Any, req: Request) -> Response:
     store = _store(state)
     names = store.resolve(req.parts["index"], req.params)
     _check_properties(req.body or {}, "")
+    for n in names:
+        store.check_metadata_writable(state.indices[n])
     new = {n: mp.merge_mappings(state.indices[n].mappings, req.body or {}) for n in names}
     for n, m in new.items():
         state.indices[n].mappings = m
@@ -1010,14 +1095,50 @@ def _flush(state: Any, req: Request) -> Response:
     return Response(200, {"_shards": _shards_header(store, metas)})
 
 
+def _count_op(ex: IndexExtra, shard: int, n: int = 1) -> None:
+    while len(ex.shard_totals) <= shard:
+        ex.shard_totals.append(0)
+    ex.shard_totals[shard] += n
+
+
+def _primary_node(store: DocumentStore, index: str, shard: int) -> Optional[str]:
+    eng = store._engine()
+    groups = (getattr(eng, "shards", None) or {}).get(index) if eng is not None else None
+    if not groups or shard >= len(groups):
+        return None
+    return next((c.node_id for c in groups[shard] if c.primary), None)
+
+
+def _shard_index_total(store: DocumentStore, meta: IndexMeta, shard: int) -> int:
+    """Index operations the shard's primary copy counted since it started on its node."""
+    ex = store.extra[meta.name]
+    total = ex.shard_totals[shard] if shard < len(ex.shard_totals) else 0
+    node = _primary_node(store, meta.name, shard)
+    base = ex.stats_base.get(shard)
+    if base is None or base[0] != node:
+        base = (node, 0 if base is None else total)  # relocated: the new copy's counters start at 0
+        ex.stats_base[shard] = base
+    return total - base[1]
+
+
+def _shard_stats(store: DocumentStore, meta: IndexMeta, shard: int) -> Dict[str, Any]:
+    ex = store.extra[meta.name]
+    seq = ex.seq_no[shard] - 1
+    return {"routing": {"state": "STARTED", "primary": True, "node": _primary_node(store, meta.name, shard)},
+            "docs": {"count": store.visible_count(meta, shard), "deleted": 0},
+            "indexing": {"index_total": _shard_index_total(store, meta, shard)},
+            "seq_no": {"max_seq_no": seq, "local_checkpoint": seq, "global_checkpoint": seq}}
+
+
 def _index_stats(store: DocumentStore, meta: IndexMeta) -> Dict[str, Any]:
     ex = store.extra[meta.name]
+    index_total = sum(_shard_index_total(store, meta, s) for s in range(meta.number_of_shards))
     count = sum(store.visible_count(meta, s) for s in range(meta.number_of_shards))
     size = sum(meta.size_bytes)
     return {
         "docs": {"count": count, "deleted": 0},
         "store": {"size_in_bytes": size, "total_data_set_size_in_bytes": size, "reserved_in_bytes": 0},
-        "indexing": {"index_total": ex.index_total, "index_time_in_millis": ex.index_total // 10,
+        "indexing": {"index_total": index_total, "index_time_in_millis": index_total // 10,
                      "index_current": 0, "index_failed": ex.index_failed, "delete_total": ex.delete_total,
                      "delete_time_in_millis": 0, "delete_current": 0, "noop_update_total": 0,
                      "is_throttled": False, "throttle_time_in_millis": 0},
@@ -1058,6 +1179,8 @@ def _stats(state: Any, req: Request) -> Response:
             entry["health"] = store.health(m)
             entry["status"] = "open"
         entry.update({"primaries": st, "total": copy.deepcopy(st)})
+        if req.params.get("level") == "shards":
+            entry["shards"] = {str(s): [_shard_stats(store, m, s)] for s in range(m.number_of_shards)}
         indices[m.name] = entry
     summed = _sum_stats(all_parts)
     return Response(200, {"_shards": _shards_header(store, metas),
@@ -1130,6 +1253,8 @@ def _update_aliases(state: Any, req: Request) -> Response:
             plan.append((kind, names, None, spec))
             continue
         alias_names = [spec["alias"]] if "alias" in spec else list(spec.get("aliases", []))
+        for n in names:
+            store.check_metadata_writable(state.indices[n])
         if kind == "add":
             for a in alias_names:
                 if a in state.indices and a not in removed:
@@ -1206,6 +1331,45 @@ def _put_template(state: Any, req: Request) -> Response:
     if "settings" in tpl:
         tpl["settings"] = nest_settings({k: v for k, v in flatten_settings(tpl["settings"]).items()})
     state.templates[name] = body  # applied when a matching index is created
+    return Response(200, {"acknowledged": True})
+
+
+@api("indices.put_template")
+def _put_legacy_template(state: Any, req: Request) -> Response:
+    store = _store(state)
+    body = copy.deepcopy(req.body or {})
+    patterns = body.get("index_patterns")
+    if isinstance(patterns, str):
+        body["index_patterns"] = [patterns]
+    if not body.get("index_patterns"):
+        raise ESError(400, "action_request_validation_exception", "Validation Failed: 1: index patterns are missing;")
+    for key in ("settings", "mappings", "aliases"):
+        _obj(body.get(key), key, "template")
+    _check_properties(body.get("mappings") or {}, "")
+    body["settings"] = nest_settings(flatten_settings(body.get("settings")))
+    body.setdefault("order", int(req.params.get("order", 0) or 0))
+    if _bool(req.params, "create") and req.parts["name"] in store.legacy_templates:
+        raise illegal_argument("index_template [%s] already exists" % req.parts["name"])
+    store.legacy_templates[req.parts["name"]] = body
+    return Response(200, {"acknowledged": True})
+
+
+@api("indices.get_template")
+def _get_legacy_template(state: Any, req: Request) -> Response:
+    store = _store(state)
+    pats = (req.parts.get("name") or "*").split(",")
+    found = {n: copy.deepcopy(dict({"aliases": {}, "mappings": {}}, **t)) for n, t in sorted(store.legacy_templates.items())
+             if any(fnmatch.fnmatchcase(n, p) for p in pats)}
+    if req.parts.get("name") and not found and "*" not in req.parts["name"]:
+        return Response(404, {})
+    return Response(200, found)
+
+
+@api("indices.delete_template")
+def _delete_legacy_template(state: Any, req: Request) -> Response:
+    store = _store(state)
+    if store.legacy_templates.pop(req.parts["name"], None) is None:
+        raise ESError(404, "index_template_missing_exception", "index_template [%s] missing" % req.parts["name"])
     return Response(200, {"acknowledged": True})
 
 
@@ -1495,9 +1659,23 @@ def _index(state: Any, req: Request) -> Response:
     return Response(status, r)
 
 
+def _task_doc(store: DocumentStore, doc_id: str) -> Optional[Dict[str, Any]]:
+    """A finished task's stored result, as ES keeps it in the .tasks system index."""
+    task = store.tasks.get(doc_id)
+    if task is None or not task.done or not task.store_result:
+        return None
+    return {"completed": True, "task": store.task_info(doc_id, task), "response": store.reindex_response(task)}
+
+
 @api("get")
 def _get(state: Any, req: Request) -> Response:
     store = _store(state)
+    if req.parts["index"] == ".tasks":
+        doc = _task_doc(store, req.parts["id"])
+        if doc is None:
+            return Response(404, {"_index": ".tasks", "_id": req.parts["id"], "found": False})
+        return Response(200, {"_index": ".tasks", "_id": req.parts["id"], "_version": 1, "found": True,
+                              "_source": doc})
     names = store.resolve(req.parts["index"], req.params)
     if len(names) != 1:
         raise illegal_argument("alias [%s] has more than one index associated with it [%s], can't execute a single "
@@ -1511,6 +1689,85 @@ def _get(state: Any, req: Request) -> Response:
     ex = store.extra[meta.name]
     return Response(200, {"_index": meta.name, "_id": doc_id, "_version": ex.versions[shard].get(doc_id, 1),
                           "_seq_no": 0, "_primary_term": 1, "found": True, "_source": copy.deepcopy(src)})
+
+
+@api("delete")
+def _delete_doc(state: Any, req: Request) -> Response:
+    store = _store(state)
+    if req.parts["index"] == ".tasks":
+        found = _task_doc(store, req.parts["id"]) is not None
+        if found:
+            del store.tasks[req.parts["id"]]
+        return Response(200 if found else 404, {"_index": ".tasks", "_id": req.parts["id"],
+                                                "result": "deleted" if found else "not_found"})
+    r = store.delete_one(req.parts["index"], req.parts["id"], req.params.get("routing"))
+    _maybe_refresh(store, req.params, [r["_index"]])
+    status = r.pop("status")
+    return Response(status, r)
+
+
+@api("mget")
+def _mget(state: Any, req: Request) -> Response:
+    store = _store(state)
+    body = req.body or {}
+    default = req.parts.get("index")
+    wanted = [{"_index": default, "_id": i} for i in body.get("ids") or []] + list(body.get("docs") or [])
+    if not wanted:
+        raise ESError(400, "action_request_validation_exception", "Validation Failed: 1: no documents to get;")
+    with_source = str(req.params.get("_source", "true")).lower() != "false"
+    out = []
+    for d in wanted:
+        index, doc_id = d.get("_index") or default, str(d.get("_id"))
+        if index is None:
+            raise ESError(400, "action_request_validation_exception", "Validation Failed: 1: index is missing for "
+                          "doc 0;")
+        try:
+            names = store.resolve(index, {})
+        except ESError as e:
+            out.append({"_index": index, "_id": doc_id, "error": e.cause()})
+            continue
+        meta = state.indices[names[0]] if len(names) == 1 else None
+        if meta is None:
+            out.append({"_index": index, "_id": doc_id, "error": illegal_argument(
+                "alias [%s] has more than one index associated with it, can't execute a single index op"
+                % index).cause()})
+            continue
+        shard = shard_of(doc_id, d.get("routing"), meta.number_of_shards)
+        src = meta.docs[shard].get(doc_id)
+        entry: Dict[str, Any] = {"_index": meta.name, "_id": doc_id, "found": src is not None}
+        if src is not None:
+            entry["_version"] = store.extra[meta.name].versions[shard].get(doc_id, 1)
+            if with_source:
+                entry["_source"] = copy.deepcopy(src)
+        out.append(entry)
+    return Response(200, {"docs": out})
+
+
+def _scroll_page(store: DocumentStore, scroll_id: str) -> Dict[str, Any]:
+    cur = store.scrolls.get(scroll_id)
+    if cur is None:
+        raise ESError(404, "search_phase_execution_exception", "all shards failed", caused_by={
+            "type": "search_context_missing_exception", "reason": "No search context found for id [%s]" % scroll_id})
+    page, cur["hits"] = cur["hits"][:cur["size"]], cur["hits"][cur["size"]:]
+    return {"_scroll_id": scroll_id, "took": 0, "timed_out": False, "_shards": cur["shards"],
+            "hits": {"total": {"value": cur["total"], "relation": "eq"}, "max_score": 1.0 if page else None,
+                     "hits": page}}
+
+
+@api("scroll")
+def _scroll(state: Any, req: Request) -> Response:
+    store = _store(state)
+    scroll_id = req.parts.get("scroll_id") or (req.body or {}).get("scroll_id") or req.params.get("scroll_id")
+    return Response(200, _scroll_page(store, str(scroll_id)))
+
+
+@api("clear_scroll")
+def _clear_scroll(state: Any, req: Request) -> Response:
+    store = _store(state)
+    ids = req.parts.get("scroll_id") or (req.body or {}).get("scroll_id") or []
+    ids = [ids] if isinstance(ids, str) else list(ids)
+    freed = sum(1 for i in ids if store.scrolls.pop(i, None) is not None)
+    return Response(200, {"succeeded": True, "num_freed": freed})
 
 
 def _searchable(store: DocumentStore, expr: Optional[str], params: Dict[str, str]) -> Tuple[List[Tuple[IndexMeta, int]],
@@ -1591,6 +1848,14 @@ def _search(state: Any, req: Request) -> Response:
         pos = {id(d): k for k, (_, d) in enumerate(ordered)}
         hits.sort(key=lambda h: pos[id(h[2])])
     page = hits[from_: from_ + size]
+    if req.params.get("scroll"):
+        # A scroll keeps the search's hits (a point-in-time view) for later pages.
+        scroll_id = _uuid()
+        store.scrolls[scroll_id] = {"size": size or 10, "total": total, "shards": header, "hits": [
+            {"_index": m.name, "_id": i, "_score": 1.0, "_source": copy.deepcopy(d)} for m, i, d in hits]}
+        out_scroll = _scroll_page(store, scroll_id)
+        out_scroll["took"] = int((time.monotonic() - start) * 1000)
+        return Response(200, out_scroll)
     track = body.get("track_total_hits", req.params.get("track_total_hits", True))
     relation = "eq"
     shown_total = total
@@ -1731,9 +1996,7 @@ def _tasks_cancel(state: Any, req: Request) -> Response:
     else:
         targets = [(k, t) for k, t in store.tasks.items() if not t.done]
     for key, task in targets:
-        task.canceled = "by user request"
-        task.done = True
-        task.end = state.now()
+        task.canceled = "by user request"  # the task ends at its next batch (DocumentStore.advance)
     return Response(200, {"nodes": _node_group(store, targets, True)})
 
 

@@ -2,14 +2,9 @@
 taking ES_URL from the environment), against osmem-server (no _tasks API) and the sandbox's
 Elasticsearch API (with _tasks), including real SIGKILLs of the run at chosen requests.
 """
-import http.server
 import os
 import signal
 import subprocess
-import sys
-import threading
-import urllib.error
-import urllib.request
 
 import pytest
 
@@ -18,6 +13,7 @@ from osmem_server import OsmemServer
 from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsClient
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from reindex_cluster import HoldingProxy, cluster  # noqa: E402,F401
 from test_reindex_osmem import DAYS, DOCS, assert_reindexed, ids, seed  # noqa: E402
 
 
@@ -48,18 +44,12 @@ def clone(osmem):
 
 
 @pytest.fixture
-def sandbox_es():
-    """The sandbox's Elasticsearch API alone (no AWS half): it has _tasks and slow reindex tasks."""
-    sys.path.insert(0, ROOT)
-    from sandbox.es_api.documents import install
-    from sandbox.es_api.server import start_server
-    from sandbox.state import SandboxState
-    state = SandboxState()
-    install(state, reindex_rate=2000.0)
-    server, url = start_server(state)
-    yield url, state
-    server.shutdown()
-    server.server_close()
+def sandbox_es(cluster):  # noqa: F811
+    """The sandbox (3 data nodes: replicas, health, _tasks with slow reindex tasks), one per module."""
+    cluster.need_sandbox("the sandbox's task rate and request log")
+    cluster.reset()
+    cluster.state.documents.reindex_rate = 2000.0
+    yield cluster.url, cluster
 
 
 def test_playbook_copy_back_on_osmem_keeps_names_counts_aliases_and_new_mapping(clone):
@@ -84,10 +74,12 @@ def test_playbook_swap_on_sandbox_polls_tasks_and_swaps(sandbox_es):
     assert run.returncode == 0, run.stdout + run.stderr
     for day in DAYS:
         assert_reindexed(es, "logstash-" + day, mode="swap")
-    # The copies ran as tasks whose results the sandbox keeps, the way Elasticsearch does.
-    tasks = state.documents.tasks
-    assert len(tasks) == 2 and all(t.done and not t.failures for t in tasks.values())
-    assert not state.unknown_requests
+    # The copies ran as tasks; their results were read, then deleted from .tasks.
+    log = state.requests()
+    assert len([p for m, p, _ in log if m == "POST" and p == "/_reindex"]) == 2
+    assert len([p for m, p, st in log if m == "DELETE" and p.startswith("/.tasks/_doc/") and st == 200]) == 2
+    assert not state.state.unknown_requests
+    assert state.docs_lost() == 0
 
 
 def test_playbook_copy_back_on_sandbox_through_tasks(sandbox_es):
@@ -97,7 +89,7 @@ def test_playbook_copy_back_on_sandbox_through_tasks(sandbox_es):
     run = playbook(url)
     assert run.returncode == 0, run.stdout + run.stderr
     assert_reindexed(es, "logstash-" + DAYS[0])
-    assert len(state.documents.tasks) == 2  # copy and copy back
+    assert len([p for m, p, _ in state.requests() if m == "POST" and p == "/_reindex"]) == 2  # copy, copy back
 
 
 def test_playbook_rejected_document_fails_with_its_error_on_sandbox(sandbox_es):
@@ -133,58 +125,6 @@ def test_production_refuses_without_explicit_confirmation(clone):
     assert es.get("/%s/_mapping" % name)[name]["mappings"]["properties"]["Status"]["type"] == "text"
 
 
-class HoldingProxy:
-    """Forwards requests to a server until one matches; then holds it, so the test can SIGKILL
-    the playbook with that request done (after=True) or not yet sent (after=False)."""
-
-    def __init__(self, upstream, match, after):
-        self.hit = threading.Event()
-        self.release = threading.Event()
-        proxy = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def _any(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else None
-                held = not proxy.hit.is_set() and match(self.command, self.path, body)
-                if held and not after:
-                    proxy.hit.set()
-                    proxy.release.wait(60)
-                    return
-                req = urllib.request.Request(upstream + self.path, data=body, method=self.command,
-                                             headers={"Content-Type": self.headers.get("Content-Type",
-                                                                                      "application/json")})
-                try:
-                    with urllib.request.urlopen(req, timeout=60) as resp:
-                        status, data = resp.status, resp.read()
-                except urllib.error.HTTPError as exc:
-                    status, data = exc.code, exc.read()
-                if held:
-                    proxy.hit.set()
-                    proxy.release.wait(60)
-                    return
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _any
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
-
-
 NAME = "logstash-" + DAYS[0]
 KILL_POINTS = {
     # The copy task started but its id not yet recorded in the copy's _meta.
@@ -194,9 +134,12 @@ KILL_POINTS = {
                        and b and b"remove_index" in b and (NAME + '"').encode() in b, True),
     # About to create the final index under the original name.
     "before_create_final": (lambda m, p, b: m == "PUT" and p == "/" + NAME and b and b"final" in b, False),
-    # The copy back done, the temporary copy removed, settings not restored yet.
+    # The copy back verified, its replicas not asked for yet.
+    "before_final_replicas": (lambda m, p, b: m == "PUT" and p.startswith("/%s/_settings" % NAME)
+                              and b and b"number_of_replicas" in b, False),
+    # The copy back replicated, the temporary copy removed, settings not restored yet.
     "before_restore": (lambda m, p, b: m == "PUT" and p.startswith("/%s/_settings" % NAME)
-                       and b and b"number_of_replicas" in b, False),
+                       and b and b"refresh_interval" in b, False),
 }
 
 
@@ -220,7 +163,8 @@ def test_sigkill_of_the_run_then_rerun_finishes_without_losing_a_document(clone,
 
 
 def test_sigkill_while_polling_a_running_task_on_sandbox_then_rerun_finishes(sandbox_es):
-    url, state = sandbox_es
+    url, cluster = sandbox_es
+    state = cluster.state
     state.documents.reindex_rate = 500.0  # 300 documents: the task runs for ~0.6 s
     es = EsClient([url])
     seed(es, days=DAYS[:1])
@@ -237,5 +181,6 @@ def test_sigkill_while_polling_a_running_task_on_sandbox_then_rerun_finishes(san
     rerun = playbook(url)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert_reindexed(es, NAME)
-    first = next(iter(state.documents.tasks.values()))
-    assert first.done and not first.canceled, "the rerun waited for the task of the killed run"
+    log = cluster.requests()
+    assert len([p for m, p, _ in log if m == "POST" and p == "/_reindex"]) == 2, "one copy, one copy back"
+    assert not [p for m, p, _ in log if p.endswith("/_cancel")], "the rerun waited for the task of the killed run"

@@ -1,104 +1,105 @@
-"""The reindex state machine against the sandbox's Elasticsearch API: the _tasks polling path.
+"""The reindex state machine against a multi-node cluster: the sandbox (3 data nodes, shard
+allocation, replicas, _tasks) by default, or a real cluster (REINDEX_TEST_ES_URL, see
+reindex_cluster.py).
 
-The sandbox's reindex tasks progress at a set rate, stop at the first batch with failures and
-keep their result readable at _tasks/<id>, as Elasticsearch's do; its indices honour
-refresh_interval -1 (documents invisible to _count until a refresh).
+The sandbox's reindex tasks progress at a set rate, stop at the first batch with failures, end
+one batch after a cancel and keep their result readable at _tasks/<id>, as Elasticsearch's do;
+its indices honour refresh_interval -1 (documents invisible to _count until a refresh).
 """
 import os
 
 import pytest
 
-from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsClient
 from ansible_collections.logstack.elk.plugins.module_utils.reindex import (
     COPY_BACK_STEPS, SWAP_STEPS, Reindexer, ReindexError, reindex_all)
 
-from sandbox.es_api.documents import install  # noqa: E402
-from sandbox.es_api.server import start_server  # noqa: E402
-from sandbox.state import SandboxState  # noqa: E402
+from reindex_cluster import cluster, es_cluster  # noqa: E402,F401
 from test_reindex_osmem import DAYS, DOCS, _all_docs_somewhere, assert_reindexed, ids, options, seed  # noqa: E402
 
 NAME = "logstash-" + DAYS[0]
 
 
-def sandbox(rate=20000.0):
-    state = SandboxState()
-    install(state, reindex_rate=rate)
-    server, url = start_server(state)
-    return state, server, EsClient([url], max_retries=0)
-
-
-@pytest.fixture
-def box():
-    state, server, es = sandbox()
-    yield state, es
-    server.shutdown()
-    server.server_close()
-
-
-def test_copy_back_reads_progress_and_failures_from_tasks(box):
-    state, es = box
+def test_copy_back_reads_progress_and_failures_from_tasks(es_cluster):
+    es = es_cluster.es
     seed(es, days=DAYS[:1])
     reindexer = Reindexer(es, options())
     out = reindex_all(reindexer)
     assert out["failure"] is None
     assert_reindexed(es, NAME)
     assert reindexer._tasks_api is True
-    tasks = list(state.documents.tasks.values())
-    assert [t.description for t in tasks] == ["reindex from [%s] to [%s-r]" % (NAME, NAME),
-                                              "reindex from [%s-r] to [%s]" % (NAME, NAME)]
-    assert all(t.done and t.created == DOCS and t.version_type == "external" for t in tasks)
+    if es_cluster.sb is not None:
+        log = [(m, p) for m, p, _ in es_cluster.requests()]
+        started = [p for m, p in log if m == "POST" and p == "/_reindex"]
+        assert len(started) == 2  # copy and copy back
+        # Their results were read, then deleted from .tasks.
+        assert len([p for m, p in log if m == "DELETE" and p.startswith("/.tasks/_doc/")]) == 2
+        assert es_cluster.tasks() == []
 
 
-def test_rejected_document_is_reported_from_the_task_and_source_left_intact(box):
-    _, es = box
+def test_rejected_document_is_reported_from_the_task_and_source_left_intact(es_cluster):
+    es = es_cluster.es
     seed(es, days=DAYS[:1], bad_ids=("123",))
     out = reindex_all(Reindexer(es, options()))
     failure = out["failure"]
     assert failure["failures"][0]["id"] == "123"
     assert "failed to parse field [Status]" in failure["failures"][0]["reason"]
+    assert "Documents of %s now: %s (the original index, %d documents)" % (NAME, NAME, DOCS) in failure["msg"]
     assert not es.exists("/%s-r" % NAME)
     assert ids(es, NAME) == sorted(str(i) for i in range(DOCS))
     es.put("/%s/_doc/after" % NAME, {"Status": "still writable"})
 
 
-def test_copy_outlasting_the_timeout_is_cancelled_and_rolled_back():
-    state, server, es = sandbox(rate=100.0)  # 300 documents take 3 s
-    try:
-        seed(es, days=DAYS[:1])
-        with pytest.raises(ReindexError, match="did not finish within 0s") as err:
-            Reindexer(es, options(timeout=0.3, poll_interval=0.1)).run(NAME)
-        assert err.value.index == NAME
+def test_copy_outlasting_the_timeout_is_cancelled_and_rolled_back(es_cluster):
+    es = es_cluster.es
+    es_cluster.set_reindex_rate(100.0)  # 300 documents take 3 s
+    seed(es, days=DAYS[:1])
+    with pytest.raises(ReindexError, match="did not finish within 0s") as err:
+        Reindexer(es, options(timeout=0.3, poll_interval=0.1)).run(NAME)
+    assert err.value.index == NAME
+    assert es_cluster.tasks() == [], "the cancelled task ended and its result was deleted"
+    assert not es.exists("/%s-r" % NAME)
+    assert ids(es, NAME) == sorted(str(i) for i in range(DOCS))
+    es.put("/%s/_doc/after" % NAME, {"Status": "still writable"})
+
+
+def test_cancelled_copy_is_deleted_only_once_its_task_is_gone(es_cluster):
+    """Cancelling is cooperative: the task writes the batch in flight after the cancel. The copy is
+    deleted after the task ended, so that batch cannot re-create it."""
+    es = es_cluster.es
+    es_cluster.set_reindex_rate(200.0)
+    seed(es, days=DAYS[:1])
+    with pytest.raises(ReindexError, match="did not finish within"):
+        Reindexer(es, options(timeout=0.3, poll_interval=0.05)).run(NAME)
+    es_cluster.sb.cluster.tick()  # the task's next batch, had it still been running
+    assert not es.exists("/%s-r" % NAME), "the cancelled task's last batch re-created the copy"
+    log = es_cluster.requests()
+    cancel = next(i for i, (m, p, _) in enumerate(log) if m == "POST" and p.endswith("/_cancel"))
+    task = log[cancel][1].split("/")[2]
+    dropped = next(i for i, (m, p, _) in enumerate(log) if m == "DELETE" and p == "/%s-r" % NAME)
+    # Between the cancel and the delete: the task seen completed (its result then deleted).
+    assert any(m == "DELETE" and p == "/.tasks/_doc/" + task and st == 200 for m, p, st in log[cancel:dropped])
+    assert es_cluster.docs_lost() == 0
+
+
+def test_task_vanishing_with_its_node_fails_without_deleting_the_source(es_cluster):
+    es = es_cluster.es
+    es_cluster.set_reindex_rate(100.0)
+    seed(es, days=DAYS[:1])
+    reindexer = Reindexer(es, options())
+    for _ in range(3):  # create_temp, block_source, start_copy
+        reindexer.step(NAME)
+    state = es_cluster.state
+    with state.lock:
         (task,) = state.documents.tasks.values()
-        assert task.canceled
-        assert not es.exists("/%s-r" % NAME)
-        assert ids(es, NAME) == sorted(str(i) for i in range(DOCS))
-        es.put("/%s/_doc/after" % NAME, {"Status": "still writable"})
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def test_task_vanishing_with_its_node_fails_without_deleting_the_source():
-    state, server, es = sandbox(rate=100.0)
-    try:
-        seed(es, days=DAYS[:1])
-        reindexer = Reindexer(es, options())
-        for _ in range(3):  # create_temp, block_source, start_copy
-            reindexer.step(NAME)
-        with state.lock:
-            (task,) = state.documents.tasks.values()
-            assert state.documents.drop_tasks_on_node(task.node) == 1
-        with pytest.raises(ReindexError, match="is gone without a result"):
-            reindexer.step(NAME)
-        assert not es.exists("/%s-r" % NAME)
-        assert ids(es, NAME) == sorted(str(i) for i in range(DOCS))
-        # The next run starts over and finishes.
-        state.documents.reindex_rate = 20000.0
-        assert reindex_all(Reindexer(es, options()))["failure"] is None
-        assert_reindexed(es, NAME)
-    finally:
-        server.shutdown()
-        server.server_close()
+        assert state.documents.drop_tasks_on_node(task.node) == 1
+    with pytest.raises(ReindexError, match="is gone without a result"):
+        reindexer.step(NAME)
+    assert not es.exists("/%s-r" % NAME)
+    assert ids(es, NAME) == sorted(str(i) for i in range(DOCS))
+    # The next run starts over and finishes.
+    es_cluster.set_reindex_rate(20000.0)
+    assert reindex_all(Reindexer(es, options()))["failure"] is None
+    assert_reindexed(es, NAME)
 
 
 # The exhaustive sweep of every boundary runs on osmem (test_reindex_osmem.py); here the
@@ -109,20 +110,18 @@ TASK_BOUNDARIES = [("copy_back", COPY_BACK_STEPS, "start_copy"), ("copy_back", C
 
 
 @pytest.mark.parametrize("mode,steps,last", TASK_BOUNDARIES)
-def test_killed_while_a_copy_task_runs_a_rerun_polls_it_and_finishes(mode, steps, last):
-    state, server, es = sandbox(rate=1000.0)  # 300 documents: the task still runs at the restart
-    try:
-        seed(es, days=DAYS[:1])
-        first = Reindexer(es, options(mode=mode))
-        boundary = steps.index(last) + 1
-        done = [first.step(NAME) for _ in range(boundary)]
-        assert done == list(steps[:boundary])
-        assert _all_docs_somewhere(es, NAME), "documents lost after %s" % last
-        rerun = reindex_all(Reindexer(es, options(mode=mode)))
-        assert rerun["failure"] is None, rerun["failure"]
-        assert rerun["results"][0]["steps"] == list(steps[boundary:])
-        assert_reindexed(es, NAME, mode=mode)
-        assert all(t.done and not t.failures and not t.canceled for t in state.documents.tasks.values())
-    finally:
-        server.shutdown()
-        server.server_close()
+def test_killed_while_a_copy_task_runs_a_rerun_polls_it_and_finishes(es_cluster, mode, steps, last):
+    es = es_cluster.es
+    es_cluster.set_reindex_rate(1000.0)  # 300 documents: the task still runs at the restart
+    seed(es, days=DAYS[:1])
+    first = Reindexer(es, options(mode=mode))
+    boundary = steps.index(last) + 1
+    done = [first.step(NAME) for _ in range(boundary)]
+    assert done == list(steps[:boundary])
+    assert _all_docs_somewhere(es, NAME), "documents lost after %s" % last
+    rerun = reindex_all(Reindexer(es, options(mode=mode)))
+    assert rerun["failure"] is None, rerun["failure"]
+    assert rerun["results"][0]["steps"] == list(steps[boundary:])
+    assert_reindexed(es, NAME, mode=mode)
+    assert es_cluster.tasks() == [], "every task result read and deleted"
+    assert es_cluster.docs_lost() == 0
