@@ -58,17 +58,7 @@ lint: venv collection
 sanity: venv collection
 	bash tests/sanity/run.sh
 
-py# Real nodes need a JDK 17 (and 21+ for OpenSearch 3.x) and Maven to fetch the jars once.
-real-deps: venv
-	@command -v java >/dev/null && command -v mvn >/dev/null || \
-	  { echo "make demo-real needs a JDK and Maven: apt-get install openjdk-17-jdk-headless maven"; exit 2; }
-	$(BIN)/python -m sandbox.real.dist fetch $(REAL_DISTS)
-
-demo-real: venv collection real-deps
-	$(BIN)/python -m sandbox run --scenario $(REAL_SCENARIO) -- \
-	  ansible-playbook playbooks/upgrade-es.yml -i inventories/sandbox -e @inventories/sandbox/real-timeouts.yml
-
-test: venv collection
+pytest: venv collection real-deps
 	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
 
 molecule: venv collection
