@@ -1045,10 +1045,20 @@ class Reindexer:
             raise ReindexError("Refusing to %s: %s has %d documents, %s has %d, %d expected. %s" % (
                 what, keep, have_keep, drop, have_drop, expected, self.whereabouts(meta["source"])), index=drop)
 
+    def _allow_removal(self, name):
+        """Elasticsearch refuses to remove an index under a read_only (or metadata) block (403); keep
+        refusing writes with a write block instead. The source's own blocks come back at restore."""
+        settings = self.state(name).settings
+        if any(str(settings.get(k)).lower() == "true" for k in ("index.blocks.read_only", "index.blocks.metadata")):
+            self.es.put("/%s/_settings" % index_path(name), {"index.blocks.write": True,
+                                                             "index.blocks.read_only": False,
+                                                             "index.blocks.metadata": False})
+
     def _do_delete_source(self, name):
         tname = self.temp_name(name)
         tmp = self.state(tname)
         self._verified_pair(tname, name, tmp.meta, "delete %s" % name)
+        self._allow_removal(name)
         # One atomic call: the source goes, its aliases and its very name point at the verified,
         # write-blocked copy (late writes get the block's error; no write can auto-create the name).
         actions = [{"remove_index": {"index": name}}, {"add": {"index": tname, "alias": name}}]
@@ -1059,6 +1069,7 @@ class Reindexer:
         tname = self.temp_name(name)
         tmp = self.state(tname)
         self._verified_pair(tname, name, tmp.meta, "swap %s" % name)
+        self._allow_removal(name)
         actions = [{"remove_index": {"index": name}}, {"add": {"index": tname, "alias": name}}]
         actions += [{"add": _alias_action(tname, alias, spec)} for alias, spec in tmp.meta["aliases"].items()]
         self.es.post("/_aliases", {"actions": actions})

@@ -966,8 +966,20 @@ def _delete(state: Any, req: Request) -> Response:
             raise illegal_argument("Wildcard expressions or all indices are not allowed")
     names = store.resolve(expr, req.params)
     for n in names:
+        _check_removable(state.indices[n])
+    for n in names:
         store.delete_index(n)
     return Response(200, {"acknowledged": True})
+
+
+def _check_removable(meta: Any) -> None:
+    """ES refuses to delete (or remove_index) an index under a read_only or metadata block: those are
+    METADATA_WRITE blocks, and only the flood stage's read_only_allow_delete lets a delete through.
+    Seen on a real 7.17.29 (tests/real/test_reindex_real.py)."""
+    for key, block in (("index.blocks.read_only", "FORBIDDEN/5/index read-only (api)"),
+                       ("index.blocks.metadata", "FORBIDDEN/9/index metadata (api)")):
+        if meta.settings.get(key) == "true":
+            raise ESError(403, "cluster_block_exception", "index [%s] blocked by: [%s];" % (meta.name, block))
 
 
 @api("indices.exists")
@@ -1250,6 +1262,7 @@ def _update_aliases(state: Any, req: Request) -> Response:
                 if n not in state.indices or idx_expr in store.aliases_of():
                     raise illegal_argument("The provided expression [%s] matches an alias, specify the corresponding "
                                            "concrete indices instead." % idx_expr)
+                _check_removable(state.indices[n])
             plan.append((kind, names, None, spec))
             continue
         alias_names = [spec["alias"]] if "alias" in spec else list(spec.get("aliases", []))

@@ -1,6 +1,15 @@
-"""reindex-es.yml on a real 3-node Elasticsearch 7.17 cluster: real ``_reindex`` tasks, real ``_tasks``
-polling, replicas on other nodes. Both modes keep every document under the original name, with the
-new mapping, the aliases and the replica count."""
+"""Reindex on real multi-node clusters: reindex-es.yml on Elasticsearch 7.17 (real ``_reindex`` tasks,
+real ``_tasks`` polling, replicas on other nodes; both modes keep every document under the original
+name, with the new mapping, the aliases and the replica count), and the reindex safety tests
+(tests/integration/test_reindex_safety.py, test_reindex_sandbox.py) run against real Elasticsearch 7.17
+and OpenSearch 2.19 clusters through REINDEX_TEST_ES_URL."""
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
 from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsClient
 from tests.integration.test_reindex_playbook import playbook
 from tests.real.conftest import scenario
@@ -8,9 +17,7 @@ from tests.integration.test_reindex_osmem import DAYS, DOCS, assert_reindexed, s
 
 
 def test_reindex_playbook_copy_back_and_swap_on_a_real_multi_node_cluster(real_sandbox):
-    spec = scenario("real-small.yml", writer=None, indices=[], amis={"es-7.17": {"es_version": "7.17.29"}},
-                    roll_to=None, groups=[{"name": "es-nodes", "role": "mixed", "size": 3, "ami": "es-7.17"}])
-    sb = real_sandbox(spec)
+    sb = real_sandbox("real-reindex.yml")
     url = sb.env["ES_URL"]
     es = EsClient([url])
     seed(es)
@@ -29,3 +36,20 @@ def test_reindex_playbook_copy_back_and_swap_on_a_real_multi_node_cluster(real_s
     health = es.get("/_cluster/health")
     assert health["status"] == "green" and health["number_of_nodes"] == 3, health
     assert sb.audit()["docs_lost"] == 0
+
+
+@pytest.mark.parametrize("family,version", [("elasticsearch", "7.17.29"), ("opensearch", "2.19.6")])
+def test_reindex_safety_tests_pass_on_a_real_multi_node_cluster(real_sandbox, family, version):
+    spec = scenario("real-reindex.yml", real={"distribution": family, "heap": "256m"},
+                    amis={"es-7.17": {"es_version": version}})
+    sb = real_sandbox(spec)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, REINDEX_TEST_ES_URL=sb.env["ES_URL"])
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:xdist", "-p", "no:cacheprovider", "-rs",
+                           "tests/integration/test_reindex_safety.py", "tests/integration/test_reindex_sandbox.py"],
+                          cwd=root, env=env, capture_output=True, text=True, timeout=1500)
+    assert proc.returncode == 0, proc.stdout[-5000:]
+    passed = int(re.search(r"(\d+) passed", proc.stdout).group(1))
+    # the tests that need no fault injection ran for real: redundancy, write block API, write indices,
+    # template aliases, tasks (a rerun finds a started task, cancel then delete), lock, disk, legacy templates
+    assert passed >= 14, proc.stdout[-3000:]
