@@ -123,9 +123,9 @@ from ansible_collections.logstack.elk.plugins.module_utils.rollout.verifying imp
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(action=dict(type="str", required=True,
-                                                                   choices=["plan", "verify"])),
-                           **MODULE_KWARGS)
+    spec = argument_spec(action=dict(type="str", required=True, choices=["plan", "verify"]))
+    del spec["run_id"]  # no lock: these actions only read
+    module = AnsibleModule(argument_spec=spec, **MODULE_KWARGS)
     p = module.params
     try:
         cluster, aws, opts = clients(p)
