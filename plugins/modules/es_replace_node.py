@@ -151,12 +151,6 @@ next_node_started:
   returned: when the V(hand_over) step ran
   type: str
 group_instances_before:
-  description: Instances of O(next_node)'s group before the hand-over terminated it (for its V(wait_joined)
-    step's O(known_instance_ids)).
-  returned: when the hand-over terminated O(next_node)
-  type: list
-  elements: str
-group_instances_before:
   description: Instances of the group before the surge or terminate step.
   returned: when the step is surge or terminate and acted
   type: list

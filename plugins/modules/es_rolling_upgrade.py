@@ -12,7 +12,7 @@ description:
   - The cluster-level actions that change something in the rolling replacement of Elasticsearch nodes that
     run on EC2 Auto Scaling Groups. Planning and the final check, which only read, are
     M(logstack.elk.es_rolling_upgrade_info); the per-node work is M(logstack.elk.es_replace_node). The role
-    C(logstack.elk.rolling_upgrade) chains them.
+    C(logstack.elk.upgrade) chains them.
   - V(reconcile) clears what an interrupted run left for nodes that are already gone (allocation
     exclusions, node shutdown records, voting configuration exclusions, surge markers) and waits until a
     replacement it left behind has joined and the cluster is healthy again.

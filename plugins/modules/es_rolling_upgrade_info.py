@@ -11,7 +11,7 @@ version_added: 0.1.0
 description:
   - The read-only actions of the rolling replacement of Elasticsearch nodes on EC2 Auto Scaling Groups;
     M(logstack.elk.es_rolling_upgrade) takes the lock and changes settings, M(logstack.elk.es_replace_node)
-    replaces one node. The role C(logstack.elk.rolling_upgrade) chains them.
+    replaces one node. The role C(logstack.elk.upgrade) chains them.
   - V(plan) finds the outdated nodes (instance ImageId and/or version tag against the group's launch
     template, or an explicit target), orders them (half-done nodes first, data tiers frozen, cold, warm, hot,
     data before master-eligible, the elected master last) and fails, with each rule's name and reason,
@@ -123,9 +123,9 @@ from ansible_collections.logstack.elk.plugins.module_utils.rollout.verifying imp
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(action=dict(type="str", required=True,
-                                                                   choices=["plan", "verify"])),
-                           **MODULE_KWARGS)
+    spec = argument_spec(action=dict(type="str", required=True, choices=["plan", "verify"]))
+    del spec["run_id"]  # no lock: these actions only read
+    module = AnsibleModule(argument_spec=spec, **MODULE_KWARGS)
     p = module.params
     try:
         cluster, aws, opts = clients(p)

@@ -25,6 +25,11 @@ def test_job_template_playbook_exists_and_uses_every_survey_variable(template):
     path = os.path.join(ROOT, template["playbook"])
     assert os.path.isfile(path), template["playbook"]
     text = open(path, encoding="utf-8").read()
+    # ...or the tasks of a role of this collection that it calls, which declare what they read.
+    for role in re.findall(r"role: logstack\.elk\.(\w+)", text):
+        for part in ("tasks", "meta"):
+            folder = os.path.join(ROOT, "roles", role, part)
+            text += "".join(open(os.path.join(folder, f), encoding="utf-8").read() for f in sorted(os.listdir(folder)))
     for question in template["survey"]:
         # A survey variable the playbook never reads would be silently ignored by AWX.
         assert re.search(r"\b%s\b" % re.escape(question["variable"]), text), question["variable"]

@@ -120,7 +120,7 @@ def test_upgrade_playbook_runs_under_ansible_runner_from_an_awx_project_layout(s
     # The playbook ran from the project copy, its role from the logstack.elk that project sync installed.
     task_paths = {e["event_data"].get("task_path", "") for e in events if e["event"] == "runner_on_ok"}
     assert any(p.startswith(str(pdd / "project" / "playbooks")) for p in task_paths)
-    role_files = {p for p in task_paths if "/roles/rolling_upgrade/" in p}
+    role_files = {p for p in task_paths if "/roles/upgrade/" in p}
     assert role_files and all(p.startswith(str(pdd / "requirements_collections")) for p in role_files)
     audit = _audit(state)
     assert audit["outdated_nodes_left"] == 0

@@ -18,7 +18,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 SCENARIOS = os.path.join(ROOT, "sandbox", "scenarios")
 PLAYBOOK = "playbooks/upgrade-es.yml"
 # Ansible names a role's tasks "<role> : <task>" in its output.
-TASK = "TASK [logstack.elk.rolling_upgrade : "
+TASK = "TASK [logstack.elk.upgrade : "
 
 
 class Sandbox:

@@ -5,7 +5,7 @@
 
 es_replace_node's step choices and the order of its ``step: all``, each wait's timeout key and
 its "gave up waiting for ..." sentence, the list in docs/upgrade.md and the task order of
-roles/rolling_upgrade/tasks/node-steps.yml all come from TABLE and STRATEGIES;
+roles/upgrade/tasks/node-steps.yml all come from TABLE and STRATEGIES;
 tests/unit/plugins/module_utils/rollout/test_step_table.py checks the docs and the tasks
 against them. A new step is one row here, one ``step_<name>`` method (rollout/node.py) and
 its task.

@@ -10,7 +10,7 @@ from ansible_collections.logstack.elk.plugins.module_utils.rollout.node import N
 from ansible_collections.logstack.elk.plugins.modules import es_replace_node
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), *[".."] * 5))
-NODE_STEPS = os.path.join(ROOT, "roles", "rolling_upgrade", "tasks", "node-steps.yml")
+NODE_STEPS = os.path.join(ROOT, "roles", "upgrade", "tasks", "node-steps.yml")
 
 
 def steps_the_tasks_run(strategy, next_node=True):

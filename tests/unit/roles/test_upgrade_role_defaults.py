@@ -1,4 +1,4 @@
-"""roles/rolling_upgrade/defaults/main.yml is where the upgrade's defaults live: its argument spec says the
+"""roles/upgrade/defaults/main.yml is where the upgrade's defaults live: its argument spec says the
 same, and the modules' own option defaults (for use without the role) agree with it."""
 import os
 
@@ -6,7 +6,7 @@ import yaml
 
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.spec import ROLLOUT_SPEC
 
-ROLE = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "roles", "rolling_upgrade"))
+ROLE = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "roles", "upgrade"))
 # role variable -> option of es_rolling_upgrade / es_replace_node it is passed to
 OPTION_OF = {"upgrade_strategy": "strategy", "upgrade_accept_data_loss": "accept_data_loss",
              "upgrade_max_nodes_out": "max_nodes_out", "upgrade_drain_method": "drain_method",
