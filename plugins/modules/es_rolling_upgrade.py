@@ -189,6 +189,13 @@ groups:
   returned: when action is preflight
   type: list
   elements: str
+samples:
+  description:
+    - The cluster as this call read it (thinned, see M(logstack.elk.es_replace_node)'s RV(samples)), for the run
+      report.
+  returned: when action is preflight or verify
+  type: list
+  elements: dict
 problems:
   description: Why V(verify) failed.
   returned: when action is verify
@@ -203,6 +210,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.logstack.elk.plugins.module_utils.aws import AwsError
 from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsError
+from ansible_collections.logstack.elk.plugins.module_utils.report import Sampler
 from ansible_collections.logstack.elk.plugins.module_utils.rollout import planner
 from ansible_collections.logstack.elk.plugins.module_utils.rollout import rebalance
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.lock import GroupLock, LockError
@@ -233,6 +241,7 @@ def main():
     action = p["action"]
     try:
         cluster, aws, opts = clients(p)
+        cluster.sampler = Sampler()  # the preflight's and the final check's views, for the run report
         names = planner.cluster_group_names(aws, opts)
         lock = GroupLock(aws, names, stale_seconds=p["lock_stale_seconds"])
         run_id = p["run_id"] or new_run_id()
@@ -265,6 +274,7 @@ def main():
         if action == "preflight":
             world, plan, refused = planner.preflight(cluster, aws, opts)
             result = dict(changed=False, plan=plan, refusals=refused, groups=names, rebalance="",
+                          samples=cluster.sampler.samples,
                           cluster={"status": world.view.status, "nodes": len(world.view.nodes),
                                    "elected_master": world.view.nodes.get(world.view.master_id, {}).get("name")})
             if refused:
@@ -281,7 +291,8 @@ def main():
         # verify: the final strict check.
         problems = verify(rollout, cluster, aws, opts)
         view = cluster.view()
-        result = dict(changed=False, cluster={"status": view.status, "nodes": len(view.nodes)})
+        result = dict(changed=False, cluster={"status": view.status, "nodes": len(view.nodes)},
+                      samples=cluster.sampler.samples)
         if problems:
             module.fail_json(msg="Final check failed: %s." % "; ".join(problems), problems=problems, **result)
         if p["unlock"]:

@@ -175,6 +175,12 @@ def refused_before_any_change(sb, case):
     assert [e for e in sb.events()[events_before:] if e.get("event") in changes] == []
     if case != "lock":
         assert lock_tags(sb) == [], "a refused run leaves no lock"
+    # The report of a refused run says so, with the reason.
+    report = run.report()
+    assert report["outcome"] == ("failed" if case == "lock" else "refused"), report["outcome"]
+    reasons = " ".join(report["refusals"] + [report["failure"]["message"]])
+    assert REFUSALS[case] in " ".join(reasons.split()), report
+    assert report["nodes"] == [] and report["terminated_instance_ids"] == []
 
 
 def test_replacement_that_never_joins_fails_within_its_timeout_and_no_other_node_is_touched(sandbox):
@@ -188,6 +194,13 @@ def test_replacement_that_never_joins_fails_within_its_timeout_and_no_other_node
     assert run.seconds < 90
     gone = before - set(instance_ids(sb))
     assert len(gone) == 1, "exactly one instance terminated"
+    # The failed run's report: the node it stopped at, why, and what it terminated.
+    report = run.report()
+    assert report["outcome"] == "failed" and "gave up after 8s" in report["failure"]["message"]
+    assert report["terminated_instance_ids"] == sorted(gone)
+    assert [n["outcome"] for n in report["nodes"]] == ["failed"]
+    assert report["nodes"][0]["old_instance_id"] in gone
+    assert [e["step"] for e in report["nodes"][0]["timeline"]][-1] == "wait_left"
     audit = sb.audit()
     assert audit["docs_lost"] == 0 and audit["red_seconds"] == 0
     assert audit["outdated_nodes_left"] == audit["outdated_nodes_at_start"] - 1

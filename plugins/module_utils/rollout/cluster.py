@@ -132,6 +132,7 @@ class Cluster:
 
     def __init__(self, es):
         self.es = es
+        self.sampler = None  # called with every view read (report.Sampler: the run report's points)
 
     # -- reads ------------------------------------------------------------
     def view(self):
@@ -140,11 +141,14 @@ class Cluster:
         shards = self.es.get("/_cat/shards", params={"format": "json", "bytes": "b"})
         state = self.es.get("/_cluster/state/master_node,metadata")
         coord = (state.get("metadata") or {}).get("cluster_coordination") or {}
-        return View(health=health, nodes=nodes, shards=shards if isinstance(shards, list) else [],
+        view = View(health=health, nodes=nodes, shards=shards if isinstance(shards, list) else [],
                     master_id=state.get("master_node"),
                     voting_exclusions=coord.get("voting_config_exclusions") or [],
                     voting_config=set(coord.get("last_committed_config") or []),
                     excluded_names=self.excluded_names(), shutdowns=self.shutdowns())
+        if self.sampler is not None:
+            self.sampler(view)
+        return view
 
     def settings(self, defaults=False):
         params = {"flat_settings": True}
