@@ -263,3 +263,29 @@ def test_drain_with_a_writer_never_loses_a_copy_and_no_replica_of_a_new_index_wa
     assert set(audit["degraded_copy_seconds_by_reason"]) <= {"UNASSIGNED:node_version",
                                                               "INITIALIZING:after_node_version"}, audit
     assert "recovery limits were incoming +" in " ".join(run.output.split())  # the YAML callback folds lines
+
+
+def test_the_console_names_the_step_that_waits_while_it_waits(sandbox, tmp_path):
+    # display_skipped_hosts = True (ansible.cfg): the default callback prints a task's banner when the
+    # task starts, not with its first result, so during a drain the screen shows "Step drain".
+    import yaml
+    with open(os.path.join(os.path.dirname(__file__), "..", "..", "sandbox", "scenarios", "small.yml")) as fh:
+        scenario = yaml.safe_load(fh)
+    for index in scenario["indices"]:
+        if index["replicas"]:
+            index["size"] = "60MB"  # drains of a few seconds at the scenario's 20 MB/s
+    path = tmp_path / "slow-drain.yml"
+    path.write_text(yaml.safe_dump(scenario))
+    sb = sandbox(str(path))
+    seen = []
+
+    def drain_on_screen(box, out):
+        last = [line for line in out.splitlines() if line.strip()][-1:]
+        if last and last[0].startswith("TASK [Step drain: "):
+            node = last[0].split("| ", 1)[1].split(" (", 1)[0]
+            held = [r for r in box.es("/_cat/shards?format=json") if (r.get("node") or "").startswith(node)]
+            seen.append((node, len(held)))
+        return False
+    run = playbook(sb, kill_when=drain_on_screen)
+    assert run.rc == 0, run.output[-3000:]
+    assert [n for n, held in seen if held > 0], "no drain was seen on screen while it moved shards: %s" % seen
