@@ -289,3 +289,32 @@ def test_the_console_names_the_step_that_waits_while_it_waits(sandbox, tmp_path)
     run = playbook(sb, kill_when=drain_on_screen)
     assert run.rc == 0, run.output[-3000:]
     assert [n for n, held in seen if held > 0], "no drain was seen on screen while it moved shards: %s" % seen
+
+
+def test_start_finish_and_failure_are_published_to_the_environments_topic(sandbox):
+    from notify_support import subscribe
+    sb = sandbox("small.yml")
+    received = subscribe(sb.aws, "logstack-sandbox-notifications")
+    run = playbook(sb, "-e", "upgrade_task_per_step=false", "-e", "notify_sns_topic=logstack-sandbox-notifications")
+    assert run.rc == 0, run.output[-3000:]
+    got = received()
+    assert [(m["job"], m["event"], m["cluster"]) for m in got] == [("upgrade", "started", "sandbox"),
+                                                                   ("upgrade", "finished", "sandbox")], got
+    assert got[0]["subject"] == "[started] upgrade of sandbox" and "3 node(s) to replace" in got[0]["message"]
+    assert "replaced" in got[1]["message"] and "report: " in got[1]["message"]
+    # A run that fails (another run's lock) says so, with the reason.
+    sb.aws("autoscaling").create_or_update_tags(Tags=[{
+        "ResourceId": "es-nodes", "ResourceType": "auto-scaling-group", "Key": "logstack:rollout-lock",
+        "Value": "run=other-run start=%s beat=%s host=elsewhere pid=1:1" % (
+            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())),
+        "PropagateAtLaunch": False}])
+    failed = playbook(sb, "-e", "notify_sns_topic=logstack-sandbox-notifications")
+    assert failed.rc != 0
+    got = received()
+    assert [m["event"] for m in got] == ["failed"] and "holds the lock" in " ".join(got[0]["message"].split()), got
+    # No topic set: nothing published, and a topic that does not exist is a warning, not a failure.
+    sb.aws("autoscaling").delete_tags(Tags=[{"ResourceId": "es-nodes", "ResourceType": "auto-scaling-group",
+                                             "Key": "logstack:rollout-lock"}])
+    quiet = playbook(sb, "-e", "notify_sns_topic=no-such-topic")
+    assert quiet.rc == 0 and "Not notified (no-such-topic)" in quiet.output, quiet.output[-3000:]
+    assert received() == []
