@@ -11,7 +11,7 @@ import urllib.request
 
 import boto3
 import pytest
-from conftest import ANSIBLE_PLAYBOOK, REGION, ROOT, PlaybookRun
+from aws_support import ANSIBLE_PLAYBOOK, REGION, ROOT, PlaybookRun
 from test_alarms_role import ENVIRONMENT
 from test_elastalert_environment import HOST_CONFIG_KEY, _settings, network  # noqa: F401 (fixture)
 
