@@ -182,6 +182,8 @@ def refused_before_any_change(sb, case):
     reasons = " ".join(report["refusals"] + [report["failure"]["message"]])
     assert REFUSALS[case] in " ".join(reasons.split()), report
     assert report["nodes"] == [] and report["terminated_instance_ids"] == []
+    if case != "lock":  # the plan's reads of the cluster (es_rolling_upgrade_info's samples) are its points
+        assert report["health"] and report["health"][-1][1] == report["cluster_at_start"]["status"], report["health"]
 
 
 def test_replacement_that_never_joins_fails_within_its_timeout_and_no_other_node_is_touched(sandbox):
