@@ -77,7 +77,7 @@ class RealSpec:
     heap: str = "256m"
     jvm_options: List[str] = field(default_factory=list)
     recovery_bytes_per_second: float = 0.0  # from timing.recovery_bytes_per_second
-    form_timeout: float = 240.0
+    form_timeout: float = 600.0  # six JVMs starting on two busy cores can take minutes
     node_settings: Dict[str, Any] = field(default_factory=dict)
     cluster_settings: Dict[str, Any] = field(default_factory=dict)
 
@@ -342,7 +342,7 @@ def _real_spec(top: Dict[str, Any], engine: str, bps: float, faults: List[Fault]
             raise ScenarioError("faults: slow_recovery is a simulator fault; on real nodes change "
                                 "indices.recovery.max_bytes_per_sec instead")
     return RealSpec(distribution=dist, heap=heap, jvm_options=list(opts), recovery_bytes_per_second=bps,
-                    form_timeout=parse_seconds(r.get("form_timeout", 240), "real.form_timeout"),
+                    form_timeout=parse_seconds(r.get("form_timeout", 600), "real.form_timeout"),
                     node_settings=dict(_mapping(r.get("node_settings"), "real.node_settings")),
                     cluster_settings=dict(_mapping(r.get("cluster_settings"), "real.cluster_settings")))
 

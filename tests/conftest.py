@@ -26,8 +26,14 @@ if _bin not in os.environ.get("PATH", "").split(os.pathsep):
 @pytest.fixture(scope="module")
 def moto_url():
     """A moto server (EC2, Auto Scaling, CloudWatch, SNS, ...) on a free loopback port, per test module."""
+    from moto.backends import get_backend
     from moto.server import ThreadedMotoServer
 
+    # moto keeps its state per process, not per server: a module must not see what an earlier
+    # module of the same xdist worker created (e.g. another environment's instances).
+    for service in ("ec2", "autoscaling", "cloudwatch", "sns", "sqs", "iam"):
+        for account in list(get_backend(service).keys()):
+            get_backend(service)[account].reset()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

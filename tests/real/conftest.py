@@ -21,7 +21,7 @@ import yaml
 
 from tests.integration.test_upgrade_support import ROOT, SCENARIOS, Sandbox
 
-UP_TIMEOUT = 900  # first use on a machine resolves jars with Maven; six JVMs start on two cores
+UP_TIMEOUT = 1500  # first use on a machine resolves jars with Maven; six JVMs start on two busy cores
 
 
 class RealSandbox(Sandbox):

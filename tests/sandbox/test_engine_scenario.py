@@ -56,8 +56,8 @@ def test_demo_scenario_is_sized_for_a_one_and_a_half_to_two_minute_ideal_roll():
      "faults[0].type must be one of crash, es_unavailable, never_join, slow_recovery, not 'meteor'"),
     (with_(indices=[{"name": "Logs"}]), "indices[0].name must be a valid lowercase index name"),
     (with_(writer={"prefix": "x"}), "writer needs 'every_seconds' (how often a new index starts)"),
-    (with_(colour="blue"), "the scenario has unknown key(s) colour; allowed: amis, cluster_name, es, faults, "
-                           "groups, indices, name, roll_to, timing, writer"),
+    (with_(colour="blue"), "the scenario has unknown key(s) colour; allowed: amis, cluster_name, engine, es, "
+                           "faults, groups, indices, name, real, roll_to, timing, writer"),
 ])
 def test_a_bad_scenario_is_refused_with_one_sentence_naming_the_key(data, message):
     with pytest.raises(ScenarioError) as exc:

@@ -135,7 +135,10 @@ def test_every_supported_elasticsearch_version_accepts_our_requests(sandbox_es, 
     assert es.distribution == "elasticsearch"
     assert es.version[0] == int(version.split(".")[0])
     assert es.has_voting_exclusions()
-    assert es.has_shutdown_api()
+    # The shutdown API is asked of the cluster, not read from the version: this server is the
+    # sandbox's document half alone and answers GET _nodes/shutdown "no handler found" (400), as a
+    # cluster without x-pack's shutdown API does. The full sandbox has it (tests/integration/test_upgrade.py).
+    assert not es.has_shutdown_api()
 
 
 def test_plain_json_works_on_7_where_the_official_8_client_is_rejected(sandbox_es):
