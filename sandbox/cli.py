@@ -246,18 +246,28 @@ def cmd_down(args: argparse.Namespace) -> int:
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    p = sub.add_parser("run", help="start, run COMMAND against it, stop, print the audit")
-    p.add_argument("--scenario", required=True)
-    p.add_argument("--state")
-    p.add_argument("command", nargs=argparse.REMAINDER)
+    sub = parser.add_subparsers(dest="cmd", required=True, metavar="{run,up,audit,env,down}")
+    scenario_help = "scenario file, e.g. sandbox/scenarios/demo.yml (format: sandbox/README.md)"
+    state_help = "state directory: sandbox.json, audit.json, events.jsonl, sandbox.log"
+    p = sub.add_parser("run", help="start a sandbox, run COMMAND against it, stop, print the audit JSON last",
+                       description="Start a sandbox, run COMMAND with its environment (ES_URL, AWS_ENDPOINT_URL, "
+                                   "...), stop it, print the audit JSON as the last stdout line; the exit status "
+                                   "is COMMAND's.")
+    p.add_argument("--scenario", required=True, help=scenario_help)
+    p.add_argument("--state", help=state_help + " (default: a new temporary directory)")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="the command, after --")
     p.set_defaults(fn=cmd_run)
+    helps = {"up": "start a sandbox in the background; returns once the cluster has formed and is green",
+             "audit": "print the live audit JSON of a background sandbox",
+             "env": "print `export ...` lines pointing a shell at a background sandbox",
+             "down": "stop a background sandbox and print its final audit"}
     for name, fn, needs_scenario in (("up", cmd_up, True), ("serve", cmd_serve, True), ("audit", cmd_audit, False),
                                      ("env", cmd_env, False), ("down", cmd_down, False)):
-        p = sub.add_parser(name, help=argparse.SUPPRESS if name == "serve" else None)
+        # serve is up's background process, not a command for people: no help, not listed
+        p = sub.add_parser(name, help=helps[name], description=helps[name]) if name in helps else sub.add_parser(name)
         if needs_scenario:
-            p.add_argument("--scenario", required=True)
-        p.add_argument("--state", required=True)
+            p.add_argument("--scenario", required=True, help=scenario_help)
+        p.add_argument("--state", required=True, help=state_help)
         p.set_defaults(fn=fn)
     args = parser.parse_args(argv)
     return args.fn(args)

@@ -43,7 +43,7 @@ class ActionModule(ActionBase):
         tokens = dict(args.get("tokens") or {})
         tokens.update(args.get("secret_tokens") or {})
         try:
-            rule_tokens.render_all(templates, tokens)
+            rule_tokens.render_all(templates, tokens, secret_names=set(args.get("secret_tokens") or {}))
         except rule_tokens.RuleError as exc:
             result.update(failed=True, changed=False, msg=str(exc))
             return result

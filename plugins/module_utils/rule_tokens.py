@@ -27,41 +27,79 @@ try:
 except ImportError:  # minimal hosts; the controller (action plugin) always checks YAML
     HAS_YAML = False
 
-TOKEN_RE = re.compile(r"@@([A-Za-z0-9_]+)@@")
+TOKEN_NAME_RE = re.compile(r"[A-Za-z0-9_]+")
+# Any @@...@@ on one line is a marker, whatever it holds: a well-formed one is a token, the rest
+# (@@env-name@@, @@ ENV @@, @@@@) are typos that ElastAlert would otherwise load as literal text.
+MARKER_RE = re.compile(r"@@(.*?)@@")
 RULE_SUFFIXES = (".yaml", ".yml")
+MASK = "********"
 
 
 class RuleError(Exception):
     """A rule set that must not be deployed; the message is one sentence for the operator."""
 
 
-def render(text, tokens):
-    """Return (rendered_text, sorted missing token names)."""
-    missing = set()
+def _shown(marker, limit=40):
+    return marker if len(marker) <= limit else marker[:limit] + "..."
 
-    def sub(match):
+
+def render(text, tokens, secret_names=()):
+    """Return (rendered_text, sorted missing token names, markers left over).
+
+    The template is scanned once, so a value is never rescanned as a template; leftovers are
+    malformed markers and stray ``@@`` in the template, and any marker a value would bring
+    in (a secret's value is never named, only its token).
+    """
+    missing, leftover = set(), []
+    out, pos = [], 0
+    for match in MARKER_RE.finditer(text):
+        out.append(text[pos:match.start()])
+        pos = match.end()
         name = match.group(1)
-        if name not in tokens or tokens[name] is None:
+        if not TOKEN_NAME_RE.fullmatch(name):
+            leftover.append(_shown(match.group(0)))
+            out.append(match.group(0))
+        elif name not in tokens or tokens[name] is None:
             missing.add(name)
-            return match.group(0)
-        return str(tokens[name])
+            out.append(match.group(0))
+        else:
+            value = str(tokens[name])
+            if MARKER_RE.search(value):
+                leftover.append("the value of %s" % name if name in secret_names else
+                                "%s (from the value of %s)" % (_shown(MARKER_RE.search(value).group(0)), name))
+            out.append(value)
+    out.append(text[pos:])
+    return "".join(out), sorted(missing), leftover
 
-    return TOKEN_RE.sub(sub, text), sorted(missing)
+
+def _stray(text):
+    """Lone @@ in the template outside every marker (one half of a marker mistyped)."""
+    stray = []
+    for line in MARKER_RE.sub("", text).splitlines():
+        if "@@" in line:
+            stray.append("a lone @@ in %s" % _shown(line.strip(), 60))
+    return stray
 
 
-def render_all(templates, tokens, check_yaml=True):
+def render_all(templates, tokens, check_yaml=True, secret_names=()):
     """Render {filename: template text}; raise RuleError naming every file and token at fault."""
     bad_names = sorted(n for n in templates if os.path.basename(n) != n or not n.endswith(RULE_SUFFIXES))
     if bad_names:
         raise RuleError("rule file names must be plain *.yaml/*.yml names: %s" % ", ".join(bad_names))
-    rendered, missing = {}, []
+    rendered, missing, markers = {}, [], []
     for name in sorted(templates):
-        text, absent = render(templates[name], tokens)
+        text, absent, leftover = render(templates[name], tokens, secret_names)
+        leftover = _stray(templates[name]) + leftover
         if absent:
             missing.append("%s (%s)" % (name, ", ".join(absent)))
+        if leftover:
+            markers.append("%s (%s)" % (name, ", ".join(leftover)))
         rendered[name] = text
     if missing:
         raise RuleError("rule templates use tokens that have no value for this environment: %s" % "; ".join(missing))
+    if markers:
+        raise RuleError("rendered rules still hold @@ markers that are not @@NAME@@ tokens (NAME: letters, digits, _);"
+                        " correct them in the rule template or the token value: %s" % "; ".join(markers))
     if not check_yaml:
         return rendered
     errors = []
@@ -104,6 +142,52 @@ def plan(rendered, live_dir):
             unchanged.append(name)
     removed = sorted(set(live) - set(rendered))
     return added, updated, removed, unchanged
+
+
+def _masked_before(live_text, template, rendered_text, secrets):
+    """The live file with secrets hidden: current values by value, older ones by the text that
+    precedes a secret token on its template line (``http_post2_url: "``)."""
+    prefixes, blind = [], False
+    for line in template.splitlines():
+        cut = min((m.start() for m in MARKER_RE.finditer(line) if m.group(1) in secrets), default=None)
+        if cut is not None:
+            if line[:cut].strip():
+                prefixes.append(line[:cut])
+            else:
+                blind = True  # a line that is all secret: no prefix tells an old value apart
+    known = set(rendered_text.splitlines())
+    lines = []
+    for line in live_text.splitlines(True):
+        for value in secrets.values():
+            if value:
+                line = line.replace(str(value), MASK)
+        hit = next((p for p in prefixes if line.startswith(p)), None)
+        if hit is not None and MASK not in line:
+            line = hit + MASK + "\n"
+        elif blind and line.rstrip("\n") not in known and MASK not in line:
+            line = MASK + "\n"
+        lines.append(line)
+    return "".join(lines)
+
+
+def diffs(templates, tokens, secrets, live_dir, added, updated, removed):
+    """Ansible --diff entries for the files that change, secret token values shown as MASK."""
+    masked = dict(tokens)
+    masked.update({name: MASK for name in secrets})
+    entries = []
+    for name in sorted(list(added) + list(updated)):
+        before = ""
+        if name in updated:
+            with open(os.path.join(live_dir, name), encoding="utf-8", errors="replace") as f:
+                before = _masked_before(f.read(), templates[name], render(templates[name], dict(tokens, **secrets))[0],
+                                        secrets)
+        entries.append(dict(before_header=os.path.join(live_dir, name), after_header=os.path.join(live_dir, name),
+                            before=before, after=render(templates[name], masked)[0]))
+    for name in sorted(removed):
+        # No template left to tell where its secrets are: the name only.
+        entries.append(dict(before_header=os.path.join(live_dir, name), after_header="(removed)",
+                            before="(content not shown: a removed rule may hold secrets)\n", after=""))
+    return entries
 
 
 def stage(rendered, parent, mode=0o640, owner=None, group=None):

@@ -12,6 +12,8 @@ description:
   - Reads rule templates (C(*.yaml), C(*.yml)) from one or more folders on the controller and replaces every
     C(@@NAME@@) with the value of C(NAME) from O(tokens) or O(secret_tokens).
   - Before anything in O(dest) is touched, fails when a token has no value (listing every file and token),
+    when a rendered rule still holds an C(@@...@@) marker that is not a token (C(@@env-name@@), C(@@ ENV @@), a
+    lone C(@@), or a marker brought in by a token's value; naming the file and the marker),
     when a rendered rule is not a YAML mapping, or when ElastAlert's own schema check
     (C(elastalert-test-rule --schema-only), run in O(image)) rejects a rule.
   - Then replaces changed files in O(dest) one atomic rename each and removes files that are no longer in the
@@ -74,8 +76,11 @@ attributes:
     support: full
     description: Renders and validates, reports what would change, writes nothing.
   diff_mode:
-    support: none
-    description: Reports added, updated and removed file names instead of a diff (rules may hold secrets).
+    support: full
+    description:
+      - Shows each added or updated rule file as a diff against the live file, with the values of O(secret_tokens)
+        replaced by C(********) on both sides (an older secret is hidden by the text before its token on the
+        template line); a removed file is named, its content is not shown.
 notes:
   - Values are substituted as text; quote them in the template where YAML needs it.
   - The schema check needs the C(docker) CLI on the host.
@@ -156,12 +161,16 @@ def main():
     tokens.update(p["secret_tokens"])
     dest = p["dest"]
     try:
-        rendered = rule_tokens.render_all(p["templates"], tokens, check_yaml=rule_tokens.HAS_YAML)
+        rendered = rule_tokens.render_all(p["templates"], tokens, check_yaml=rule_tokens.HAS_YAML,
+                                          secret_names=set(p["secret_tokens"]))
     except rule_tokens.RuleError as exc:
         module.fail_json(msg=str(exc))
     added, updated, removed, unchanged = rule_tokens.plan(rendered, dest)
     result = dict(changed=bool(added or updated or removed), rules=sorted(rendered),
                   added=added, updated=updated, removed=removed)
+    if module._diff and result["changed"]:
+        result["diff"] = rule_tokens.diffs(p["templates"], p["tokens"], p["secret_tokens"], dest,
+                                           added, updated, removed)
     checkable = p["schema_check"]
     if checkable and module.check_mode:
         # A first run in check mode has neither config nor image yet: check what can be checked.

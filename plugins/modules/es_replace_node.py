@@ -155,6 +155,14 @@ group_instances_before:
   returned: when the step is surge or terminate and acted
   type: list
   elements: str
+samples:
+  description:
+    - The cluster as this call read it, thinned to at least 2 s apart and at most 120 points, for the run report
+      (M(logstack.elk.es_upgrade_report)); each with C(t) (epoch seconds), C(status), C(moving) and C(nodes)
+      (node name to [shard copies, bytes]).
+  returned: when the call reached the cluster
+  type: list
+  elements: dict
 diagnosis:
   description: Health, unassigned shards with deciders, exclusions in place, when the step failed.
   returned: on failure
@@ -165,6 +173,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.logstack.elk.plugins.module_utils.aws import AwsError
 from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsError
+from ansible_collections.logstack.elk.plugins.module_utils.report import Sampler
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.lock import GroupLock, LockError
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.planner import P_Error, cluster_group_names
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.spec import (
@@ -201,6 +210,8 @@ def main():
         module.exit_json(**result)
     try:
         cluster, aws, opts = clients(p)
+        cluster.sampler = Sampler()
+        result["samples"] = cluster.sampler.samples
         groups = cluster_group_names(aws, opts)
         lock = GroupLock(aws, groups, stale_seconds=p["lock_stale_seconds"]) if p["run_id"] else None
         nodes = {}

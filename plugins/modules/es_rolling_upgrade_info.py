@@ -102,6 +102,13 @@ groups:
   returned: when action is plan
   type: list
   elements: str
+samples:
+  description:
+    - The cluster as this call read it (thinned, see M(logstack.elk.es_replace_node)'s RV(logstack.elk.es_replace_node#module:samples)),
+      for the run report (M(logstack.elk.es_upgrade_report)).
+  returned: when the call reached the cluster
+  type: list
+  elements: dict
 problems:
   description: Why V(verify) failed.
   returned: when action is verify
@@ -113,6 +120,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.logstack.elk.plugins.module_utils.aws import AwsError
 from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsError
+from ansible_collections.logstack.elk.plugins.module_utils.report import Sampler
 from ansible_collections.logstack.elk.plugins.module_utils.rollout import planner
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.base import Rollout
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.diagnosing import StepFailed
@@ -129,11 +137,12 @@ def main():
     p = module.params
     try:
         cluster, aws, opts = clients(p)
+        cluster.sampler = Sampler()  # the plan's and the final check's views, for the run report
         if p["action"] == "plan":
             world, plan, refused = planner.preflight(cluster, aws, opts)
             view = world.view
             result = dict(changed=False, plan=plan, refusals=refused, steps=list(STRATEGIES[opts.strategy]),
-                          groups=planner.cluster_group_names(aws, opts),
+                          groups=planner.cluster_group_names(aws, opts), samples=cluster.sampler.samples,
                           cluster={"status": view.status, "nodes": len(view.nodes),
                                    "elected_master": view.nodes.get(view.master_id, {}).get("name")})
             if refused:
@@ -142,7 +151,8 @@ def main():
         problems = verify(Rollout(cluster, aws, opts, timeouts=timeouts(p), poll_interval=p["poll_interval"],
                                   drain_method=p["drain_method"]))
         view = cluster.view()
-        result = dict(changed=False, problems=problems, cluster={"status": view.status, "nodes": len(view.nodes)})
+        result = dict(changed=False, problems=problems, cluster={"status": view.status, "nodes": len(view.nodes)},
+                      samples=cluster.sampler.samples)
         if problems:
             module.fail_json(msg="Final check failed: %s." % "; ".join(problems), **result)
         module.exit_json(**result)

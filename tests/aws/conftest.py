@@ -2,14 +2,11 @@
 import json
 import os
 import subprocess
-import sys
 
 import boto3
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-REGION = "eu-west-1"
-ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
+from aws_support import ANSIBLE_PLAYBOOK, REGION, ROOT, PlaybookRun
 
 
 @pytest.fixture(scope="module")
@@ -18,31 +15,6 @@ def aws(moto_url):
     session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
                                     region_name=REGION)
     return lambda service: session.client(service, endpoint_url=moto_url)
-
-
-class PlaybookRun:
-    def __init__(self, proc):
-        self.rc = proc.returncode
-        self.output = proc.stdout + proc.stderr
-        self.stats = {}
-        self.failures = []
-        self.changed_tasks = []
-        try:
-            data = json.loads(proc.stdout)
-        except ValueError:
-            return
-        self.stats = data.get("stats", {})
-        for play in data.get("plays", []):
-            for task in play.get("tasks", []):
-                for host, result in task.get("hosts", {}).items():
-                    if result.get("failed"):
-                        self.failures.append(result.get("msg", ""))
-                    if result.get("changed"):
-                        self.changed_tasks.append(task["task"]["name"])
-
-    @property
-    def changed(self):
-        return sum(host.get("changed", 0) for host in self.stats.values())
 
 
 @pytest.fixture

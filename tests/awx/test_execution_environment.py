@@ -46,3 +46,50 @@ def test_collection_requirements_cover_every_galaxy_dependency_and_the_collectio
     assert set(galaxy["dependencies"]) <= names
     assert any(c.get("type") == "git" and c["name"].rstrip("/").removesuffix(".git") == galaxy["repository"]
                for c in wanted)
+
+
+# import name -> distribution in requirements.txt
+IMPORT_TO_DIST = {"yaml": "pyyaml", "elastic_transport": "elastic-transport", "boto3": "boto3", "botocore": "botocore",
+                  "requests": "requests", "elasticsearch": "elasticsearch"}
+
+
+def _requirement_names(path):
+    import re
+    names = set()
+    for line in _read(path).splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            names.add(re.split(r"[<>=!~\[; ]", line, maxsplit=1)[0].lower())
+    return names
+
+
+def test_the_image_has_every_python_package_the_plugins_import():
+    import ast
+    import glob
+    imported = set()
+    for path in glob.glob(os.path.join(ROOT, "plugins", "**", "*.py"), recursive=True):
+        for node in ast.walk(ast.parse(_read(path))):
+            if isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                imported.add(node.module.split(".")[0])
+    third_party = imported - set(sys.stdlib_module_names) - {"ansible", "ansible_collections", "__future__"}
+    unknown = third_party - set(IMPORT_TO_DIST)
+    assert not unknown, "map these imports to their PyPI name in IMPORT_TO_DIST: %s" % sorted(unknown)
+    missing = {IMPORT_TO_DIST[m] for m in third_party} - _requirement_names(os.path.join(ROOT, "requirements.txt"))
+    assert not missing, "requirements.txt (the execution environment's Python) lacks %s" % sorted(missing)
+
+
+def test_the_image_has_every_collection_the_jobs_use():
+    import glob
+    import re
+    used = set()
+    # task keys (`- amazon.aws.ec2_instance:`), inventory plugins and FQCN filters/lookups
+    pattern = re.compile(r"(?:^\s*-?\s*|plugin:\s*|\|\s*|(?:lookup|query)\(')([a-z_]+\.[a-z_]+)\.[a-z_0-9]+(?![.\w-])", re.M)
+    for folder in ("playbooks", "roles", "inventories", "awx"):
+        for path in glob.glob(os.path.join(ROOT, folder, "**", "*.yml"), recursive=True):
+            used |= set(pattern.findall(_read(path)))
+    used -= {"ansible.builtin", "logstack.elk"}
+    with open(os.path.join(ROOT, "collections", "requirements.yml"), encoding="utf-8") as fh:
+        listed = {c["name"] for c in yaml.safe_load(fh)["collections"]}
+    assert used and not used - listed, "collections/requirements.yml lacks %s" % sorted(used - listed)

@@ -65,6 +65,10 @@ def _audit(state):
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def audit_nodes(state):
+    return _audit(state)["nodes"]
+
+
 def awx_private_data_dir(base, inventory_dir, extravars, envvars):
     """Lay out a private data directory the way an AWX job gets it (see the module docstring)."""
     pdd = base / "pdd"
@@ -117,6 +121,10 @@ def test_upgrade_playbook_runs_under_ansible_runner_from_an_awx_project_layout(s
     stats = [e for e in events if e["event"] == "playbook_on_stats"][-1]["event_data"]
     assert stats["failures"] == {} and stats["dark"] == {}
     assert "sandbox" in stats["changed"]
+    # AWX keeps set_stats as the job's artifacts: the short summary and where the report is.
+    report = stats["artifact_data"]["upgrade_reports"]["sandbox"]
+    assert report["outcome"] == "succeeded" and len(report["summary"]) == audit_nodes(state)
+    assert report["html"].startswith(str(pdd / "project" / "reports")) and os.path.isfile(report["html"])
     # The playbook ran from the project copy, its role from the logstack.elk that project sync installed.
     task_paths = {e["event_data"].get("task_path", "") for e in events if e["event"] == "runner_on_ok"}
     assert any(p.startswith(str(pdd / "project" / "playbooks")) for p in task_paths)

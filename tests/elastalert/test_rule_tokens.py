@@ -67,3 +67,45 @@ def test_swap_adds_updates_and_removes_only_what_differs(tmp_path):
 def test_schema_rejections_summarised_per_file():
     out = "REJECTED a.yaml\n'alert' is a required property\nREJECTED b.yaml\nUnknown rule type\n"
     assert rt.summarize_rejections(out) == "a.yaml: 'alert' is a required property; b.yaml: Unknown rule type"
+
+
+@pytest.mark.parametrize("marker", ["@@env-name@@", "@@ ENV_NAME @@", "@@@@", "@@env.name@@", "@@ÉNV@@",
+                                    "@@ENV_NAME@", "@ENV_NAME@@"])
+def test_any_marker_left_after_rendering_is_refused_with_rule_and_marker(marker):
+    templates = {"a.yaml": "name: ok @@ENV_NAME@@\n", "b.yaml": "name: x\nindex: \"%s\"\n" % marker}
+    with pytest.raises(rt.RuleError) as err:
+        rt.render_all(templates, {"ENV_NAME": "ci"})
+    msg = str(err.value)
+    assert "b.yaml (" in msg and "a.yaml" not in msg, msg
+    assert marker.strip("@")[:3] in msg or marker in msg, msg
+
+
+def test_a_marker_brought_in_by_a_value_is_refused_and_a_secret_is_not_shown():
+    with pytest.raises(rt.RuleError) as err:
+        rt.render_all({"a.yaml": "name: @@ENV@@\n"}, {"ENV": "@@OTHER@@"})
+    assert "a.yaml (@@OTHER@@ (from the value of ENV))" in str(err.value)
+    with pytest.raises(rt.RuleError) as err:
+        rt.render_all({"a.yaml": "url: @@HOOK@@\n"}, {"HOOK": "https://x/@@s3cret@@"}, secret_names={"HOOK"})
+    assert "the value of HOOK" in str(err.value) and "s3cret" not in str(err.value)
+
+
+def test_diff_masks_secrets_old_and_new(tmp_path):
+    template = 'name: "[@@ENV@@] spike"\nnum_events: @@N@@\nhttp_post2_url: "@@HOOK@@"\n'
+    live = tmp_path / "rules"
+    live.mkdir()
+    # Deployed with an older webhook secret and another threshold.
+    (live / "spike.yaml").write_text('name: "[ci] spike"\nnum_events: 5\nhttp_post2_url: "https://h/old-s3cr3t"\n')
+    (live / "gone.yaml").write_text('url: "https://h/gone-s3cr3t"\n')
+    tokens, secrets = {"ENV": "ci", "N": 9}, {"HOOK": "https://h/new-s3cr3t"}
+    rendered = rt.render_all({"new.yaml": template, "spike.yaml": template}, dict(tokens, **secrets))
+    added, updated, removed, _ = rt.plan(rendered, str(live))
+    entries = rt.diffs({"new.yaml": template, "spike.yaml": template}, tokens, secrets, str(live),
+                       added, updated, removed)
+    by_name = {os.path.basename(e["before_header"]): e for e in entries}
+    assert sorted(by_name) == ["gone.yaml", "new.yaml", "spike.yaml"]
+    text = repr(entries)
+    assert "s3cr3t" not in text, text
+    spike = by_name["spike.yaml"]
+    assert "num_events: 5\n" in spike["before"] and "num_events: 9\n" in spike["after"]
+    assert 'http_post2_url: "********' in spike["before"] and 'http_post2_url: "********"' in spike["after"]
+    assert by_name["new.yaml"]["before"] == "" and 'name: "[ci] spike"' in by_name["new.yaml"]["after"]

@@ -176,6 +176,14 @@ def refused_before_any_change(sb, case):
     assert [e for e in sb.events()[events_before:] if e.get("event") in changes] == []
     if case != "lock":
         assert lock_tags(sb) == [], "a refused run leaves no lock"
+    # The report of a refused run says so, with the reason.
+    report = run.report()
+    assert report["outcome"] == ("failed" if case == "lock" else "refused"), report["outcome"]
+    reasons = " ".join(report["refusals"] + [report["failure"]["message"]])
+    assert REFUSALS[case] in " ".join(reasons.split()), report
+    assert report["nodes"] == [] and report["terminated_instance_ids"] == []
+    if case != "lock":  # the plan's reads of the cluster (es_rolling_upgrade_info's samples) are its points
+        assert report["health"] and report["health"][-1][1] == report["cluster_at_start"]["status"], report["health"]
 
 
 def test_replacement_that_never_joins_fails_within_its_timeout_and_no_other_node_is_touched(sandbox):
@@ -189,6 +197,13 @@ def test_replacement_that_never_joins_fails_within_its_timeout_and_no_other_node
     assert run.seconds < 90
     gone = before - set(instance_ids(sb))
     assert len(gone) == 1, "exactly one instance terminated"
+    # The failed run's report: the node it stopped at, why, and what it terminated.
+    report = run.report()
+    assert report["outcome"] == "failed" and "gave up after 8s" in report["failure"]["message"]
+    assert report["terminated_instance_ids"] == sorted(gone)
+    assert [n["outcome"] for n in report["nodes"]] == ["failed"]
+    assert report["nodes"][0]["old_instance_id"] in gone
+    assert [e["step"] for e in report["nodes"][0]["timeline"]][-1] == "wait_left"
     audit = sb.audit()
     assert audit["docs_lost"] == 0 and audit["red_seconds"] == 0
     assert audit["outdated_nodes_left"] == audit["outdated_nodes_at_start"] - 1
@@ -251,3 +266,58 @@ def test_drain_with_a_writer_never_loses_a_copy_and_no_replica_of_a_new_index_wa
     assert set(audit["degraded_copy_seconds_by_reason"]) <= {"UNASSIGNED:node_version",
                                                               "INITIALIZING:after_node_version"}, audit
     assert "recovery limits were incoming +" in " ".join(run.output.split())  # the YAML callback folds lines
+
+
+def test_the_console_names_the_step_that_waits_while_it_waits(sandbox, tmp_path):
+    # display_skipped_hosts = True (ansible.cfg): the default callback prints a task's banner when the
+    # task starts, not with its first result, so during a drain the screen shows "Step drain".
+    import yaml
+    with open(os.path.join(os.path.dirname(__file__), "..", "..", "sandbox", "scenarios", "small.yml")) as fh:
+        scenario = yaml.safe_load(fh)
+    for index in scenario["indices"]:
+        if index["replicas"]:
+            index["size"] = "60MB"  # drains of a few seconds at the scenario's 20 MB/s
+    path = tmp_path / "slow-drain.yml"
+    path.write_text(yaml.safe_dump(scenario))
+    sb = sandbox(str(path))
+    seen = []
+
+    def drain_on_screen(box, out):
+        last = [line for line in out.splitlines() if line.strip()][-1:]
+        if last and last[0].startswith(TASK + "Step drain: "):
+            node = last[0].split("| ", 1)[1].split(" (", 1)[0]
+            held = [r for r in box.es("/_cat/shards?format=json") if (r.get("node") or "").startswith(node)]
+            seen.append((node, len(held)))
+        return False
+    run = playbook(sb, kill_when=drain_on_screen)
+    assert run.rc == 0, run.output[-3000:]
+    assert [n for n, held in seen if held > 0], "no drain was seen on screen while it moved shards: %s" % seen
+
+
+def test_start_finish_and_failure_are_published_to_the_environments_topic(sandbox):
+    from notify_support import subscribe
+    sb = sandbox("small.yml")
+    received = subscribe(sb.aws, "logstack-sandbox-notifications")
+    run = playbook(sb, "-e", "upgrade_task_per_step=false", "-e", "notify_sns_topic=logstack-sandbox-notifications")
+    assert run.rc == 0, run.output[-3000:]
+    got = received()
+    assert [(m["job"], m["event"], m["cluster"]) for m in got] == [("upgrade", "started", "sandbox"),
+                                                                   ("upgrade", "finished", "sandbox")], got
+    assert got[0]["subject"] == "[started] upgrade of sandbox" and "3 node(s) to replace" in got[0]["message"]
+    assert "replaced" in got[1]["message"] and "report: " in got[1]["message"]
+    # A run that fails (another run's lock) says so, with the reason.
+    sb.aws("autoscaling").create_or_update_tags(Tags=[{
+        "ResourceId": "es-nodes", "ResourceType": "auto-scaling-group", "Key": "logstack:rollout-lock",
+        "Value": "run=other-run start=%s beat=%s host=elsewhere pid=1:1" % (
+            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())),
+        "PropagateAtLaunch": False}])
+    failed = playbook(sb, "-e", "notify_sns_topic=logstack-sandbox-notifications")
+    assert failed.rc != 0
+    got = received()
+    assert [m["event"] for m in got] == ["failed"] and "holds the lock" in " ".join(got[0]["message"].split()), got
+    # No topic set: nothing published, and a topic that does not exist is a warning, not a failure.
+    sb.aws("autoscaling").delete_tags(Tags=[{"ResourceId": "es-nodes", "ResourceType": "auto-scaling-group",
+                                             "Key": "logstack:rollout-lock"}])
+    quiet = playbook(sb, "-e", "notify_sns_topic=no-such-topic")
+    assert quiet.rc == 0 and "Not notified (no-such-topic)" in quiet.output, quiet.output[-3000:]
+    assert received() == []

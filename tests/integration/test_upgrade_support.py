@@ -74,11 +74,19 @@ class Sandbox:
 
 
 class Run:
-    def __init__(self, rc, output, seconds, killed):
+    def __init__(self, rc, output, seconds, killed, report_dir=None):
         self.rc = rc
         self.output = output
         self.seconds = seconds
         self.killed = killed
+        self.report_dir = report_dir
+
+    def report(self):
+        """The JSON report this run wrote (logstack.elk.es_upgrade_report)."""
+        names = sorted(n for n in os.listdir(self.report_dir) if n.endswith(".json"))
+        assert len(names) == 1, names
+        with open(os.path.join(self.report_dir, names[0])) as handle:
+            return json.load(handle)
 
     def recap(self):
         """{'ok': n, 'changed': n, 'failed': n, ...} of the PLAY RECAP line."""
@@ -92,7 +100,7 @@ class Run:
         import yaml
         lines = self.output.splitlines()
         start = next(i for i, line in enumerate(lines) if line.startswith(TASK + "Summary]"))
-        end = next(i for i, line in enumerate(lines) if i > start and line.startswith("PLAY RECAP"))
+        end = next(i for i, line in enumerate(lines) if i > start and line.startswith(("TASK [", "PLAY RECAP")))
         return yaml.safe_load("\n".join(lines[start + 2:end]))["msg"]
 
 
@@ -104,7 +112,10 @@ def playbook(sb, *args, kill_when=None, sig=signal.SIGKILL, timeout=400, extra_e
     env["PYTHONUNBUFFERED"] = "1"  # the log must show the current task when kill_when looks at it
     env.update(extra_env or {})
     log = os.path.join(sb.state, "playbook-%d.log" % time.monotonic_ns())
-    cmd = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), PLAYBOOK, "-i", "inventories/sandbox"]
+    # each run's report in a folder of its own, not in the checkout
+    report_dir = os.path.join(sb.state, "reports-%d" % time.monotonic_ns())
+    cmd = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), PLAYBOOK, "-i", "inventories/sandbox",
+           "-e", "upgrade_report_dir=%s" % report_dir]
     cmd += list(args)
     start = time.monotonic()
     killed = False
@@ -127,7 +138,7 @@ def playbook(sb, *args, kill_when=None, sig=signal.SIGKILL, timeout=400, extra_e
             time.sleep(0.2)
     with open(log) as handle:
         output = handle.read()
-    return Run(proc.returncode, output, time.monotonic() - start, killed)
+    return Run(proc.returncode, output, time.monotonic() - start, killed, report_dir)
 
 
 def assert_invariants(audit, complete=True):

@@ -132,3 +132,23 @@ def test_run_serves_https_with_a_generated_ca_and_credentials_in_the_environment
     assert "STATUS green" in proc.stdout
     info = (tmp_path / "st" / "sandbox.json")
     assert oct(info.stat().st_mode & 0o777) == "0o600"
+
+
+def test_help_describes_each_command_and_each_option():
+    top = sandbox_cmd("--help")
+    assert top.returncode == 0
+    listed = {}
+    for line in top.stdout.split("positional arguments:")[1].splitlines()[2:]:
+        words = line.split(None, 1)
+        if line.startswith("    ") and not line.startswith("      ") and words:
+            listed[words[0]] = words[1] if len(words) > 1 else ""
+    assert set(listed) == {"run", "up", "audit", "env", "down"}, top.stdout  # serve is internal
+    assert all(len(text) > 10 for text in listed.values()), listed
+    assert "SUPPRESS" not in top.stdout
+    for command in listed:
+        sub = sandbox_cmd(command, "--help")
+        assert sub.returncode == 0
+        options = sub.stdout.split("options:")[1]
+        assert "--state STATE" in options and "state directory" in options, sub.stdout
+        if command in ("run", "up"):
+            assert "scenario file" in options, sub.stdout

@@ -125,6 +125,7 @@ class Cluster:
 
     def __init__(self, es):
         self.es = es
+        self.sampler = None  # called with every view read (report.Sampler: the run report's points)
 
     # -- reads ------------------------------------------------------------
     # The one reader of the cluster: the rollout's View and es_cluster_info (cluster_info.gather).
@@ -156,10 +157,13 @@ class Cluster:
         health, nodes, shards = self.health(), self.nodes(), self.shards()
         state = self.es.get("/_cluster/state/master_node,metadata")
         coord = (state.get("metadata") or {}).get("cluster_coordination") or {}
-        return View(health=health, nodes=nodes, shards=shards, master_id=state.get("master_node"),
+        view = View(health=health, nodes=nodes, shards=shards, master_id=state.get("master_node"),
                     voting_exclusions=coord.get("voting_config_exclusions") or [],
                     voting_config=set(coord.get("last_committed_config") or []),
                     excluded_names=self.excluded_names(), shutdowns=self.shutdowns())
+        if self.sampler is not None:
+            self.sampler(view)
+        return view
 
     def settings(self, defaults=False):
         """GET _cluster/settings flat: {"persistent": {...}, "transient": {...}[, "defaults": {...}]}."""
