@@ -48,6 +48,7 @@ class Cluster:
 
     def reset(self):
         """Remove what a test made: indices, index templates of the tests, stored task results."""
+        self.wait_master()
         names = [r["index"] for r in self.es.get("/_cat/indices", params={"format": "json", "h": "index",
                                                                          "expand_wildcards": "all"})
                  if not r["index"].startswith(".")]
@@ -112,6 +113,19 @@ class Cluster:
                         c.instances[node.instance_id].crashed = True
                         return node.name
         raise AssertionError("no %s copy of %s is placed" % ("primary" if primary else "replica", index))
+
+    def wait_master(self, timeout=120):
+        """Until a master answers: an earlier test may have crashed one, and on a loaded machine the
+        election that follows can outlast the first request of the next test (503 master_not_discovered)."""
+        import time
+        deadline = time.monotonic() + timeout
+        while True:
+            status, _ = self.es.call("GET", "/_cluster/health", params={"timeout": "1s"}, allow=(408, 503))
+            if status in (200, 408):
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError("no master was elected within %ss" % timeout)
+            time.sleep(0.2)
 
     def wait_nodes(self, count, timeout=30):
         """Until ``count`` nodes are in and a master is elected (a crashed master costs an election)."""

@@ -6,8 +6,11 @@ from reindex_cluster import cluster  # noqa: F401 (fixture of sandbox_es)
 from test_reindex_playbook import DAYS, EsClient, playbook, sandbox_es, seed  # noqa: F401 (fixture)
 
 
-def test_reindex_start_finish_and_failure_are_published(sandbox_es, moto_url, monkeypatch):
-    url, _cluster = sandbox_es
+def test_reindex_start_finish_and_failure_are_published(sandbox_es, monkeypatch):
+    url, cluster = sandbox_es
+    # The sandbox's own moto: moto keeps its state per process, so a second moto fixture would reset
+    # the backends under the running sandbox and take its nodes' instances away.
+    moto_url = cluster.sb.world.endpoint
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.setenv(key, "testing")

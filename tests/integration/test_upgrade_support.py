@@ -104,6 +104,38 @@ class Run:
         return yaml.safe_load("\n".join(lines[start + 2:end]))["msg"]
 
 
+def _descendants(pid):
+    """Every process below pid (from /proc), deepest last."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open("/proc/%s/stat" % entry) as handle:
+                    ppid = int(handle.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def kill_run(pid, sig):
+    """Signal a run's whole process tree, as the end of its AWX container or machine does. Killing the
+    process group is not enough: ansible-core's task workers call setsid(), so a worker and its module
+    would live on, finish their step and keep heart-beating the lock of the "killed" run."""
+    tree = _descendants(pid)
+    os.killpg(pid, sig)
+    for child in tree:
+        try:
+            os.kill(child, sig)
+        except ProcessLookupError:
+            pass
+
+
 def playbook(sb, *args, kill_when=None, sig=signal.SIGKILL, timeout=400, extra_env=None):
     """Run the upgrade playbook against sb; kill its process group once kill_when(sb, output) is true."""
     env = dict(os.environ, **sb.env)
@@ -124,7 +156,7 @@ def playbook(sb, *args, kill_when=None, sig=signal.SIGKILL, timeout=400, extra_e
                                 start_new_session=True)
         while proc.poll() is None:
             if time.monotonic() - start > timeout:
-                os.killpg(proc.pid, signal.SIGKILL)
+                kill_run(proc.pid, signal.SIGKILL)
                 proc.wait()
                 raise AssertionError("ansible-playbook did not finish in %ss:\n%s" % (timeout, open(log).read()[-4000:]))
             if kill_when is not None and not killed:
@@ -133,7 +165,7 @@ def playbook(sb, *args, kill_when=None, sig=signal.SIGKILL, timeout=400, extra_e
                 except Exception:  # the cluster may be between states (503 during an election)
                     hit = False
                 if hit:
-                    os.killpg(proc.pid, sig)
+                    kill_run(proc.pid, sig)
                     killed = True
             time.sleep(0.2)
     with open(log) as handle:
