@@ -1094,4 +1094,6 @@ def install(state: SandboxState) -> None:
     for api, handler in OPTIONAL_HANDLERS.items():
         if api not in state.handlers:
             state.register(api, handler)
+    from . import snapshots  # snapshot and deprecation APIs (sandbox/snapshots.py)
+    snapshots.install(state)
     _cond(state)

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 from ansible_collections.logstack.elk.plugins.module_utils.aws import tag_dict
 from ansible_collections.logstack.elk.plugins.module_utils.node_map import map_nodes, outdated_reasons
+from ansible_collections.logstack.elk.plugins.module_utils.rollout import leftovers
 from ansible_collections.logstack.elk.plugins.module_utils.rollout import predicates as P
+from ansible_collections.logstack.elk.plugins.module_utils.rollout import versions
 from ansible_collections.logstack.elk.plugins.module_utils.units import format_bytes
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.cluster import (
     is_data, is_master_eligible, shard_bytes, shard_holders, shard_key, shard_nodes, tier_rank, TIER_ORDER)
@@ -245,6 +247,8 @@ def preflight(cluster, aws, opts, disk_check=True):
     replicas = indices_replicas(world.view) if opts.strategy == "terminate" else {}
     ctx = world.context(explains=explains, indices_replicas=replicas)
     refused = P.refusals(P.PREFLIGHT, ctx)
+    refused.extend(leftovers.preflight_refusals(cluster, world, plan, opts))
+    refused.extend(versions.refusals(cluster, world, plan))
     if disk_check and opts.strategy != "surge" and any(c["data"] for c in plan):
         disk = cluster.fs_stats()
         watermark = cluster.watermark_high()
