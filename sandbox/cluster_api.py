@@ -1096,4 +1096,6 @@ def install(state: SandboxState) -> None:
             state.register(api, handler)
     from . import snapshots  # snapshot and deprecation APIs (sandbox/snapshots.py)
     snapshots.install(state)
+    from . import voting_versions  # the voting exclusion forms per version (sandbox/voting_versions.py)
+    voting_versions.install(state)
     _cond(state)

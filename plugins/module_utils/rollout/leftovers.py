@@ -74,8 +74,8 @@ def refuse_operator_settings(found):
     if not found:
         return []
     return ["operator_allocation_settings: %s %s set: a drain or a replacement may find no node for its "
-            "copies and the final check cannot tell it from a leftover; remove %s (PUT _cluster/settings with "
-            "null) or set the run's own scope back to all, then rerun" % (
+            "copies and the final check cannot tell it from a leftover; remove %s (PUT _cluster/settings, "
+            "the setting null in its scope; allocation.enable back to all), then rerun" % (
                 "; ".join(found), "is" if len(found) == 1 else "are",
                 "it" if len(found) == 1 else "them")]
 
@@ -234,26 +234,28 @@ def left_changed(aws, opts):
     allocation, suspended processes."""
     from ansible_collections.logstack.elk.plugins.module_utils.rollout import rebalance, scaling
     from ansible_collections.logstack.elk.plugins.module_utils.rollout.planner import SURGE_TAG
-    out = []
     try:
         groups = aws.find_groups(names=opts.asg_names, tags=opts.asg_tags)
     except Exception:  # the failure message must not fail on AWS
-        return out
+        return []
+    out, cluster_wide = [], {}
     for group in groups:
         name, tags = group["AutoScalingGroupName"], tag_dict(group.get("Tags"))
         if tags.get(SURGE_TAG):
             iid, _sep, before = tags[SURGE_TAG].partition(":")
             out.append("desired capacity of %s raised from %s for the surge of %s (%s tag)" % (
                 name, before, iid, SURGE_TAG))
-        if tags.get(rebalance.REBALANCE_TAG):
-            out.append("rebalancing paused and recovery limits possibly raised on the cluster (operator's values "
-                       "saved in the %s tag of %s)" % (rebalance.REBALANCE_TAG, name))
-        if tags.get(DELAYED_TAG):
-            out.append("%s=%s on indices a terminated node left (%s tag of %s)" % (
-                DELAYED, DELAYED_RUN_VALUE, DELAYED_TAG, name))
-        if tags.get(scaling.SUSPEND_TAG):
+        if tags.get(scaling.SUSPEND_TAG, scaling.NONE) != scaling.NONE:
             out.append("Auto Scaling processes %s suspended on %s (%s tag)" % (
                 tags[scaling.SUSPEND_TAG], name, scaling.SUSPEND_TAG))
+        # the cluster's settings: one entry whatever the number of groups carrying the tag
+        for tag, what in ((rebalance.REBALANCE_TAG, "rebalancing paused and recovery limits possibly raised "
+                                                    "(the operator's values are saved in the %s tag)" % rebalance.REBALANCE_TAG),
+                          (DELAYED_TAG, "%s=%s on indices a terminated node left (%s tag)" % (
+                              DELAYED, DELAYED_RUN_VALUE, DELAYED_TAG))):
+            if tags.get(tag):
+                cluster_wide.setdefault(what, []).append(name)
+    out.extend("%s on %s" % (what, ", ".join(names)) for what, names in cluster_wide.items())
     return out
 
 

@@ -219,7 +219,8 @@ class NodeReplacement(Draining, Rollout):
         changed = False
         if self.node_name not in view.voting_excluded_names():
             self.gate()
-            self.cluster.add_voting_exclusion(self.node_name)
+            # A slow reconfiguration (408) is waited for below, within the step's timeout.
+            self.cluster.add_voting_exclusion(self.node_name, budget=self.timeouts["master"])
             changed = True
 
         def probe():
