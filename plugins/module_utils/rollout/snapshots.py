@@ -59,10 +59,11 @@ def _pick(repos, repository):
     return sorted(repos)
 
 
-def refusals(cluster, mode, max_age=DEFAULT_MAX_AGE, repository=None, now=time.time):
-    """Preflight's refusals for upgrade_snapshot (empty: fine)."""
+def refusals(cluster, mode, max_age=DEFAULT_MAX_AGE, repository=None, now=None):
+    """Preflight's refusals for upgrade_snapshot (empty: fine); now: epoch seconds (the clock's)."""
     if mode == "skip":
         return []
+    now = time.time() if now is None else now
     try:
         seconds = parse_age(max_age)
     except ValueError as exc:
@@ -88,9 +89,9 @@ def refusals(cluster, mode, max_age=DEFAULT_MAX_AGE, repository=None, now=time.t
         snap, end = newest_success(cluster, name)
         if snap and (newest is None or end > newest[2]):
             newest = (name, snap, end)
-    if newest and now() - newest[2] <= seconds:
+    if newest and now - newest[2] <= seconds:
         return []
-    seen = ("the newest successful one is %s/%s, %.1f hours old" % (newest[0], newest[1], (now() - newest[2]) / 3600.0)
+    seen = ("the newest successful one is %s/%s, %.1f hours old" % (newest[0], newest[1], (now - newest[2]) / 3600.0)
             if newest else "there is none")
     return ["snapshot: upgrade_snapshot is require and no successful snapshot in %s is newer than "
             "upgrade_snapshot_max_age %s (%s): take one, set upgrade_snapshot: take to have the run take it, or "
