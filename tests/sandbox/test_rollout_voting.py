@@ -4,7 +4,6 @@ presenting Elasticsearch 7.7 (path form only), 8.x (node_names only) and a slow 
 from __future__ import annotations
 
 from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsClient
-from ansible_collections.logstack.elk.plugins.module_utils.rollout import voting
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.cluster import Cluster
 
 from tests.sandbox.test_rollout_leftovers import clients, settled, step_for, variant
@@ -46,6 +45,7 @@ def test_elasticsearch_8_takes_node_names_and_has_no_path_form(sandbox_factory):
 
 
 def test_the_server_side_timeout_stays_below_the_clients():
+    from ansible_collections.logstack.elk.plugins.module_utils.rollout import voting
     assert voting.server_timeout(30) == 25
     assert voting.server_timeout(30, budget=10) == 10
     assert voting.server_timeout(4) == 2
