@@ -1,31 +1,19 @@
 """Auto Scaling processes suspended for a run and resumed exactly (rollout/scaling.py, lock.finish),
 against moto's Auto Scaling API (SuspendProcesses / ResumeProcesses / DescribeAutoScalingGroups)."""
-import os
-import uuid
-
 import boto3
 import pytest
+from test_lock import groups, moto_url  # noqa: F401 (fixtures: the shared moto, two empty groups)
 
-from ansible_collections.logstack.elk.plugins.module_utils.aws import Aws, tag_dict
+from ansible_collections.logstack.elk.plugins.module_utils.aws import tag_dict
 from ansible_collections.logstack.elk.plugins.module_utils.rollout import scaling
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.lock import GroupLock, finish
 
 
 @pytest.fixture
-def groups(moto_url):
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-    ec2 = boto3.client("ec2", region_name="us-east-1", endpoint_url=moto_url)
-    asg = boto3.client("autoscaling", region_name="us-east-1", endpoint_url=moto_url)
-    suffix = uuid.uuid4().hex[:8]
-    ec2.create_launch_template(LaunchTemplateName="lt-" + suffix,
-                               LaunchTemplateData={"ImageId": "ami-12c6146b", "InstanceType": "t3.micro"})
-    names = ["masters-" + suffix, "data-" + suffix]
-    for name in names:
-        asg.create_auto_scaling_group(AutoScalingGroupName=name, MinSize=0, MaxSize=1, DesiredCapacity=0,
-                                      LaunchTemplate={"LaunchTemplateName": "lt-" + suffix, "Version": "$Latest"},
-                                      AvailabilityZones=["us-east-1a"])
-    return Aws(region="us-east-1", endpoint_url=moto_url, max_attempts=2), asg, names
+def scaling_groups(groups, moto_url):  # noqa: F811 (test_lock's fixtures, used as such)
+    """test_lock's two empty groups, with a boto3 Auto Scaling client to look at them directly."""
+    aws, names = groups
+    return aws, boto3.client("autoscaling", region_name="us-east-1", endpoint_url=moto_url), names
 
 
 def suspended(asg, name):
@@ -33,8 +21,8 @@ def suspended(asg, name):
     return sorted(p["ProcessName"] for p in group.get("SuspendedProcesses") or []), tag_dict(group.get("Tags"))
 
 
-def test_the_run_suspends_what_was_active_and_resumes_exactly_that_also_after_a_crash(groups):
-    aws, asg, names = groups
+def test_the_run_suspends_what_was_active_and_resumes_exactly_that_also_after_a_crash(scaling_groups):
+    aws, asg, names = scaling_groups
     # the operator keeps HealthCheck suspended on the data group
     asg.suspend_processes(AutoScalingGroupName=names[1], ScalingProcesses=["HealthCheck"])
     done = scaling.suspend(aws, names)
@@ -56,8 +44,8 @@ def test_the_run_suspends_what_was_active_and_resumes_exactly_that_also_after_a_
     assert suspended(asg, names[1]) == (["HealthCheck"], {})  # the operator's stays
 
 
-def test_nothing_to_suspend_is_remembered_too(groups):
-    aws, asg, names = groups
+def test_nothing_to_suspend_is_remembered_too(scaling_groups):
+    aws, asg, names = scaling_groups
     for name in names:
         asg.suspend_processes(AutoScalingGroupName=name, ScalingProcesses=list(scaling.PROCESSES))
     assert scaling.suspend(aws, names) == ""
