@@ -74,7 +74,8 @@ options:
       - An empty list suspends nothing.
     type: list
     elements: str
-    choices: [AZRebalance, HealthCheck, ReplaceUnhealthy, AlarmNotification, ScheduledActions, AddToLoadBalancer, InstanceRefresh]
+    choices: [AZRebalance, HealthCheck, ReplaceUnhealthy, AlarmNotification, ScheduledActions, AddToLoadBalancer,
+              InstanceRefresh]
     default: [AZRebalance, HealthCheck, ReplaceUnhealthy]
   snapshot:
     description:
@@ -241,7 +242,8 @@ def main():
             actions, detail = rollout.reconcile(check_mode=check, settle=p["settle"])
             module.exit_json(changed=bool(actions), actions=actions, cluster={"detail": detail})
         if check:
-            module.exit_json(changed=False, run_id=run_id, rebalance="", suspended="", snapshot={}, first_node_started="")
+            module.exit_json(changed=False, run_id=run_id, rebalance="", suspended="", snapshot={},
+                             first_node_started="")
         if action == "unlock":
             released, restored = finish(cluster, aws, names, lock, p["break_lock"] or run_id)
             module.exit_json(changed=bool(released), run_id=run_id, groups=released, rebalance=restored)

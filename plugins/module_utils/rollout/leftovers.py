@@ -249,10 +249,10 @@ def left_changed(aws, opts):
             out.append("Auto Scaling processes %s suspended on %s (%s tag)" % (
                 tags[scaling.SUSPEND_TAG], name, scaling.SUSPEND_TAG))
         # the cluster's settings: one entry whatever the number of groups carrying the tag
-        for tag, what in ((rebalance.REBALANCE_TAG, "rebalancing paused and recovery limits possibly raised "
-                                                    "(the operator's values are saved in the %s tag)" % rebalance.REBALANCE_TAG),
-                          (DELAYED_TAG, "%s=%s on indices a terminated node left (%s tag)" % (
-                              DELAYED, DELAYED_RUN_VALUE, DELAYED_TAG))):
+        paused = "rebalancing paused and recovery limits possibly raised (the operator's values are saved in " \
+            "the %s tag)" % rebalance.REBALANCE_TAG
+        delayed = "%s=%s on indices a terminated node left (%s tag)" % (DELAYED, DELAYED_RUN_VALUE, DELAYED_TAG)
+        for tag, what in ((rebalance.REBALANCE_TAG, paused), (DELAYED_TAG, delayed)):
             if tags.get(tag):
                 cluster_wide.setdefault(what, []).append(name)
     out.extend("%s on %s" % (what, ", ".join(names)) for what, names in cluster_wide.items())
