@@ -17,6 +17,7 @@ from ansible_collections.logstack.elk.plugins.module_utils.aws import AwsError, 
 from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsError
 from ansible_collections.logstack.elk.plugins.module_utils.rollout import leftovers
 from ansible_collections.logstack.elk.plugins.module_utils.rollout import predicates as P
+from ansible_collections.logstack.elk.plugins.module_utils.rollout import scaling
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.base import Rollout
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.cluster import is_data, is_master_eligible
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.diagnosing import StepFailed
@@ -284,7 +285,9 @@ class NodeReplacement(Draining, Rollout):
             view = self.cluster.view()
             if self.node_here(view) is None:
                 return True, "left the cluster"
-            return False, "%s still in the cluster" % self.node_name
+            held = scaling.held_terminating(self.aws, self.group_name, self.instance_id,
+                                            complete=self.opts.complete_lifecycle_actions)
+            return False, "%s still in the cluster%s" % (self.node_name, "; " + held if held else "")
         detail, _ = self._wait_step("wait_left", probe)
         # It will not come back: its replicas are allocated now, not after delayed_timeout.
         skipped = leftovers.skip_delay(self.cluster, self.aws, self.cluster_groups(), self.node_id)

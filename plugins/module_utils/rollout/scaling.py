@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: logstack.elk contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Auto Scaling processes suspended for a run, so that Auto Scaling never terminates a node the run
+"""Auto Scaling processes suspended for a run (and lifecycle hooks holding a terminated instance), so that Auto Scaling never terminates a node the run
 did not choose: ``AZRebalance`` (moves instances between zones by launching and terminating),
 ``ReplaceUnhealthy`` and ``HealthCheck`` (an instance whose node is drained, or a new instance still
 booting, failing an ELB health check would be replaced). ``Launch`` and ``Terminate`` stay active:
@@ -22,6 +22,8 @@ PROCESSES = ("AZRebalance", "HealthCheck", "ReplaceUnhealthy")
 CHOICES = ("AZRebalance", "HealthCheck", "ReplaceUnhealthy", "AlarmNotification", "ScheduledActions",
            "AddToLoadBalancer", "InstanceRefresh")
 NONE = "none"  # the tag's value when the operator had suspended every one of them already
+TERMINATING = "autoscaling:EC2_INSTANCE_TERMINATING"
+TERMINATING_WAIT = "Terminating:Wait"
 
 
 def suspend(aws, group_names, processes=PROCESSES):
@@ -40,6 +42,26 @@ def suspend(aws, group_names, processes=PROCESSES):
             aws.call("autoscaling", "SuspendProcesses", AutoScalingGroupName=name, ScalingProcesses=ours)
             done.append("%s on %s" % (", ".join(ours), name))
     return "; ".join(done)
+
+
+def held_terminating(aws, group_name, instance_id, complete=False):
+    """"" when the instance is not held by a terminating lifecycle hook; else what holds it, after
+    completing the action (CONTINUE) when complete (upgrade_complete_lifecycle_actions)."""
+    group = aws.find_groups(names=[group_name])[0]
+    state = next((i.get("LifecycleState") for i in group.get("Instances") or [] if i["InstanceId"] == instance_id),
+                 None)
+    if state != TERMINATING_WAIT:
+        return ""
+    hooks = [h for h in aws.call("autoscaling", "DescribeLifecycleHooks", AutoScalingGroupName=group_name).get(
+        "LifecycleHooks") or [] if h.get("LifecycleTransition") == TERMINATING]
+    names = ", ".join("%s (heartbeat timeout %ss)" % (h["LifecycleHookName"], h.get("HeartbeatTimeout")) for h in hooks)
+    if not complete:
+        return ("instance %s is in %s, held by lifecycle hook %s: the hook's own action releases it, or set "
+                "upgrade_complete_lifecycle_actions: true" % (instance_id, TERMINATING_WAIT, names or "?"))
+    for hook in hooks:
+        aws.call("autoscaling", "CompleteLifecycleAction", AutoScalingGroupName=group_name,
+                 LifecycleHookName=hook["LifecycleHookName"], InstanceId=instance_id, LifecycleActionResult="CONTINUE")
+    return "completed the lifecycle action of %s on %s (CONTINUE)" % (names, instance_id)
 
 
 def resume(aws, group_names):
