@@ -115,6 +115,8 @@ def _reset_backends() -> None:
 
 def start(scenario: Scenario) -> AwsWorld:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    from . import lifecycle  # lifecycle hooks on termination, which moto lacks (sandbox/lifecycle.py)
+    lifecycle.install()
     _reset_backends()
     # port 0: the server binds a free port itself (no probe-then-bind race with other processes)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)

@@ -1094,4 +1094,8 @@ def install(state: SandboxState) -> None:
     for api, handler in OPTIONAL_HANDLERS.items():
         if api not in state.handlers:
             state.register(api, handler)
+    from . import snapshots  # snapshot and deprecation APIs (sandbox/snapshots.py)
+    snapshots.install(state)
+    from . import voting_versions  # the voting exclusion forms per version (sandbox/voting_versions.py)
+    voting_versions.install(state)
     _cond(state)

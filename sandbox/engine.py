@@ -445,6 +445,12 @@ class Cluster:
             order = {"UNASSIGNED": 0, "INITIALIZING": 1, "RELOCATING": 2, "STARTED": 3}
             for c in sorted(replicas, key=lambda c: order[c.state])[: max(0, len(replicas) - want)]:
                 copies.remove(c)
+            # Elasticsearch reads delayed_timeout when it decides, not when the node left: a new value
+            # (0: "the node will not return") applies to replicas already waiting.
+            now = self.state.now()
+            for c in replicas:
+                if c.state == "UNASSIGNED" and c.unassigned_reason == "NODE_LEFT" and c.delayed_until > now:
+                    c.delayed_until = c.unassigned_at + delayed_timeout_seconds(self, meta.name)
         self.version += 1
         if self.master_id is not None and self.bootstrapped:
             allocation.allocate(self, self.state.now())

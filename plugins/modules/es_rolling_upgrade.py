@@ -65,6 +65,33 @@ options:
         whatever this option says, so a run started with it and continued without it still cleans up.
     type: bool
     default: true
+  suspend_processes:
+    description:
+      - With V(pause), the Auto Scaling processes suspended on the groups for the run, so Auto Scaling never
+        terminates a node the run did not choose. Those the operator had suspended already are left alone;
+        the ones the run suspends are written to the group tag C(logstack:rollout-suspended) first (never
+        overwritten by a rerun after a crash), and V(unlock) resumes exactly those.
+      - An empty list suspends nothing.
+    type: list
+    elements: str
+    choices: [AZRebalance, HealthCheck, ReplaceUnhealthy, AlarmNotification, ScheduledActions, AddToLoadBalancer,
+              InstanceRefresh]
+    default: [AZRebalance, HealthCheck, ReplaceUnhealthy]
+  snapshot:
+    description:
+      - With V(pause), V(take) takes a snapshot of every index into O(snapshot_repository) and waits for it
+        (up to the O(timeouts) key C(snapshot)); V(require) and V(skip) do nothing here (the plan of
+        M(logstack.elk.es_rolling_upgrade_info) checks V(require)).
+    type: str
+    choices: [require, take, skip]
+    default: skip
+  snapshot_repository:
+    description: The snapshot repository for O(snapshot=take); the only registered one when omitted.
+    type: str
+  snapshot_timeout:
+    description: Seconds V(pause) waits for the snapshot of O(snapshot=take) to finish.
+    type: int
+    default: 3600
   start_first:
     description:
       - With V(pause) and strategy V(drain), start the drain of O(first_node) at once when it is a data node
@@ -132,6 +159,14 @@ rebalance:
   description: What V(pause) or V(unlock) did to the rebalancing and recovery limit settings, empty when nothing.
   returned: when action is pause or unlock
   type: str
+suspended:
+  description: The Auto Scaling processes V(pause) suspended for the run, per group (empty when none).
+  returned: when action is pause
+  type: str
+snapshot:
+  description: The snapshot V(pause) took with O(snapshot=take) (repository, name, state), empty otherwise.
+  returned: when action is pause
+  type: dict
 first_node_started:
   description: What O(start_first) started on the first node of the plan (empty when nothing).
   returned: when action is pause with O(start_first)
@@ -153,7 +188,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.logstack.elk.plugins.module_utils.aws import AwsError
 from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsError
 from ansible_collections.logstack.elk.plugins.module_utils.rollout import planner
-from ansible_collections.logstack.elk.plugins.module_utils.rollout import rebalance
+from ansible_collections.logstack.elk.plugins.module_utils.rollout import rebalance, scaling, snapshots
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.base import Rollout
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.diagnosing import StepFailed
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.lock import GroupLock, LockError, finish, new_run_id
@@ -171,6 +206,11 @@ def main():
             settle=dict(type="bool", default=True),
             reconcile=dict(type="bool", default=False),
             rebalance=dict(type="bool", default=True),
+            suspend_processes=dict(type="list", elements="str", default=list(scaling.PROCESSES),
+                                   choices=list(scaling.CHOICES)),
+            snapshot=dict(type="str", choices=["require", "take", "skip"], default="skip"),
+            snapshot_repository=dict(type="str"),
+            snapshot_timeout=dict(type="int", default=3600),
             start_first=dict(type="bool", default=False),
             first_node=dict(type="dict"),
             lock_settle_seconds=dict(type="float", default=1.0),
@@ -202,15 +242,23 @@ def main():
             actions, detail = rollout.reconcile(check_mode=check, settle=p["settle"])
             module.exit_json(changed=bool(actions), actions=actions, cluster={"detail": detail})
         if check:
-            module.exit_json(changed=False, run_id=run_id, rebalance="", first_node_started="")
+            module.exit_json(changed=False, run_id=run_id, rebalance="", suspended="", snapshot={},
+                             first_node_started="")
         if action == "unlock":
             released, restored = finish(cluster, aws, names, lock, p["break_lock"] or run_id)
             module.exit_json(changed=bool(released), run_id=run_id, groups=released, rebalance=restored)
         # pause
         lock.check(run_id)
-        result = dict(changed=False, run_id=run_id, rebalance="", first_node_started="")
+        result = dict(changed=False, run_id=run_id, rebalance="", suspended="", snapshot={}, first_node_started="")
         if p["rebalance"]:
             result.update(changed=True, rebalance=rebalance.pause(cluster, aws, names))
+        if p["suspend_processes"]:
+            result["suspended"] = scaling.suspend(aws, names, p["suspend_processes"])
+            result["changed"] = result["changed"] or bool(result["suspended"])
+        if p["snapshot"] == "take":
+            result["snapshot"] = snapshots.take(cluster, p["snapshot_repository"], run_id, p["snapshot_timeout"],
+                                                poll=p["poll_interval"])
+            result["changed"] = True
         if p["start_first"] and p["first_node"]:
             node = node_replacement(p, cluster, aws, opts, p["first_node"], lock, run_id)
             result["first_node_started"] = start_first(p["first_node"], node)

@@ -18,8 +18,15 @@ description:
     when the cluster is red, a node or instance cannot be mapped, Launch/Terminate processes are suspended,
     the other data nodes lack disk headroom below the high watermark, strategy V(surge) has no room above
     the desired capacity, or strategy V(terminate) meets an index with 0 replicas.
+  - V(plan) also refuses, naming the setting, on the operator's cluster allocation filters (exclude, include,
+    require by any attribute, persistent or transient) and C(cluster.routing.allocation.enable) other than
+    C(all); on a single master-eligible node under strategy V(drain) or V(terminate); on a version path no
+    rolling upgrade supports (downgrade, another family, a major jump from below the minor Elastic or
+    OpenSearch names) and, before a major upgrade, on critical C(_migration/deprecations) issues; and, when
+    nodes are outdated, per O(snapshot).
   - V(verify) is the final strict check, waiting up to the health timeout for green, then requiring no
-    allocation/voting exclusion or shutdown record, no outdated node and every instance joined.
+    allocation/voting exclusion, other allocation filter or disabled allocation, or shutdown record, no
+    outdated node and every instance joined.
 author:
   - logstack.elk maintainers (@logstack)
 extends_documentation_fragment:
@@ -36,6 +43,22 @@ options:
     type: str
     required: true
     choices: [plan, verify]
+  snapshot:
+    description:
+      - With V(plan) and outdated nodes, V(require) refuses unless a registered repository (O(snapshot_repository)
+        or any) holds a snapshot in state C(SUCCESS) that ended less than O(snapshot_max_age) ago; V(take)
+        checks that the repository to take one into exists (M(logstack.elk.es_rolling_upgrade) V(pause) takes
+        it); V(skip) checks nothing.
+    type: str
+    choices: [require, take, skip]
+    default: require
+  snapshot_max_age:
+    description: How old the newest successful snapshot may be for O(snapshot=require), as C(24h), C(90m), C(2d).
+    type: str
+    default: 24h
+  snapshot_repository:
+    description: The snapshot repository O(snapshot) looks at; every registered one when omitted.
+    type: str
 notes:
   - The node shutdown API is an Elasticsearch feature (7.15+); on OpenSearch and older Elasticsearch the
     allocation exclusion is used. OpenSearch's C(cluster_manager) role counts as master-eligible.
@@ -121,7 +144,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.logstack.elk.plugins.module_utils.aws import AwsError
 from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsError
 from ansible_collections.logstack.elk.plugins.module_utils.report import Sampler
-from ansible_collections.logstack.elk.plugins.module_utils.rollout import planner
+from ansible_collections.logstack.elk.plugins.module_utils.rollout import planner, snapshots
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.base import Rollout
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.diagnosing import StepFailed
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.spec import (
@@ -131,7 +154,10 @@ from ansible_collections.logstack.elk.plugins.module_utils.rollout.verifying imp
 
 
 def main():
-    spec = argument_spec(action=dict(type="str", required=True, choices=["plan", "verify"]))
+    spec = argument_spec(action=dict(type="str", required=True, choices=["plan", "verify"]),
+                         snapshot=dict(type="str", choices=["require", "take", "skip"], default="require"),
+                         snapshot_max_age=dict(type="str", default=snapshots.DEFAULT_MAX_AGE),
+                         snapshot_repository=dict(type="str"))
     del spec["run_id"]  # no lock: these actions only read
     module = AnsibleModule(argument_spec=spec, **MODULE_KWARGS)
     p = module.params
@@ -140,6 +166,9 @@ def main():
         cluster.sampler = Sampler()  # the plan's and the final check's views, for the run report
         if p["action"] == "plan":
             world, plan, refused = planner.preflight(cluster, aws, opts)
+            if plan:
+                refused.extend(snapshots.refusals(cluster, p["snapshot"], p["snapshot_max_age"],
+                                                  p["snapshot_repository"]))
             view = world.view
             result = dict(changed=False, plan=plan, refusals=refused, steps=list(STRATEGIES[opts.strategy]),
                           groups=planner.cluster_group_names(aws, opts), samples=cluster.sampler.samples,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 
 from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsError
+from ansible_collections.logstack.elk.plugins.module_utils.rollout import voting
 from ansible_collections.logstack.elk.plugins.module_utils.units import parse_bytes, parse_version
 
 EXCLUDE_NAME = "cluster.routing.allocation.exclude._name"
@@ -235,8 +236,9 @@ class Cluster:
     def delete_shutdown(self, node_id):
         self.es.delete("/_nodes/%s/shutdown" % node_id, allow=(404,))
 
-    def add_voting_exclusion(self, node_name):
-        self.es.post("/_cluster/voting_config_exclusions", params={"node_names": node_name, "timeout": "30s"})
+    def add_voting_exclusion(self, node_name, budget=None):
+        """True when it took effect within the request; False: in place, still taking effect (voting.py)."""
+        return voting.add_exclusion(self.es, node_name, budget)
 
     def clear_voting_exclusions(self):
         self.es.delete("/_cluster/voting_config_exclusions", params={"wait_for_removal": False})

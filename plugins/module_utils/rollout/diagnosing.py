@@ -7,6 +7,7 @@ what is left in place."""
 from __future__ import annotations
 
 from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsError
+from ansible_collections.logstack.elk.plugins.module_utils.rollout import leftovers
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.cluster import shard_key
 
 
@@ -52,7 +53,9 @@ class Diagnosing:
             for dec in exp.get("node_allocation_decisions") or []:
                 for d in dec.get("deciders") or []:
                     if d.get("decision") == "NO":
-                        reasons.append("%s on %s: %s" % (d.get("decider"), dec.get("node_name"), d.get("explanation")))
+                        reasons.append("%s on %s: %s (change %s)" % (
+                            d.get("decider"), dec.get("node_name"), d.get("explanation"),
+                            leftovers.decider_setting(d.get("decider"), d.get("explanation"))))
             unassigned.append({"shard": "%s[%s]" % (index, shard),
                                "explanation": exp.get("allocate_explanation") or exp.get("error"),
                                "deciders": reasons[:4]})
@@ -61,6 +64,17 @@ class Diagnosing:
         out["voting_exclusions"] = view.voting_excluded_names()
         out["shutdown_records"] = sorted(view.shutdowns)
         return out
+
+    def _kept_copies(self, step):
+        """For a drain or termination that gave up: what keeps each copy still on the node (the
+        deciders and the setting to change, from allocation explain)."""
+        name = getattr(self, "node_name", None)
+        if not name or step not in ("drain", "terminate"):
+            return []
+        try:
+            return leftovers.blockers(self.cluster, self.cluster.view(), name)
+        except EsError:
+            return []
 
     def left_in_place(self, diag):
         parts = []
@@ -78,9 +92,14 @@ class Diagnosing:
         diag = self.diagnose()
         unassigned = "; ".join("%s %s" % (u["shard"], " | ".join(u["deciders"][:2]) or u["explanation"] or "")
                                for u in diag.get("unassigned", [])[:5])
-        left = self.left_in_place(diag) + ["the rollout lock (so no other run starts on a half-done cluster)"]
-        message = ("Node %s, step %s: %s. Cluster is %s with %s node(s)%s. Left in place: %s. No other node was "
+        held = self._kept_copies(step)
+        if held:
+            diag["kept_on_node"] = held
+        left = self.left_in_place(diag) + leftovers.left_changed(self.aws, self.opts) + [
+            "the rollout lock (so no other run starts on a half-done cluster)"]
+        message = ("Node %s, step %s: %s.%s Cluster is %s with %s node(s)%s. Left in place: %s. No other node was "
                    "touched; fix the cause and rerun the playbook to continue from here." % (
-                       node, step, what, diag.get("health", "unreachable"), diag.get("nodes", "?"),
+                       node, step, what, (" Copies kept on it: %s." % "; ".join(held)) if held else "",
+                       diag.get("health", "unreachable"), diag.get("nodes", "?"),
                        (", unassigned: " + unassigned) if unassigned else "", "; ".join(left)))
         return StepFailed(message, step=step, node=node, diagnosis=diag)

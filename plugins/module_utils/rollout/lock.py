@@ -22,7 +22,7 @@ import time
 from datetime import datetime, timezone
 
 from ansible_collections.logstack.elk.plugins.module_utils.aws import decode_tag, encode_tag, tag_dict
-from ansible_collections.logstack.elk.plugins.module_utils.rollout import rebalance
+from ansible_collections.logstack.elk.plugins.module_utils.rollout import leftovers, rebalance, scaling
 
 LOCK_TAG = "logstack:rollout-lock"
 
@@ -209,8 +209,15 @@ class GroupLock:
 def finish(cluster, aws, group_names, lock, run_id):
     """Restore the operator's settings (rebalance.restore), then release the lock: a crash in between
     leaves the lock, so the rerun restores. Returns (groups released, what was restored or "")."""
-    restored = rebalance.restore(cluster, aws, group_names) or ""
-    return lock.release(run_id), restored
+    restored = [rebalance.restore(cluster, aws, group_names) or ""]
+    # what else a run (this or an interrupted one) changed: see leftovers.left_changed
+    resumed = scaling.resume(aws, group_names)
+    if resumed:
+        restored.append("Auto Scaling processes resumed: %s" % resumed)
+    reset = leftovers.reset_delay(cluster, aws, group_names)
+    if reset:
+        restored.append("%s reset on %s" % (leftovers.DELAYED, ", ".join(reset)))
+    return lock.release(run_id), "; ".join(r for r in restored if r)
 
 
 def new_run_id():

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 from ansible_collections.logstack.elk.plugins.module_utils.aws import AwsError, tag_dict
 from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsError
+from ansible_collections.logstack.elk.plugins.module_utils.rollout import leftovers
 from ansible_collections.logstack.elk.plugins.module_utils.rollout import predicates as P
+from ansible_collections.logstack.elk.plugins.module_utils.rollout import scaling
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.base import Rollout
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.cluster import is_data, is_master_eligible
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.diagnosing import StepFailed
@@ -218,7 +220,8 @@ class NodeReplacement(Draining, Rollout):
         changed = False
         if self.node_name not in view.voting_excluded_names():
             self.gate()
-            self.cluster.add_voting_exclusion(self.node_name)
+            # A slow reconfiguration (408) is waited for below, within the step's timeout.
+            self.cluster.add_voting_exclusion(self.node_name, budget=self.timeouts["master"])
             changed = True
 
         def probe():
@@ -251,23 +254,47 @@ class NodeReplacement(Draining, Rollout):
                                            "refusing to terminate a node that is not drained (%s)" % exc)
             elif not self.continuing(view):
                 self.gate()
+        self._within_budget()
         group = self.group()
         before = sorted(i["InstanceId"] for i in group.get("Instances") or [])
-        decrement = strategy == "surge"
+        # A surge, of this run or an interrupted one of any strategy, raised the desired capacity for this
+        # instance: it goes with it, so no strategy leaves the group one instance larger.
+        marker = tag_dict(group.get("Tags")).get(SURGE_TAG)
+        decrement = strategy == "surge" or bool(marker and marker.split(":", 1)[0] == self.instance_id)
         self.aws.call("autoscaling", "TerminateInstanceInAutoScalingGroup", InstanceId=self.instance_id,
                       ShouldDecrementDesiredCapacity=decrement)
         return True, "terminated through Auto Scaling (desired capacity %s)" % (
             "decremented" if decrement else "kept: the group launches a replacement"), {
             "terminated_instance_ids": [self.instance_id], "group_instances_before": before}
 
+    def _within_budget(self):
+        """Right before a termination: the nodes already out (a failed instance included) plus this one
+        stay within max_nodes_out; waits up to the terminate timeout, then refuses naming them."""
+        def probe():
+            world = World(self.cluster, self.aws, self.opts)
+            reason = leftovers.budget_refusal(world, self.instance_id, self.node_name, self.opts.max_nodes_out)
+            return reason is None, reason or "within the budget"
+        try:
+            self.wait(self.timeouts["terminate"], probe)
+        except WaitTimeout as exc:
+            raise self.failure("terminate", self.label(), "refusing to terminate: terminating %s (nodes_out_budget)"
+                               % exc)
+
     def step_wait_left(self):
         def probe():
             view = self.cluster.view()
             if self.node_here(view) is None:
                 return True, "left the cluster"
-            return False, "%s still in the cluster" % self.node_name
+            held = scaling.held_terminating(self.aws, self.group_name, self.instance_id,
+                                            complete=self.opts.complete_lifecycle_actions)
+            return False, "%s still in the cluster%s" % (self.node_name, "; " + held if held else "")
         detail, _ = self._wait_step("wait_left", probe)
-        return False, detail, {}
+        # It will not come back: its replicas are allocated now, not after delayed_timeout.
+        skipped = leftovers.skip_delay(self.cluster, self.aws, self.cluster_groups(), self.node_id)
+        if skipped:
+            detail += "; %s=%s on %s (the node will not return), reset once healthy" % (
+                leftovers.DELAYED, leftovers.DELAYED_RUN_VALUE, ", ".join(skipped))
+        return bool(skipped), detail, {}
 
     def step_wait_joined(self):
         state = {}
@@ -316,7 +343,10 @@ class NodeReplacement(Draining, Rollout):
             world = World(self.cluster, self.aws, self.opts)
             return self.health_ok(world.view, world)
         detail, _ = self._wait_step("wait_healthy", probe)
-        return False, detail, {}
+        reset = leftovers.reset_delay(self.cluster, self.aws, self.cluster_groups())
+        if reset:
+            detail += "; %s reset on %s" % (leftovers.DELAYED, ", ".join(reset))
+        return bool(reset), detail, {}
 
     def step_hand_over(self):
         """This node is the next one of the plan: take it out at once if the rules allow (see

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 from ansible_collections.logstack.elk.plugins.module_utils.aws import tag_dict
 from ansible_collections.logstack.elk.plugins.module_utils.node_map import map_nodes, outdated_reasons
+from ansible_collections.logstack.elk.plugins.module_utils.rollout import leftovers
 from ansible_collections.logstack.elk.plugins.module_utils.rollout import predicates as P
+from ansible_collections.logstack.elk.plugins.module_utils.rollout import versions
 from ansible_collections.logstack.elk.plugins.module_utils.units import format_bytes
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.cluster import (
     is_data, is_master_eligible, shard_bytes, shard_holders, shard_key, shard_nodes, tier_rank, TIER_ORDER)
@@ -34,7 +36,7 @@ MAX_EXPLAINS = 20
 class Options:
     def __init__(self, asg_names=None, asg_tags=None, version_tag="es_version", compare=("image", "version"),
                  target_image_id=None, target_version=None, node_attribute="aws_instance_id",
-                 strategy="drain", accept_data_loss=False, max_nodes_out=1):
+                 strategy="drain", accept_data_loss=False, max_nodes_out=1, complete_lifecycle_actions=False):
         self.asg_names = asg_names
         self.asg_tags = asg_tags
         self.version_tag = version_tag
@@ -45,6 +47,7 @@ class Options:
         self.strategy = strategy
         self.accept_data_loss = accept_data_loss
         self.max_nodes_out = max_nodes_out
+        self.complete_lifecycle_actions = complete_lifecycle_actions
 
     @classmethod
     def from_params(cls, params):
@@ -54,7 +57,8 @@ class Options:
                    node_attribute=params.get("node_attribute") or "aws_instance_id",
                    strategy=params.get("strategy") or "drain",
                    accept_data_loss=bool(params.get("accept_data_loss")),
-                   max_nodes_out=params.get("max_nodes_out") or 1)
+                   max_nodes_out=params.get("max_nodes_out") or 1,
+                   complete_lifecycle_actions=bool(params.get("complete_lifecycle_actions")))
 
 
 def cluster_group_names(aws, opts):
@@ -245,6 +249,8 @@ def preflight(cluster, aws, opts, disk_check=True):
     replicas = indices_replicas(world.view) if opts.strategy == "terminate" else {}
     ctx = world.context(explains=explains, indices_replicas=replicas)
     refused = P.refusals(P.PREFLIGHT, ctx)
+    refused.extend(leftovers.preflight_refusals(cluster, world, plan, opts))
+    refused.extend(versions.refusals(cluster, world, plan))
     if disk_check and opts.strategy != "surge" and any(c["data"] for c in plan):
         disk = cluster.fs_stats()
         watermark = cluster.watermark_high()
