@@ -104,8 +104,9 @@ class Run:
         return yaml.safe_load("\n".join(lines[start + 2:end]))["msg"]
 
 
-def playbook(sb, *args, kill_when=None, sig=signal.SIGKILL, timeout=400, extra_env=None):
-    """Run the upgrade playbook against sb; kill its process group once kill_when(sb, output) is true."""
+def playbook(sb, *args, kill_when=None, sig=signal.SIGKILL, timeout=400, extra_env=None, play=PLAYBOOK,
+             inventory="inventories/sandbox"):
+    """Run the upgrade playbook (or play) against sb; kill its process group once kill_when(sb, output) is true."""
     env = dict(os.environ, **sb.env)
     env["ANSIBLE_CONFIG"] = os.path.join(ROOT, "ansible.cfg")
     env["ANSIBLE_NOCOLOR"] = "1"
@@ -114,8 +115,9 @@ def playbook(sb, *args, kill_when=None, sig=signal.SIGKILL, timeout=400, extra_e
     log = os.path.join(sb.state, "playbook-%d.log" % time.monotonic_ns())
     # each run's report in a folder of its own, not in the checkout
     report_dir = os.path.join(sb.state, "reports-%d" % time.monotonic_ns())
-    cmd = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), PLAYBOOK, "-i", "inventories/sandbox",
-           "-e", "upgrade_report_dir=%s" % report_dir]
+    cmd = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), play, "-i", inventory]
+    if play == PLAYBOOK:
+        cmd += ["-e", "upgrade_report_dir=%s" % report_dir]
     cmd += list(args)
     start = time.monotonic()
     killed = False
