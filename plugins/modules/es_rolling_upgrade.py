@@ -191,7 +191,7 @@ def main():
             result = dict(run_id=run_id, groups=names)
             if check:
                 holders = {n: h for n, h in lock.holders().items() if h}
-                result.update(changed=not holders, lock_note="would take the lock" if not holders else "held: %s" % holders)
+                result.update(changed=not holders, lock_note=check_lock_note(lock, holders, p["break_lock"]))
             else:
                 # A cluster that cannot be read (wrong password, unreachable) fails before the lock is taken.
                 cluster.view()
@@ -232,6 +232,22 @@ def main():
         module.fail_json(msg=exc.message, holder=exc.holder or {})
     except (EsError, AwsError, planner.P_Error) as exc:
         module.fail_json(msg=exc.message)
+
+
+def check_lock_note(lock, holders, break_lock):
+    """What V(lock) would do, in words (check mode)."""
+    if not holders:
+        return "would take the lock (no run holds it)"
+    notes = []
+    for holder in {h.get("run"): h for h in holders.values()}.values():
+        verdict, why = lock.verdict(holder)
+        if break_lock and break_lock == holder.get("run"):
+            notes.append("would break the lock of %s as asked" % lock.describe(holder))
+        elif verdict == "dead":
+            notes.append("would take over the lock of %s: %s" % (lock.describe(holder), why))
+        else:
+            notes.append("would refuse: the lock is held by %s" % lock.describe(holder))
+    return "; ".join(notes)
 
 
 if __name__ == "__main__":
