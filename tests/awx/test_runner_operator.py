@@ -1,11 +1,18 @@
 """The operator's side under ansible-runner laid out as AWX runs a job (tests/awx/test_runner.py):
-a survey typo fails before anything changes; a failed job leaves no lock; the lock of a dead job
-(another container, another host name) is taken over by its heartbeat's age; a live one refuses
-with the run id the survey's "Break the lock of run" takes."""
+the progress of each drain (bytes left, rate, ETA) in the job's output while it waits; a survey
+typo fails before anything changes; a failed job leaves no lock; the lock of a dead job (another
+container, another host name) is taken over by its heartbeat's age; a live one refuses with the
+run id the survey's "Break the lock of run" takes."""
+import json
+import os
+import re
+import subprocess
+import sys
+
 import boto3
 import pytest
 import yaml
-from test_runner import audit_nodes, awx_private_data_dir, run_job, sandbox  # noqa: F401 (fixture)
+from test_runner import ROOT, audit_nodes, awx_private_data_dir, run_job
 
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.lock import LOCK_TAG, now_iso, render
 
@@ -30,6 +37,28 @@ def put_lock(env, holder):
 
 
 @pytest.fixture(scope="module")
+def sandbox(tmp_path_factory):
+    """The sandbox with small.yml's replicated indices at 60 MB: drains of a few seconds."""
+    state = tmp_path_factory.mktemp("sandbox-state")
+    with open(os.path.join(ROOT, "sandbox", "scenarios", "small.yml"), encoding="utf-8") as fh:
+        scenario = yaml.safe_load(fh)
+    for index in scenario["indices"]:
+        if index["replicas"]:
+            index["size"] = "60MB"
+    path = state / "slow-drain.yml"
+    path.write_text(yaml.safe_dump(scenario))
+    proc = subprocess.run([sys.executable, "-m", "sandbox", "up", "--scenario", str(path), "--state", str(state)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    with open(state / "sandbox.json", encoding="utf-8") as fh:
+        env = dict(json.load(fh)["env"], SANDBOX_CLUSTER_NAME=scenario["cluster_name"],
+                   AWS_EC2_METADATA_DISABLED="true")
+    yield env, state
+    subprocess.run([sys.executable, "-m", "sandbox", "down", "--state", str(state)], cwd=ROOT, capture_output=True,
+                   timeout=60)
+
+
+@pytest.fixture(scope="module")
 def layout(sandbox, tmp_path_factory):
     """One private data directory (project sync and inventory import take minutes); each job below
     gets its own survey answers and JOB_ID written into it, as AWX writes them for each job."""
@@ -45,6 +74,29 @@ def job(layout, env, monkeypatch, extravars, job_id, playbook="playbooks/upgrade
     (layout / "env" / "extravars").write_text(yaml.safe_dump(extravars))
     runner, events, failed = run_job(layout, playbook, monkeypatch)
     return runner, events, " ".join(" ".join(str(m) for m in failed).split())
+
+
+def test_the_job_output_shows_each_drains_progress_while_it_waits(sandbox, layout, monkeypatch):
+    env, state = sandbox
+    runner, events, failed = job(layout, env, monkeypatch, {"upgrade_wait_seconds": 1}, 39)
+    assert (runner.status, failed) == ("successful", "")
+    progress = re.compile(r"progress: \[sandbox\] (node-\w+) \(i-\w+\) drain: [0-9.]+ [KMG]?B left, ")
+    drains = {}  # node -> (event counter of its first progress line, counter of its drain task's result)
+    for e in events:
+        match = progress.search(e.get("stdout") or "")
+        if match:
+            drains.setdefault(match.group(1), [e["counter"], None])
+        task = e.get("event_data", {}).get("task", "")
+        if e["event"] == "runner_on_ok" and task.startswith("Step drain: "):
+            node = task.split("| ", 1)[1].split(" (", 1)[0]
+            if node in drains:
+                drains[node][1] = e["counter"]
+    assert drains, runner.stdout.read()[-3000:]
+    # each progress line is an event of the job's output before its drain finished: shown while it waits
+    assert all(first < done for first, done in drains.values()), drains
+    assert [e for e in events if e["event"] == "runner_retry"]
+    report = [e for e in events if e["event"] == "playbook_on_stats"][-1]["event_data"]["artifact_data"]
+    assert len(report["upgrade_reports"]["sandbox"]["summary"]) == audit_nodes(state)
 
 
 def test_a_survey_typo_fails_the_job_before_anything_changes(sandbox, layout, monkeypatch):
