@@ -2,6 +2,7 @@
 against the sandbox (moto + the Elasticsearch cluster simulator), judged by the sandbox audit."""
 import json
 import os
+import re
 import socket
 import time
 
@@ -90,7 +91,8 @@ def test_check_mode_prints_the_ordered_plan_and_changes_nothing(sandbox):
     run = playbook(sb, "--check")
     assert run.rc == 0, run.output[-3000:]
     plan = run.output[run.output.index("outdated node(s) in this order"):]
-    order = [line.split("|")[1].strip() for line in plan.splitlines() if line.strip().startswith("- '")][:6]
+    order = [line.split("|")[1].strip() for line in plan.splitlines()
+             if re.match(r"^- '[0-9]+ \|", line.strip())][:6]
     assert [n.split("-")[0] for n in order] == ["data"] * 3 + ["master"] * 3, plan[:2000]
     assert "elected master: replaced last" in plan
     audit = sb.audit()
