@@ -76,9 +76,24 @@ def job(layout, env, monkeypatch, extravars, job_id, playbook="playbooks/upgrade
     return runner, events, " ".join(" ".join(str(m) for m in failed).split())
 
 
+def test_a_job_needing_confirmation_stops_after_the_plan_without_the_survey_answer(sandbox, layout, monkeypatch):
+    env, state = sandbox
+    runner, events, failed = job(layout, env, monkeypatch, {"upgrade_confirm": True}, 38)
+    assert runner.status == "failed"
+    assert 'the survey answer "Confirm the plan" = true (upgrade_confirmed); nothing was changed' in failed
+    tasks = [e["event_data"].get("task", "") for e in events if e["event"] == "runner_on_ok"]
+    assert "Show the plan" in tasks
+    assert lock_of(env) == []
+    assert all(n == 0 for n in [json.loads(subprocess.run(
+        [sys.executable, "-m", "sandbox", "audit", "--state", str(state)], cwd=ROOT, capture_output=True, text=True,
+        check=True).stdout.strip().splitlines()[-1])["nodes_replaced"]])
+
+
 def test_the_job_output_shows_each_drains_progress_while_it_waits(sandbox, layout, monkeypatch):
     env, state = sandbox
-    runner, events, failed = job(layout, env, monkeypatch, {"upgrade_wait_seconds": 1}, 39)
+    # upgrade_confirm on, confirmed by the survey answer: the job runs
+    runner, events, failed = job(layout, env, monkeypatch, {"upgrade_wait_seconds": 1, "upgrade_confirm": True,
+                                                             "upgrade_confirmed": "true"}, 39)
     assert (runner.status, failed) == ("successful", "")
     progress = re.compile(r"progress: \[sandbox\] (node-\w+) \(i-\w+\) drain: [0-9.]+ [KMG]?B left, ")
     drains = {}  # node -> (event counter of its first progress line, counter of its drain task's result)
