@@ -137,7 +137,7 @@ done:
   type: bool
 progress:
   description:
-    - When RV(done) is false, what the step waits for: C(node), C(step), C(bytes_left) (on the node for a drain,
+    - When RV(done) is false, what the step waits for, with C(node), C(step), C(bytes_left) (on the node for a drain,
       still to copy by the active recoveries for a join or recovery), C(rate_bytes_per_second) and C(eta_seconds)
       measured over this call (null when nothing moved), C(waited_seconds), C(detail) and a one-line C(line).
   returned: when done is false
