@@ -38,7 +38,7 @@ def test_full_upgrade_masters_last_then_second_run_changes_nothing(sandbox):
     # An operator's transient rebalancing value: paused for the run, then put back as it was.
     rebalance = "cluster.routing.rebalance.enable"
     sb.es("/_cluster/settings", "PUT", {"transient": {rebalance: "primaries"}})
-    run = playbook(sb, "-e", "upgrade_task_per_step=false")
+    run = playbook(sb, "-e", "upgrade_task_per_step=false", "-v")
     assert run.rc == 0, run.output[-3000:]
     audit = sb.audit()
     assert_invariants(audit)
@@ -63,7 +63,7 @@ def test_full_upgrade_masters_last_then_second_run_changes_nothing(sandbox):
     # Each node's call ran the next node's hand_over step (its drain, or for a master its prepare and
     # terminate steps): the hand-over that keeps data moving, or the next master booting, while
     # Ansible starts the next task. That step and the steps it ran are in the next node's own timeline.
-    replaced = report["nodes"]
+    replaced = run.summary("Detail per node (with -v; the report holds it too)")["replaced"]
     assert len(replaced) == 6 and replaced[-1]["handed_over"] == ""  # the last has no next
     for prev, nxt in zip(replaced, replaced[1:]):
         what = prev["handed_over"]

@@ -95,11 +95,11 @@ class Run:
                 return {k: int(v) for k, v in (p.split("=") for p in line.split()[2:])}
         return {}
 
-    def summary(self):
-        """The Summary task's message (the YAML stdout callback prints it as YAML)."""
+    def summary(self, task="Summary"):
+        """The message of the Summary task (or another debug task; the YAML stdout callback prints it as YAML)."""
         import yaml
         lines = self.output.splitlines()
-        start = next(i for i, line in enumerate(lines) if line.startswith(TASK + "Summary]"))
+        start = next(i for i, line in enumerate(lines) if line.startswith(TASK + task + "]"))
         end = next(i for i, line in enumerate(lines) if i > start and line.startswith(("TASK [", "PLAY RECAP")))
         return yaml.safe_load("\n".join(lines[start + 2:end]))["msg"]
 
