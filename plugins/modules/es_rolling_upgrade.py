@@ -17,8 +17,10 @@ description:
     exclusions, node shutdown records, voting configuration exclusions, surge markers) and waits until a
     replacement it left behind has joined and the cluster is healthy again.
   - V(lock) takes the run lock, a tag on every group with the run id, start time and holder; a second run
-    refuses. A lock whose holder process is gone from this host is taken over and reported; a lock silent for
-    longer than O(lock_stale_seconds) is reported as stale with how to clear it. V(unlock) restores the
+    refuses, naming the run id to break it with (O(break_lock)). A lock whose holder process is gone from this
+    host, or whose heartbeat is older than O(lock_stale_seconds) whichever host (or AWX job container) held it,
+    is taken over and reported. The cluster is read before the lock is taken and a lock this call took is
+    released when the reconcile fails, so a run that fails before changing anything leaves no lock. V(unlock) restores the
     operator's settings saved by V(pause), then releases it. With O(reconcile), V(lock) then does what
     V(reconcile) does, waiting for the cluster to settle only when it took over an interrupted run's lock.
   - V(pause) (after a plan that is not empty and not refused, so a refused run changes nothing; the run's
@@ -52,7 +54,7 @@ options:
     description: Run id of a lock to break on V(lock) or V(unlock), after checking that run is really dead.
     type: str
   lock_stale_seconds:
-    description: A lock whose heartbeat is older than this is reported as stale.
+    description: A lock whose heartbeat is older than this is left by a dead run and taken over.
     type: int
     default: 3600
   reconcile:
@@ -229,13 +231,21 @@ def main():
             result = dict(run_id=run_id, groups=names)
             if check:
                 holders = {n: h for n, h in lock.holders().items() if h}
-                result.update(changed=not holders, lock_note="would take the lock" if not holders else "held: %s" % holders)
+                result.update(changed=not holders, lock_note=check_lock_note(lock, holders, p["break_lock"]))
             else:
+                # A cluster that cannot be read (wrong password, unreachable) fails before the lock is taken.
+                cluster.view()
                 changed, note = lock.acquire(run_id, break_lock=p["break_lock"], settle_seconds=p["lock_settle_seconds"])
                 result.update(changed=changed, lock_note=note or "")
             if p["reconcile"]:
-                # Wait for a half-done replacement only when continuing an interrupted run.
-                actions, detail = rollout.reconcile(check_mode=check, settle=bool(result["lock_note"]) and not check)
+                try:
+                    # Wait for a half-done replacement only when continuing an interrupted run.
+                    actions, detail = rollout.reconcile(check_mode=check, settle=bool(result["lock_note"]) and not check)
+                except (StepFailed, EsError, AwsError):
+                    # Failed before the run changed anything of its own: leave no lock behind.
+                    if not check and result.get("changed"):
+                        lock.release(run_id)
+                    raise
                 result.update(actions=actions, cluster={"detail": detail})
             module.exit_json(**result)
         if action == "reconcile":
@@ -270,6 +280,22 @@ def main():
         module.fail_json(msg=exc.message, holder=exc.holder or {})
     except (EsError, AwsError, planner.P_Error) as exc:
         module.fail_json(msg=exc.message)
+
+
+def check_lock_note(lock, holders, break_lock):
+    """What V(lock) would do, in words (check mode)."""
+    if not holders:
+        return "would take the lock (no run holds it)"
+    notes = []
+    for holder in {h.get("run"): h for h in holders.values()}.values():
+        verdict, why = lock.verdict(holder)
+        if break_lock and break_lock == holder.get("run"):
+            notes.append("would break the lock of %s as asked" % lock.describe(holder))
+        elif verdict == "dead":
+            notes.append("would take over the lock of %s: %s" % (lock.describe(holder), why))
+        else:
+            notes.append("would refuse: the lock is held by %s" % lock.describe(holder))
+    return "; ".join(notes)
 
 
 if __name__ == "__main__":

@@ -105,9 +105,18 @@ plan:
     reasons: {description: Why it is outdated., type: list, elements: str}
     continuing: {description: Left half-done by an earlier run., type: bool}
     why: {description: Why it is at this position., type: str}
+    drain_bytes: {description: Bytes its drain moves through the busiest recovery limiter., type: int}
+    estimated_seconds:
+      description: Its drain's time at C(indices.recovery.max_bytes_per_sec) (the time to boot a node not included).
+      type: float
   sample: [{position: 1, node_name: data-a1b2c3, instance_id: i-0abc, why: "data node (data): ..."}]
 steps:
   description: The steps of one node under O(strategy), in order (M(logstack.elk.es_replace_node)'s O(logstack.elk.es_replace_node#module:step)).
+  returned: when action is plan
+  type: list
+  elements: str
+rules:
+  description: The names of the safety rules the plan checked (a refusal names the one that refused).
   returned: when action is plan
   type: list
   elements: str
@@ -145,12 +154,14 @@ from ansible_collections.logstack.elk.plugins.module_utils.aws import AwsError
 from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsError
 from ansible_collections.logstack.elk.plugins.module_utils.report import Sampler
 from ansible_collections.logstack.elk.plugins.module_utils.rollout import planner, snapshots
+from ansible_collections.logstack.elk.plugins.module_utils.rollout import predicates as P
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.base import Rollout
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.diagnosing import StepFailed
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.spec import (
     MODULE_KWARGS, argument_spec, clients, timeouts)
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.step_table import STRATEGIES
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.verifying import verify
+from ansible_collections.logstack.elk.plugins.module_utils.units import parse_bytes
 
 
 def main():
@@ -170,7 +181,9 @@ def main():
                 refused.extend(snapshots.refusals(cluster, p["snapshot"], p["snapshot_max_age"],
                                                   p["snapshot_repository"]))
             view = world.view
+            estimate(cluster, plan)
             result = dict(changed=False, plan=plan, refusals=refused, steps=list(STRATEGIES[opts.strategy]),
+                          rules=[name for name, _f in P.PREFLIGHT + P.PREFLIGHT_NODE],
                           groups=planner.cluster_group_names(aws, opts), samples=cluster.sampler.samples,
                           cluster={"status": view.status, "nodes": len(view.nodes),
                                    "elected_master": view.nodes.get(view.master_id, {}).get("name")})
@@ -189,6 +202,19 @@ def main():
         module.fail_json(msg=exc.message, diagnosis=exc.diagnosis)
     except (EsError, AwsError, planner.P_Error) as exc:
         module.fail_json(msg=exc.message)
+
+
+def estimate(cluster, plan):
+    """Each node's drain time at the recovery limit (one limiter per node, rollout/rebalance.py)."""
+    try:
+        data = cluster.settings(defaults=True)
+    except EsError:
+        return
+    merged = dict(data.get("defaults") or {}, **(data.get("persistent") or {}))
+    merged.update(data.get("transient") or {})
+    rate = parse_bytes(merged.get("indices.recovery.max_bytes_per_sec", "40mb")) or 0
+    for node in plan:
+        node["estimated_seconds"] = round(node.get("drain_bytes", 0) / float(rate), 1) if rate else None
 
 
 if __name__ == "__main__":

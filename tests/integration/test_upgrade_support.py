@@ -95,11 +95,11 @@ class Run:
                 return {k: int(v) for k, v in (p.split("=") for p in line.split()[2:])}
         return {}
 
-    def summary(self):
-        """The Summary task's message (the YAML stdout callback prints it as YAML)."""
+    def summary(self, task="Summary"):
+        """The message of the Summary task (or another debug task; the YAML stdout callback prints it as YAML)."""
         import yaml
         lines = self.output.splitlines()
-        start = next(i for i, line in enumerate(lines) if line.startswith(TASK + "Summary]"))
+        start = next(i for i, line in enumerate(lines) if line.startswith(TASK + task + "]"))
         end = next(i for i, line in enumerate(lines) if i > start and line.startswith(("TASK [", "PLAY RECAP")))
         return yaml.safe_load("\n".join(lines[start + 2:end]))["msg"]
 
@@ -136,8 +136,9 @@ def kill_run(pid, sig):
             pass
 
 
-def playbook(sb, *args, kill_when=None, sig=signal.SIGKILL, timeout=400, extra_env=None):
-    """Run the upgrade playbook against sb; kill its process group once kill_when(sb, output) is true."""
+def playbook(sb, *args, kill_when=None, sig=signal.SIGKILL, timeout=400, extra_env=None, play=PLAYBOOK,
+             inventory="inventories/sandbox"):
+    """Run the upgrade playbook (or play) against sb; kill its process group once kill_when(sb, output) is true."""
     env = dict(os.environ, **sb.env)
     env["ANSIBLE_CONFIG"] = os.path.join(ROOT, "ansible.cfg")
     env["ANSIBLE_NOCOLOR"] = "1"
@@ -146,8 +147,9 @@ def playbook(sb, *args, kill_when=None, sig=signal.SIGKILL, timeout=400, extra_e
     log = os.path.join(sb.state, "playbook-%d.log" % time.monotonic_ns())
     # each run's report in a folder of its own, not in the checkout
     report_dir = os.path.join(sb.state, "reports-%d" % time.monotonic_ns())
-    cmd = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), PLAYBOOK, "-i", "inventories/sandbox",
-           "-e", "upgrade_report_dir=%s" % report_dir]
+    cmd = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), play, "-i", inventory]
+    if play == PLAYBOOK:
+        cmd += ["-e", "upgrade_report_dir=%s" % report_dir]
     cmd += list(args)
     start = time.monotonic()
     killed = False

@@ -13,6 +13,8 @@ waits, diagnosis and reconcile every step shares in base.py's Rollout.
 """
 from __future__ import annotations
 
+import time
+
 from ansible_collections.logstack.elk.plugins.module_utils.aws import AwsError, tag_dict
 from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsError
 from ansible_collections.logstack.elk.plugins.module_utils.rollout import leftovers
@@ -25,6 +27,7 @@ from ansible_collections.logstack.elk.plugins.module_utils.rollout.draining impo
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.lock import now_iso
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.planner import (
     LEAVING, SURGE_TAG, World, cluster_group_names)
+from ansible_collections.logstack.elk.plugins.module_utils.rollout.progress import StillWaiting
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.step_table import BY_NAME, timeout_key, waiting_for
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.waiting import WaitTimeout
 
@@ -33,8 +36,12 @@ class NodeReplacement(Draining, Rollout):
     """The steps of one node, addressed by its (old) instance id."""
 
     def __init__(self, cluster, aws, opts, instance_id, node_name, node_id, group, lock=None, run_id=None,
-                 known_instance_ids=None, **kwargs):
+                 known_instance_ids=None, wait_bound=None, wait_since=None, **kwargs):
         super().__init__(cluster, aws, opts, **kwargs)
+        # A wait returns (StillWaiting) after wait_bound seconds; the step's timeout counts from
+        # wait_since, the first of the role's calls for this step (rollout/progress.py).
+        self.wait_bound = wait_bound or None
+        self.wait_since = wait_since or None
         self.instance_id = instance_id
         self.node_name = node_name
         self.node_id = node_id
@@ -179,9 +186,13 @@ class NodeReplacement(Draining, Rollout):
 
     def _wait_step(self, step, probe):
         timeout = self.timeouts[timeout_key(step)]
+        spent = max(0.0, time.time() - self.wait_since) if self.wait_since else 0.0
+        bound = timeout - spent if not self.wait_bound else min(self.wait_bound, timeout - spent)
         try:
-            return self.wait(timeout, probe)
+            return self.wait(max(bound, 0.0), probe)
         except WaitTimeout as exc:
+            if spent + bound < timeout:
+                raise StillWaiting(step, self.label(), str(exc))
             raise self.failure(step, self.label(), "gave up after %ss waiting for %s (last seen: %s)" % (
                 timeout, waiting_for(step), exc))
 

@@ -61,9 +61,18 @@ class Options:
                    complete_lifecycle_actions=bool(params.get("complete_lifecycle_actions")))
 
 
+def no_group_message(opts):
+    """A selection that finds no group names the playbook variables that set it (role logstack.elk.upgrade)."""
+    return ("No Auto Scaling Group has the tag(s) %s: set es_asg_tags (or es_asg_names) of this cluster in the "
+            "inventory to its groups' tags." % ", ".join("%s=%s" % kv for kv in sorted((opts.asg_tags or {}).items())))
+
+
 def cluster_group_names(aws, opts):
-    """Names of the cluster's Auto Scaling Groups (found by name or by tags)."""
-    return [g["AutoScalingGroupName"] for g in aws.find_groups(names=opts.asg_names, tags=opts.asg_tags)]
+    """Names of the cluster's Auto Scaling Groups (found by name or by tags); none is an error, not an empty run."""
+    names = [g["AutoScalingGroupName"] for g in aws.find_groups(names=opts.asg_names, tags=opts.asg_tags)]
+    if not names:
+        raise P_Error(no_group_message(opts))
+    return names
 
 
 class World:
@@ -74,7 +83,7 @@ class World:
         self.view = cluster.view()
         self.groups = aws.find_groups(names=opts.asg_names, tags=opts.asg_tags)
         if not self.groups:
-            raise P_Error("No Auto Scaling Group matches %s." % (opts.asg_names or opts.asg_tags))
+            raise P_Error(no_group_message(opts))
         self.group_of = {}
         self.lifecycle = {}
         for group in self.groups:

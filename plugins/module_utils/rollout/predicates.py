@@ -258,6 +258,10 @@ def disk_headroom(ctx):
 def nodes_mapped(ctx):
     if ctx.unmapped_nodes:
         names = [ctx.view.nodes.get(i, {}).get("name", i) for i in ctx.unmapped_nodes]
+        if len(names) >= len(ctx.view.nodes):
+            # Not one node mapped: the selection names another cluster's groups (or none of this one's).
+            return ("no node of the cluster (%s) matches an instance of the selected groups: es_asg_tags (or "
+                    "es_asg_names) of this cluster in the inventory selects other groups; fix it" % ", ".join(names))
         return "node(s) %s match no instance of the groups (by IP, aws_instance_id or name)" % ", ".join(names)
     return None
 
