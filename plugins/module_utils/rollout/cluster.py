@@ -200,6 +200,12 @@ class Cluster:
             body["current_node"] = current_node
         return self.es.post("/_cluster/allocation/explain", body=body)
 
+    def index_allocation_settings(self):
+        """index -> its flat replica count and allocation settings (filters, tiers, shards per node)."""
+        data = self.es.get("/_settings/index.number_of_replicas,index.routing.allocation.*",
+                           params={"flat_settings": True})
+        return {name: (entry or {}).get("settings") or {} for name, entry in (data or {}).items()}
+
     def watermark_high(self):
         data = self.settings(defaults=True)
         for scope in ("transient", "persistent", "defaults"):

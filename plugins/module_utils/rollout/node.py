@@ -48,6 +48,7 @@ class NodeReplacement(Draining, Rollout):
         self.slots_raised_now = None
         self.relocations_cancelled = []  # at the cap, for a replica still throttled
         self.reserved = {}  # recovery slots reserved for this drain above the operator's (rebalance.drain_slots)
+        self._kept_explains = {}  # shard key -> explain of a copy no node takes, started elsewhere (draining)
         self._group_names = None
 
     # -- helpers ------------------------------------------------------------
@@ -283,8 +284,23 @@ class NodeReplacement(Draining, Rollout):
             if world.group_of.get(iid) == self.group_name and self.known and iid not in self.known:
                 node = world.view.nodes[nid]
                 new.append({"instance_id": iid, "node_name": node.get("name"), "node_id": nid,
-                            "version": node.get("version"), "image_id": world.instances[iid].get("ImageId")})
+                            "version": node.get("version"), "image_id": world.instances[iid].get("ImageId"),
+                            "zone": zone_of(world.instances[iid])})
+        detail += self._zone_note(new)
         return False, detail, {"new_nodes": sorted(new, key=lambda n: n["instance_id"])}
+
+    def _zone_note(self, new):
+        """Auto Scaling may start the replacement in another zone (a zone out of capacity, changed subnets):
+        said here; the next drain's placement check (draining.py) then sees the zones as they are."""
+        old = self.aws.instances([self.instance_id]) if self.instance_id else []
+        before = zone_of(old[0]) if old else None
+        moved = [n for n in new if before and n["zone"] and n["zone"] != before]
+        if not moved:
+            return ""
+        return "; replacement %s in %s, not %s like the replaced node: with allocation awareness on the zone, " \
+            "shards follow the zones as they are now" % (
+                ", ".join("%s (%s)" % (n["node_name"], n["instance_id"]) for n in moved),
+                ", ".join(sorted({n["zone"] for n in moved})), before)
 
     def step_lift(self):
         view = self.cluster.view()
@@ -328,6 +344,10 @@ class NodeReplacement(Draining, Rollout):
         started = handed.get("started", "")
         return bool(started), started or "nothing started (a rule refuses, or nothing to start)", {
             "started": started, "then": handed.get("timeline", [])}
+
+
+def zone_of(instance):
+    return (instance.get("Placement") or {}).get("AvailabilityZone")
 
 
 def start_first(first, node):

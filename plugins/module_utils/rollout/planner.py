@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from ansible_collections.logstack.elk.plugins.module_utils.aws import tag_dict
 from ansible_collections.logstack.elk.plugins.module_utils.node_map import map_nodes, outdated_reasons
+from ansible_collections.logstack.elk.plugins.module_utils.rollout import placement
 from ansible_collections.logstack.elk.plugins.module_utils.rollout import predicates as P
 from ansible_collections.logstack.elk.plugins.module_utils.units import format_bytes
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.cluster import (
@@ -253,7 +254,23 @@ def preflight(cluster, aws, opts, disk_check=True):
                 continue  # its shards are already moving off
             nctx = world.context(candidate=cand, remaining=plan, disk=disk, watermark=watermark)
             refused.extend("%s (%s)" % (r, cand["node_name"]) for r in P.refusals(P.PREFLIGHT_NODE, nctx))
+    refused.extend(placement_refusals(cluster, world, plan, opts))
     return world, plan, refused
+
+
+def placement_refusals(cluster, world, plan, opts):
+    """Under strategy drain, each outdated data node's copies must all have another node to go to
+    (rollout/placement.py); surge adds the node first and terminate moves nothing."""
+    todo = [c for c in plan if c["data"] and not c["continuing"]]
+    if opts.strategy != "drain" or not todo:
+        return []
+    check = placement.Placement(world.view, placement.read_inputs(cluster))
+    out = []
+    for cand in todo:
+        why = placement.refusal(check.check(cand["node_id"]), cand["node_name"])
+        if why:
+            out.append("placement: %s" % why)
+    return out
 
 
 def indices_replicas(view):
