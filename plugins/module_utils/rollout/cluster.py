@@ -19,6 +19,9 @@ EXCLUDE_NAME = "cluster.routing.allocation.exclude._name"
 WATERMARK_HIGH = "cluster.routing.allocation.disk.watermark.high"
 TIER_ORDER = ("data_frozen", "data_cold", "data_warm", "data_hot", "data_content", "data")
 VERSION_DECIDER = "node_version"
+# The deciders of the version skew: node_version, and index_version (Elasticsearch 8.x+: a replica on
+# a node that cannot read the index version its primary's node wrote).
+VERSION_DECIDERS = ("node_version", "index_version")
 
 
 class View:

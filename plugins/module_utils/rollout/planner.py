@@ -21,6 +21,7 @@ from __future__ import annotations
 from ansible_collections.logstack.elk.plugins.module_utils.aws import tag_dict
 from ansible_collections.logstack.elk.plugins.module_utils.node_map import map_nodes, outdated_reasons
 from ansible_collections.logstack.elk.plugins.module_utils.rollout import placement
+from ansible_collections.logstack.elk.plugins.module_utils.rollout.explaining import explain_unassigned
 from ansible_collections.logstack.elk.plugins.module_utils.rollout import predicates as P
 from ansible_collections.logstack.elk.plugins.module_utils.units import format_bytes
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.cluster import (
@@ -29,7 +30,6 @@ from ansible_collections.logstack.elk.plugins.module_utils.rollout.cluster impor
 SURGE_TAG = "logstack:rollout-surge"
 # Lifecycle states of an instance the group is getting rid of: not expected in the cluster.
 LEAVING = ("Terminating", "Terminating:Wait", "Terminating:Proceed", "Terminated", "Detaching", "Detached")
-MAX_EXPLAINS = 20
 
 
 class Options:
@@ -121,14 +121,8 @@ class World:
         return total
 
     def explains(self, cluster):
-        """Allocation explanations of unassigned copies (one per shard, bounded)."""
-        out = {}
-        for row in self.view.unassigned():
-            key = shard_key(row)
-            if key in out or len(out) >= MAX_EXPLAINS:
-                continue
-            out[key] = cluster.explain(row.get("index"), row.get("shard"), row.get("prirep") == "p")
-        return out
+        """Allocation explanations of every unassigned copy (rollout/explaining.py)."""
+        return explain_unassigned(cluster, self.view)
 
     def candidates(self):
         """Outdated nodes, each a plain dict, in replacement order."""

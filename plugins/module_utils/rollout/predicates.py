@@ -12,7 +12,7 @@ voting-excluded" instead of a timeout. Nothing here talks to a server.
 from __future__ import annotations
 
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.cluster import (
-    VERSION_DECIDER, is_data, is_master_eligible, shard_bytes, shard_key, tier_rank, watermark_limit)
+    VERSION_DECIDERS, is_data, is_master_eligible, shard_bytes, shard_key, tier_rank, watermark_limit)
 
 # The node already holds a copy of the shard.
 SAME_SHARD = "same_shard"
@@ -49,7 +49,8 @@ class Context:
 
 # -- health -----------------------------------------------------------------
 def unassigned_is_version_skew(row, explain):
-    """True when this unassigned copy is a replica that only the node_version decider keeps out.
+    """True when this unassigned copy is a replica that only the version deciders (node_version,
+    index_version) keep out.
 
     The one yellow a rolling upgrade may proceed on (docs/design.md), and what es_cluster_info reports
     as only_version_blocked_replicas_unassigned. Every node must refuse it (NO): with node_version
@@ -67,7 +68,7 @@ def unassigned_is_version_skew(row, explain):
     seen_version = False
     for decision in decisions:
         nos = {d.get("decider") for d in decision.get("deciders") or [] if d.get("decision") == "NO"}
-        if VERSION_DECIDER in nos:
+        if nos & set(VERSION_DECIDERS):
             seen_version = True
         elif nos != {SAME_SHARD}:
             return False
