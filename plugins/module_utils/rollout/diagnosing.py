@@ -50,7 +50,7 @@ class Diagnosing:
                                "explanation": exp.get("allocate_explanation") or exp.get("error"),
                                "deciders": reasons[:4]})
         out["unassigned"] = unassigned
-        out["allocation_exclusions"] = view.excluded_names
+        out["allocation_exclusions"] = view.excluded_names + ["_id " + i for i in view.excluded_ids]
         out["voting_exclusions"] = view.voting_excluded_names()
         out["shutdown_records"] = sorted(view.shutdowns)
         return out

@@ -26,12 +26,12 @@ class Draining:
             self.cluster.put_shutdown(self.node_id, "logstack.elk rolling replacement run %s" % self.run_id)
         else:
             view = self.cluster.view()
-            self.cluster.set_excluded_names(list(view.excluded_names) + [self.node_name])
+            self.cluster.set_excluded_ids(list(view.excluded_ids) + [self.node_id])
 
     def _start_drain(self, view, gate=True):
         """Reserve the drain's recovery slots, then exclude the node unless a crashed run did:
         (changed, what was reserved or None). gate=False: the caller checked the rules already."""
-        excluded = self.node_name in view.excluded_names or self.node_id in view.shutdowns
+        excluded = self.continuing(view, voting=False)
         if gate and not excluded and not self.continuing(view):
             self.gate()
         if not excluded:

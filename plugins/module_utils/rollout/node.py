@@ -56,9 +56,14 @@ class NodeReplacement(Draining, Rollout):
         return "%s (%s)" % (self.node_name, self.instance_id)
 
     def node_here(self, view):
+        """This node as the cluster lists it, found by its id (or its instance): never by name, which a
+        replacement may carry too (EC2 reuses private IPs; the default node name is the host name)."""
         if self.node_id in view.nodes:
             return view.nodes[self.node_id]
-        return view.node_by_name(self.node_name)[1]
+        for node in view.nodes.values():
+            if self.instance_id and (node.get("attributes") or {}).get(self.opts.node_attribute) == self.instance_id:
+                return node
+        return None
 
     def group(self):
         return self.aws.find_groups(names=[self.group_name])[0]
@@ -91,10 +96,12 @@ class NodeReplacement(Draining, Rollout):
             self.data = is_data(node)
         return self.master, self.data
 
-    def continuing(self, view):
-        """Did a run already start taking this node out? Then its gates were passed."""
-        return (self.node_name in view.excluded_names or self.node_id in view.shutdowns
-                or self.node_name in view.voting_excluded_names())
+    def continuing(self, view, voting=True):
+        """Did a run already start taking this node out? Then its gates were passed. By id; by name
+        only for the exclude._name of a run of an earlier version, while this node is here."""
+        legacy = self.node_name in view.excluded_names and self.node_here(view) is not None
+        return (self.node_id in view.excluded_ids or legacy or self.node_id in view.shutdowns
+                or (voting and self.node_id in view.voting_excluded_ids()))
 
     def _refusals(self):
         """The TAKE_OUT rules that refuse this node now, re-planned from the world."""
@@ -217,7 +224,7 @@ class NodeReplacement(Draining, Rollout):
         if not self.es.has_voting_exclusions():
             return False, "no voting configuration exclusions on this version", {}
         changed = False
-        if self.node_name not in view.voting_excluded_names():
+        if self.node_id not in view.voting_excluded_ids():
             self.gate()
             self.cluster.add_voting_exclusion(self.node_name)
             changed = True
@@ -306,18 +313,18 @@ class NodeReplacement(Draining, Rollout):
         view = self.cluster.view()
         here = self.node_here(view) is not None
         done = []
-        if self.node_name in view.excluded_names and not here:
-            self.cluster.set_excluded_names([n for n in view.excluded_names if n != self.node_name])
+        if self.node_id in view.excluded_ids and not here:
+            self.cluster.set_excluded_ids([n for n in view.excluded_ids if n != self.node_id])
             done.append("allocation exclusion")
+        if self.node_name in view.excluded_names and not here:  # set by a run of an earlier version
+            self.cluster.set_excluded_names([n for n in view.excluded_names if n != self.node_name])
+            done.append("allocation exclusion by name")
         if self.node_id in view.shutdowns and not here:
             self.cluster.delete_shutdown(self.node_id)
             done.append("shutdown record")
-        voting = view.voting_excluded_names()
-        if self.node_name in voting and not here:
-            present = {n.get("name") for n in view.nodes.values()}
-            if not any(n in present for n in voting):
-                self.cluster.clear_voting_exclusions()
-                done.append("voting exclusion")
+        if self.node_id in view.voting_excluded_ids() and not here and not view.voting_excluded_present():
+            self.cluster.clear_voting_exclusions()
+            done.append("voting exclusion")
         group = self.group()
         marker = tag_dict(group.get("Tags")).get(SURGE_TAG)
         if marker and marker.split(":", 1)[0] == self.instance_id and self.instance_gone():

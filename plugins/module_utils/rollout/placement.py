@@ -142,7 +142,7 @@ class Placement:
     def __init__(self, view, inputs, excluded_ids=()):
         self.view = view
         self.inputs = inputs
-        self.excluded_ids = set(excluded_ids)
+        self.excluded_ids = set(excluded_ids) | set(view.excluded_ids)
 
     def _copies_of(self, key):
         index_settings = self.inputs.index_settings.get(key[0]) or {}

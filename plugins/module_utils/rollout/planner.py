@@ -127,7 +127,8 @@ class World:
     def candidates(self):
         """Outdated nodes, each a plain dict, in replacement order."""
         out = []
-        excluded = set(self.view.excluded_names) | set(self.view.voting_excluded_names())
+        excluded = set(self.view.excluded_ids) | set(self.view.voting_excluded_ids())
+        legacy = set(self.view.excluded_names)  # exclude._name of a run of an earlier version
         surging = {self.surge_of(g)[0] for g in self.groups}
         held = {}  # node name -> (bytes, primary bytes)
         for row in self.view.shards:
@@ -166,7 +167,8 @@ class World:
                 "target_image_id": self.targets[group].get("image_id"),
                 "target_version": self.targets[group].get("version"),
                 "reasons": reasons,
-                "continuing": (node.get("name") in excluded or node_id in self.view.shutdowns or iid in surging),
+                "continuing": (node_id in excluded or node.get("name") in legacy or node_id in self.view.shutdowns
+                               or iid in surging),
             })
         out.sort(key=order_key)
         for pos, cand in enumerate(out, 1):

@@ -148,7 +148,8 @@ def all_masters_present(ctx):
 def one_master_at_a_time(ctx):
     if not ctx.candidate.get("master"):
         return None
-    others = [n for n in ctx.view.voting_excluded_names() if n != ctx.candidate["node_name"]]
+    others = sorted({e.get("node_name") or e.get("node_id") for e in ctx.view.voting_exclusions
+                     if e.get("node_id") != ctx.candidate["node_id"]})
     if others:
         return "master-eligible node(s) %s are already voting-excluded" % ", ".join(others)
     return None
@@ -193,7 +194,7 @@ def not_whole_tier(ctx):
     node = ctx.node
     peers = [i for i, n in ctx.view.nodes.items()
              if i != cand["node_id"] and is_data(n) and tier_rank(n) == tier_rank(node)
-             and n.get("name") not in ctx.view.excluded_names]
+             and n.get("name") not in ctx.view.excluded_names and i not in ctx.view.excluded_ids]
     if not peers:
         return "%s is the last node of its data tier" % cand["node_name"]
     return None
@@ -243,7 +244,8 @@ def disk_headroom(ctx):
         return None
     room = 0
     for node_id, node in ctx.view.nodes.items():
-        if node_id == cand["node_id"] or not is_data(node) or node.get("name") in ctx.view.excluded_names:
+        if node_id == cand["node_id"] or not is_data(node) or node.get("name") in ctx.view.excluded_names \
+                or node_id in ctx.view.excluded_ids:
             continue
         if node_id not in ctx.disk:
             return "no disk statistics for data node %s" % node.get("name")
