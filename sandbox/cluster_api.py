@@ -695,7 +695,9 @@ def _shutdown_status(c: Cluster, nid: str, sd: Dict[str, Any]) -> Dict[str, Any]
                     stuck = cp
                     break
             if stuck is None and ignored == len(held):
-                mig = {"status": "COMPLETE", "shard_migrations_remaining": len(held)}
+                mig = {"status": "COMPLETE", "shard_migrations_remaining": 0,
+                       "explanation": f"[{ignored}] shards cannot be moved away from this node but have at least one "
+                                      "copy on another node in the cluster"}
             elif stuck is not None:
                 mig = {"status": "STALLED", "shard_migrations_remaining": len(held),
                        "explanation": f"shard [{stuck.shard}] [{'primary' if stuck.primary else 'replica'}] of "
