@@ -48,11 +48,12 @@ def no_deciders(explain):
 
 
 def test_placement_explains_and_node_ids_on_real_elasticsearch(real_sandbox, monkeypatch):
-    spec = scenario("real-small.yml", name="real-placement", cluster_name="logs-real-placement", writer=None,
+    spec = scenario("real-small.yml", cluster_name="logs-real-placement", writer=None,
                     groups=[{"name": "es-a", "role": "mixed", "size": 1, "ami": "es-7.16", "zone": "us-east-1a"},
                             {"name": "es-b", "role": "mixed", "size": 1, "ami": "es-7.16", "zone": "us-east-1b"},
                             {"name": "es-new", "role": "mixed", "size": 1, "ami": "es-7.17", "zone": "us-east-1b"}],
                     indices=[{"name": "logs", "primaries": 2, "replicas": 1, "docs": 200, "size": "1MB"}])
+    spec["name"] = "real-placement"
     sb = real_sandbox(spec)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")

@@ -82,8 +82,12 @@ class Draining:
             return False, "%d shard copies still on %s (%s)%s" % (
                 len(held), self.node_name, ", ".join(P.describe_shard(r) for r in held[:5]), note)
         stuck, kept, other = [], [], []
+        started_at = {}  # shard key -> nodes with a started copy
+        for r in view.shards:
+            if r.get("state") == "STARTED" and r.get("node"):
+                started_at.setdefault(shard_key(r), set()).add(r.get("node"))
         for row in held:
-            why = self._stuck(row, view)
+            why = self._stuck(row, started_at.get(shard_key(row), set()) - {self.node_name})
             (stuck if why == "version" else kept if why else other).append(row)
         if (stuck or kept) and view.moving:
             return False, "%d shard(s) initializing or relocating; the copies that cannot move may yet move%s" % (
@@ -132,13 +136,11 @@ class Draining:
         return "; raised recovery limits to %s for the throttled replica of %s" % (
             raised, P.describe_shard(first))
 
-    def _stuck(self, row, view):
+    def _stuck(self, row, others):
         """Why a started copy on the node counts as drained though it is there: "version" (a replica only
         the version skew keeps here), "elsewhere" (no node takes it and another copy of its shard is
-        started on another node), or None (it still has to move)."""
+        started on another node: others, the nodes with one), or None (it still has to move)."""
         key = shard_key(row)
-        others = [r for r in view.shards if shard_key(r) == key and r is not row and r.get("state") == "STARTED"
-                  and r.get("node") and r.get("node") != self.node_name]
         if row.get("prirep") != "r" and not others:
             return None
         try:
