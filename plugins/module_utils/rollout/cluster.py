@@ -21,6 +21,11 @@ EXCLUDE_NAME = "cluster.routing.allocation.exclude._name"
 EXCLUDE_ID = "cluster.routing.allocation.exclude._id"
 WATERMARK_HIGH = "cluster.routing.allocation.disk.watermark.high"
 TIER_ORDER = ("data_frozen", "data_cold", "data_warm", "data_hot", "data_content", "data")
+# What each poll reads, and only that (issue 15 item 11): bytes per poll do not grow with the indices'
+# mappings or the nodes' settings and plugins.
+NODE_FIELDS = ",".join("nodes.*." + f for f in ("name", "roles", "version", "ip", "host", "transport_address",
+                                                "http.publish_address", "attributes"))
+SHARD_COLUMNS = "index,shard,prirep,state,node,store"
 VERSION_DECIDER = "node_version"
 # The deciders of the version skew: node_version, and index_version (Elasticsearch 8.x+: a replica on
 # a node that cannot read the index version its primary's node wrote).
@@ -151,11 +156,11 @@ class Cluster:
 
     def nodes(self):
         """GET _nodes: node id -> node entry (name, roles, version, ip, attributes, ...)."""
-        return self.es.get("/_nodes").get("nodes", {})
+        return self.es.get("/_nodes", params={"filter_path": NODE_FIELDS}).get("nodes", {})
 
     def shards(self):
         """Every shard copy: GET _cat/shards?format=json (index, shard, prirep, state, node, store in bytes)."""
-        shards = self.es.get("/_cat/shards", params={"format": "json", "bytes": "b"})
+        shards = self.es.get("/_cat/shards", params={"format": "json", "bytes": "b", "h": SHARD_COLUMNS})
         return shards if isinstance(shards, list) else []
 
     def elected_master(self):
@@ -172,7 +177,9 @@ class Cluster:
 
     def view(self):
         health, nodes, shards, settings = self.health(), self.nodes(), self.shards(), self.settings()
-        state = self.es.get("/_cluster/state/master_node,metadata")
+        # the elected master and the voting configuration, not the whole metadata (every mapping)
+        state = self.es.get("/_cluster/state/master_node,metadata",
+                            params={"filter_path": "master_node,metadata.cluster_coordination"})
         coord = (state.get("metadata") or {}).get("cluster_coordination") or {}
         view = View(health=health, nodes=nodes, shards=shards, master_id=state.get("master_node"),
                     voting_exclusions=coord.get("voting_config_exclusions") or [],
