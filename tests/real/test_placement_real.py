@@ -42,6 +42,16 @@ def wait(predicate, timeout=180, what=""):
         time.sleep(1)
 
 
+def settle(sb):
+    """Green with nothing moving (real Elasticsearch rebalances after indices go or awareness changes)."""
+    def settled():
+        h = sb.es("/_cluster/health")
+        return h["status"] == "green" and not h["relocating_shards"] and not h["initializing_shards"]
+    wait(settled, what="green with nothing moving")
+    time.sleep(2)
+    wait(settled, what="green with nothing moving")
+
+
 def no_deciders(explain):
     return {d["decider"] for n in explain.get("node_allocation_decisions") or [] for d in n.get("deciders") or []
             if d["decision"] == "NO"}
@@ -91,9 +101,11 @@ def test_placement_explains_and_node_ids_on_real_elasticsearch(real_sandbox, mon
     assert not [r for r in refused if r.startswith("green_or_version_skew_yellow")], refused
     assert cluster.explained == 1
     sb.es("/skew-*", "DELETE")
+    settle(sb)
 
     # 3. (items 1, 2) forced awareness on the zone: zone a's only node can hand nothing to zone b
     sb.es("/_cluster/settings", "PUT", {"persistent": FORCED})
+    settle(sb)
     _world, _plan, refused = planner.preflight(cluster, aws, opts)
     mine = [r for r in refused if r.startswith("placement:") and " on %s have" % a_name in r]
     assert len(mine) == 1 and "awareness (cluster.routing.allocation.awareness.attributes=aws_availability_zone" \
@@ -112,11 +124,12 @@ def test_placement_explains_and_node_ids_on_real_elasticsearch(real_sandbox, mon
                 {"index": "logs", "shard": int(row["shard"]), "primary": row["prirep"] == "p", "current_node": a_name})
     assert exp["can_move_to_other_node"] == "no" and "awareness" in no_deciders(exp), exp
     sb.es("/_cluster/settings", "PUT", {"persistent": dict({k: None for k in FORCED}, **{EXCLUDE_ID: None})})
+    settle(sb)
 
     # 4. (item 2) one shard per node for an index without replicas: no node can take another
     sb.es("/solo", "PUT", {"settings": {"number_of_shards": 3, "number_of_replicas": 0,
                                         "index.routing.allocation.total_shards_per_node": 1}})
-    wait(lambda: all(r["state"] == "STARTED" for r in sb.es("/_cat/shards/solo?format=json")), what="solo")
+    settle(sb)
     _world, _plan, refused = planner.preflight(cluster, aws, opts)
     limits = [r for r in refused if "shards_limit (index.routing.allocation.total_shards_per_node=1)" in r]
     assert len(limits) == 2 and all("the drain would wait until its timeout" in r for r in limits), refused
