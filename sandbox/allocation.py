@@ -576,7 +576,10 @@ def node_left(cluster: "Cluster", node: "Node", now: float) -> None:
                 was_primary_active = c.primary and c.state in ("STARTED", "RELOCATING")
                 _unassign(c, "NODE_LEFT", now, f"node_left [{node.id}]")
                 if c.primary:
-                    promoted = next((r for r in copies if not r.primary and r.state in ("STARTED", "RELOCATING")), None)
+                    # as RoutingNodes.activeReplicaWithHighestVersion: the started replica on the newest node
+                    active = [r for r in copies if not r.primary and r.state in ("STARTED", "RELOCATING")
+                              and r.node_id in cluster.nodes]
+                    promoted = max(active, key=lambda r: cluster.nodes[r.node_id].vt, default=None)
                     if promoted is not None:
                         promoted.primary, c.primary = True, False
                         for r in copies:  # recoveries from the old primary start over from the new one
