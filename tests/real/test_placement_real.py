@@ -1,7 +1,8 @@
 """Placement, zones, grouped explains and node ids on a real Elasticsearch cluster (issue 15 items 1-4).
 
-One real 7.x cluster of three mixed nodes (one in zone a and two in zone b on 7.16, one of them on
-7.17 already): the planner's preflight, its grouped allocation explains and the drain step run
+One real 7.x cluster of three nodes: a master-eligible data node on 7.16 in zone a and one in zone b,
+and a data-only node on 7.17 already in zone b (data-only: a 7.17 elected master would keep the 7.16
+nodes from joining): the planner's preflight, its grouped allocation explains and the drain step run
 against real Elasticsearch's own deciders (awareness, shards limit, node_version) and its
 ``exclude._id``; each refusal the planner computes is checked against the real allocation explain.
 """
@@ -61,7 +62,7 @@ def test_placement_explains_and_node_ids_on_real_elasticsearch(real_sandbox, mon
     spec = scenario("real-small.yml", cluster_name="logs-real-placement", writer=None,
                     groups=[{"name": "es-a", "role": "mixed", "size": 1, "ami": "es-7.16", "zone": "us-east-1a"},
                             {"name": "es-b", "role": "mixed", "size": 1, "ami": "es-7.16", "zone": "us-east-1b"},
-                            {"name": "es-new", "role": "mixed", "size": 1, "ami": "es-7.17", "zone": "us-east-1b"}],
+                            {"name": "es-new", "role": "data", "size": 1, "ami": "es-7.17", "zone": "us-east-1b"}],
                     indices=[{"name": "logs", "primaries": 2, "replicas": 1, "docs": 200, "size": "1MB"}])
     spec["name"] = "real-placement"
     sb = real_sandbox(spec)
