@@ -178,7 +178,8 @@ class Placement:
                 started_elsewhere[key] = True
         pref_tiers = {}
         blocked = []
-        rows = [r for r in view.shards if shard_nodes(r)[0] == name and r.get("state") in ("STARTED", "RELOCATING")]
+        # a copy already relocating has its target; the started ones are placed
+        rows = [r for r in view.shards if shard_nodes(r)[0] == name and r.get("state") == "STARTED"]
         for row in sorted(rows, key=lambda r: -shard_bytes(r)):
             key, size = shard_key(row), shard_bytes(row)
             index = row.get("index")
