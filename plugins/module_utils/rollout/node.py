@@ -160,7 +160,10 @@ class NodeReplacement(Draining, Rollout):
         if voting:
             self.cluster.add_voting_exclusion(self.node_name)
             return {"started": "voting configuration exclusion of %s added" % self.node_name, "timeline": []}
-        _changed, reserved = self._start_drain(view, gate=False)
+        try:
+            _changed, reserved = self._start_drain(view, gate=False)
+        except StepFailed as exc:  # a copy with nowhere to go: the node's own drain step says so
+            return {"started": "", "timeline": [], "refused": exc.message}
         return {"started": "%s of %s started%s" % (self._drain_how(), self.node_name,
                                                    " (recovery limits %s for it)" % reserved if reserved else ""),
                 "timeline": []}
