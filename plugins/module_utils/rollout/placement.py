@@ -88,11 +88,10 @@ def _filters(settings, prefix):
     return out
 
 
-def filter_refusal(node_id, node, index_settings, cluster_settings):
-    """The setting (key=value) whose filter keeps the copy off this node, or None."""
-    for settings, prefix in ((index_settings, "index.routing.allocation."),
-                             (cluster_settings, "cluster.routing.allocation.")):
-        rules = _filters(settings, prefix)
+def filter_refusal(node_id, node, index_rules, cluster_rules):
+    """The setting (key=value) whose filter keeps the copy off this node, or None; the rules are
+    _filters of the index's and of the cluster's settings."""
+    for rules in (index_rules, cluster_rules):
         for kind in ("require", "include", "exclude"):
             group = [r for r in rules if r[0] == kind]
             hits = [any(fnmatch.fnmatchcase(str(v), p) for v in _node_values(node_id, node, attr) if v is not None
@@ -143,6 +142,9 @@ class Placement:
         self.view = view
         self.inputs = inputs
         self.excluded_ids = set(excluded_ids) | set(view.excluded_ids)
+        # read once: the filters are checked for every copy on every target
+        self.cluster_rules = _filters(inputs.settings, "cluster.routing.allocation.")
+        self.index_rules = {}
 
     def _copies_of(self, key):
         index_settings = self.inputs.index_settings.get(key[0]) or {}
@@ -221,7 +223,10 @@ class Placement:
         inputs = self.inputs
         if tid in holders.get(key, set()):
             return "same_shard", "it holds another copy of the shard"
-        bad = filter_refusal(tid, target, settings, inputs.settings)
+        index = row.get("index")
+        if index not in self.index_rules:
+            self.index_rules[index] = _filters(settings, "index.routing.allocation.")
+        bad = filter_refusal(tid, target, self.index_rules[index], self.cluster_rules)
         if bad:
             return "filter", bad
         if tier is not None:

@@ -137,6 +137,7 @@ class World:
                 total, primary = held.get(name, (0, 0))
                 size = shard_bytes(row)
                 held[name] = (total + size, primary + (size if row.get("prirep") == "p" else 0))
+        holders = shard_holders(self.view)  # once, for every candidate's drain_load
         tiers = {}
         for node in self.view.nodes.values():
             if is_data(node):
@@ -162,7 +163,7 @@ class World:
                 "version": node.get("version"),
                 "shard_bytes": total,
                 "primary_bytes": primary,
-                "drain_bytes": drain_load(self.view, node.get("name"), tiers.get(tier_rank(node), [])),
+                "drain_bytes": drain_load(self.view, node.get("name"), tiers.get(tier_rank(node), []), holders),
                 "image_id": inst.get("ImageId"),
                 "target_image_id": self.targets[group].get("image_id"),
                 "target_version": self.targets[group].get("version"),
@@ -192,10 +193,10 @@ class P_Error(Exception):
         self.message = message
 
 
-def drain_load(view, node_name, peers):
+def drain_load(view, node_name, peers, holders=None):
     """The most bytes one node's recovery limiter passes while node_name drains onto peers (the data
-    nodes of its tier); 0 for a node holding nothing."""
-    holders, primary_at = shard_holders(view)
+    nodes of its tier); 0 for a node holding nothing. holders: shard_holders(view), when known."""
+    holders, primary_at = holders or shard_holders(view)
     load = {}
     for row in view.shards:
         if shard_nodes(row)[0] != node_name:
