@@ -21,6 +21,7 @@ Auto Scaling started a replacement in another zone) the drain does not stall on 
 from __future__ import annotations
 
 import fnmatch
+from collections import ChainMap
 
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.cluster import (
     is_data, shard_bytes, shard_key, shard_nodes, split_list)
@@ -92,6 +93,8 @@ def filter_refusal(node_id, node, index_rules, cluster_rules):
     """The setting (key=value) whose filter keeps the copy off this node, or None; the rules are
     _filters of the index's and of the cluster's settings."""
     for rules in (index_rules, cluster_rules):
+        if not rules:
+            continue
         for kind in ("require", "include", "exclude"):
             group = [r for r in rules if r[0] == kind]
             hits = [any(fnmatch.fnmatchcase(str(v), p) for v in _node_values(node_id, node, attr) if v is not None
@@ -145,6 +148,8 @@ class Placement:
         # read once: the filters are checked for every copy on every target
         self.cluster_rules = _filters(inputs.settings, "cluster.routing.allocation.")
         self.index_rules = {}
+        self.min_free = {}  # disk size -> bytes to keep free
+        self.base = None  # see _base
 
     def _copies_of(self, key):
         index_settings = self.inputs.index_settings.get(key[0]) or {}
@@ -164,48 +169,62 @@ class Placement:
         targets = {i: n for i, n in view.nodes.items()
                    if i != node_id and is_data(n) and i not in self.excluded_ids and i not in view.shutdowns
                    and n.get("name") not in view.excluded_names}
-        by_name = {n.get("name"): i for i, n in view.nodes.items()}
-        count, per_index, added, holders, started_elsewhere = {}, {}, {}, {}, {}
-        for row in view.shards:
-            src, dst = shard_nodes(row)
-            key = shard_key(row)
-            for where in (src, dst):
-                nid = by_name.get(where)
-                if nid is None:
-                    continue
-                count[nid] = count.get(nid, 0) + 1
-                per_index[(nid, row.get("index"))] = per_index.get((nid, row.get("index")), 0) + 1
-                holders.setdefault(key, set()).add(nid)
-            if src and src != name and row.get("state") in ("STARTED", "RELOCATING"):
-                started_elsewhere[key] = True
+        base_count, base_per_index, base_holders, started_at, rows_of = self._base()
+        # this node's placements on top of the cluster as it is (copied, or written over: ChainMap)
+        count, per_index, holders, added = dict(base_count), ChainMap({}, base_per_index), ChainMap({}, base_holders), {}
         pref_tiers = {}
         blocked = []
-        # a copy already relocating has its target; the started ones are placed
-        rows = [r for r in view.shards if shard_nodes(r)[0] == name and r.get("state") == "STARTED"]
+        rows = rows_of.get(name, [])
         for row in sorted(rows, key=lambda r: -shard_bytes(r)):
             key, size = shard_key(row), shard_bytes(row)
             index = row.get("index")
             settings = inputs.index_settings.get(index) or {}
             if index not in pref_tiers:
                 pref_tiers[index] = self._preferred_tier(settings)
-            ok, reasons = [], []
-            for tid in sorted(targets, key=lambda t: targets[t].get("name") or ""):
+            best, reasons = None, []
+            # the node with the fewest shards (then the most room) that takes it, as the balancer prefers;
+            # every node's reason only when none does
+            for tid in sorted(targets, key=lambda t: (count.get(t, 0), -self._room(t, added),
+                                                      targets[t].get("name") or "")):
                 why = self._refusal(tid, targets[tid], node_id, row, key, size, settings, pref_tiers[index],
                                     count, per_index, added, holders)
-                if why:
-                    reasons.append((targets[tid].get("name"), why))
-                else:
-                    ok.append(tid)
-            if ok:
-                best = min(ok, key=lambda t: (count.get(t, 0), -self._room(t, added)))
+                if not why:
+                    best = tid
+                    break
+                reasons.append((targets[tid].get("name"), why))
+            if best is not None:
                 count[best] = count.get(best, 0) + 1
                 per_index[(best, index)] = per_index.get((best, index), 0) + 1
                 added[best] = added.get(best, 0) + size
-                holders.setdefault(key, set()).add(best)
-                holders[key].discard(node_id)
+                holders[key] = (set(holders.get(key, ())) | {best}) - {node_id}
             else:
-                blocked.append({"row": row, "reasons": reasons, "elsewhere": bool(started_elsewhere.get(key))})
+                blocked.append({"row": row, "reasons": reasons,
+                                "elsewhere": bool(started_at.get(key, set()) - {name})})
         return blocked
+
+    def _base(self):
+        """Read once for every node checked: shard count per node, per (node, index), the nodes holding
+        (or receiving) a copy of each shard, the nodes with a started copy, and each node's started rows
+        (a copy already relocating has its target: not placed again)."""
+        if self.base is None:
+            by_name = {n.get("name"): i for i, n in self.view.nodes.items()}
+            count, per_index, holders, started_at, rows_of = {}, {}, {}, {}, {}
+            for row in self.view.shards:
+                src, dst = shard_nodes(row)
+                key = shard_key(row)
+                for where in (src, dst):
+                    nid = by_name.get(where)
+                    if nid is None:
+                        continue
+                    count[nid] = count.get(nid, 0) + 1
+                    per_index[(nid, row.get("index"))] = per_index.get((nid, row.get("index")), 0) + 1
+                    holders.setdefault(key, set()).add(nid)
+                if src and row.get("state") in ("STARTED", "RELOCATING"):
+                    started_at.setdefault(key, set()).add(src)
+                if src and row.get("state") == "STARTED":
+                    rows_of.setdefault(src, []).append(row)
+            self.base = (count, per_index, holders, started_at, rows_of)
+        return self.base
 
     def _preferred_tier(self, settings):
         pref = split_list(settings.get(TIER_PREFERENCE))
@@ -216,7 +235,12 @@ class Placement:
 
     def _room(self, tid, added):
         total, available = self.inputs.disk.get(tid, (0, 0))
-        return available - added.get(tid, 0) - min_free_low(self.inputs, total) if total else 0
+        return available - added.get(tid, 0) - self._min_free(total) if total else 0
+
+    def _min_free(self, total):
+        if total not in self.min_free:
+            self.min_free[total] = min_free_low(self.inputs, total)
+        return self.min_free[total]
 
     def _refusal(self, tid, target, source_id, row, key, size, settings, tier, count, per_index, added, holders):
         """(decider, the setting and why) keeping this copy off the target, or None."""
@@ -248,7 +272,7 @@ class Placement:
                 return "disk_threshold", "no disk statistics for it"
             total, available = inputs.disk[tid]
             free_after = available - added.get(tid, 0) - size
-            need = min_free_low(inputs, total)
+            need = self._min_free(total)
             if free_after < need:
                 return "disk_threshold", "%s=%s: %s free after the move, below the %s it must keep" % (
                     LOW, inputs.settings.get(LOW) or LOW_DEFAULT, format_bytes(max(0, free_after)),
