@@ -3,23 +3,17 @@ as Elasticsearch's RoutingNodes.activeReplicaWithHighestVersion picks it: a prim
 could not send its operations to replicas on newer ones during a rolling upgrade."""
 from __future__ import annotations
 
-import yaml
-
+from tests.sandbox import mini
 from tests.sandbox.conftest import wait_for
 
 
 def test_the_replica_on_the_newest_node_becomes_primary(sandbox_factory, tmp_path):
-    data = {"name": "promote", "cluster_name": "promote", "es": {"version": "8.15.0"},
-            "amis": {"es-8.14": {"es_version": "8.14.3"}, "es-8.15": {"es_version": "8.15.0"}},
-            "groups": [{"name": "es-master", "role": "master", "size": 3, "ami": "es-8.14"},
-                       {"name": "es-data", "role": "data", "size": 3, "ami": "es-8.14"},
-                       {"name": "es-new", "role": "data", "size": 1, "ami": "es-8.15"}],
-            "timing": {"boot_to_join_seconds": 0.5, "recovery_bytes_per_second": "50MB", "no_master_seconds": 1,
-                       "delayed_timeout": "1h"},
-            # three copies of each shard over four data nodes
-            "indices": [{"name": "logs", "primaries": 12, "replicas": 2, "docs": 1200, "size": "12MB"}]}
-    path = tmp_path / "promote.yml"
-    path.write_text(yaml.safe_dump(data))
+    path = mini.write(tmp_path, "promote", [
+        {"name": "es-master", "role": "master", "size": 3, "ami": "es-8.14"},
+        {"name": "es-data", "role": "data", "size": 3, "ami": "es-8.14"},
+        {"name": "es-new", "role": "data", "size": 1, "ami": "es-8.15"}],
+        # three copies of each shard over four data nodes
+        [{"name": "logs", "primaries": 12, "replicas": 2, "docs": 1200, "size": "12MB"}], delayed_timeout="1h")
     sbx = sandbox_factory(str(path))
     nodes = sbx.nodes().values()
     newest = next(n["name"] for n in nodes if n["version"] == "8.15.0")

@@ -6,9 +6,6 @@ one allocation explain per distinct situation instead of one per shard (and not 
 """
 from __future__ import annotations
 
-import pytest
-import yaml
-
 from ansible_collections.logstack.elk.plugins.module_utils.aws import Aws
 from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsClient
 from ansible_collections.logstack.elk.plugins.module_utils.rollout import planner
@@ -16,6 +13,7 @@ from ansible_collections.logstack.elk.plugins.module_utils.rollout.cluster impor
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.node import NodeReplacement
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.planner import Options
 
+from tests.sandbox import mini
 from tests.sandbox.conftest import wait_for
 
 INDICES = 25
@@ -35,16 +33,10 @@ class Counting(Cluster):
 def test_25_version_skew_replicas_are_all_explained_with_one_request(sandbox_factory, tmp_path, monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    data = {"name": "skew", "cluster_name": "skew", "es": {"version": "8.15.0"},
-            "amis": {"es-8.14": {"es_version": "8.14.3"}, "es-8.15": {"es_version": "8.15.0"}},
-            "groups": [{"name": "es-master", "role": "master", "size": 3, "ami": "es-8.14"},
-                       {"name": "es-data", "role": "data", "size": 2, "ami": "es-8.14"},
-                       {"name": "es-new", "role": "data", "size": 1, "ami": "es-8.15"}],
-            "roll_to": {"ami": "es-8.15"},
-            "timing": {"boot_to_join_seconds": 0.5, "recovery_bytes_per_second": "50MB", "no_master_seconds": 1,
-                       "delayed_timeout": "0s"}}
-    path = tmp_path / "skew.yml"
-    path.write_text(yaml.safe_dump(data))
+    path = mini.write(tmp_path, "skew", [
+        {"name": "es-master", "role": "master", "size": 3, "ami": "es-8.14"},
+        {"name": "es-data", "role": "data", "size": 2, "ami": "es-8.14"},
+        {"name": "es-new", "role": "data", "size": 1, "ami": "es-8.15"}], [])
     sbx = sandbox_factory(str(path))
     old = sorted(n["name"] for n in sbx.nodes().values() if n["version"] == "8.14.3" and "data" in n["roles"])
     # the primaries on the new node: the old ones excluded while the indices are created

@@ -9,7 +9,6 @@ nothing is left excluded afterwards.
 from __future__ import annotations
 
 import pytest
-import yaml
 
 from ansible_collections.logstack.elk.plugins.module_utils.aws import Aws
 from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsClient
@@ -18,22 +17,19 @@ from ansible_collections.logstack.elk.plugins.module_utils.rollout.cluster impor
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.node import NodeReplacement
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.planner import Options
 
+from tests.sandbox import mini
+from tests.sandbox.conftest import wait_for
+
 
 @pytest.mark.parametrize("drain_method", ["exclusion", "auto"])
 def test_a_replacement_with_the_departed_nodes_name_is_a_new_node(sandbox_factory, tmp_path, monkeypatch,
                                                                    drain_method):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    data = {"name": "names", "cluster_name": "names", "es": {"version": "8.15.0"},
-            "amis": {"es-8.14": {"es_version": "8.14.3"}, "es-8.15": {"es_version": "8.15.0"}},
-            "groups": [{"name": "es-master", "role": "master", "size": 3, "ami": "es-8.14"},
-                       {"name": "es-data", "role": "data", "size": 3, "ami": "es-8.14", "reuse_names": True}],
-            "roll_to": {"ami": "es-8.15"},
-            "timing": {"boot_to_join_seconds": 0.5, "recovery_bytes_per_second": "50MB", "no_master_seconds": 1,
-                       "delayed_timeout": "0s"},
-            "indices": [{"name": "logs", "primaries": 3, "replicas": 1, "docs": 300, "size": "3MB"}]}
-    path = tmp_path / "names.yml"
-    path.write_text(yaml.safe_dump(data))
+    path = mini.write(tmp_path, "names", [
+        {"name": "es-master", "role": "master", "size": 3, "ami": "es-8.14"},
+        {"name": "es-data", "role": "data", "size": 3, "ami": "es-8.14", "reuse_names": True}],
+        [{"name": "logs", "primaries": 3, "replicas": 1, "docs": 300, "size": "3MB"}])
     sbx = sandbox_factory(str(path))
     cluster = Cluster(EsClient([sbx.sb.es_url], max_retries=0))
     aws = Aws(region="us-east-1", endpoint_url=sbx.sb.world.endpoint, max_attempts=2)
@@ -56,6 +52,5 @@ def test_a_replacement_with_the_departed_nodes_name_is_a_new_node(sandbox_factor
     assert not sbx.es.get("/_nodes/shutdown")["nodes"]
     # the replacement takes shards again (nothing holds it out under the old name)
     sbx.es.ok("PUT", "/more", {"settings": {"number_of_shards": 6, "number_of_replicas": 0}})
-    from tests.sandbox.conftest import wait_for
     wait_for(lambda: any(r["node"] == new["node_name"] and r["state"] == "STARTED" for r in sbx.shards("more")),
              timeout=20, what="a shard on the replacement")

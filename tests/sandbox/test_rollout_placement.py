@@ -8,10 +8,7 @@ allocation explain, so the planner and the simulated Elasticsearch agree.
 """
 from __future__ import annotations
 
-import os
-
 import pytest
-import yaml
 
 from ansible_collections.logstack.elk.plugins.module_utils.aws import Aws
 from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsClient
@@ -20,6 +17,7 @@ from ansible_collections.logstack.elk.plugins.module_utils.rollout.cluster impor
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.node import NodeReplacement
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.planner import Options
 
+from tests.sandbox import mini
 from tests.sandbox.conftest import wait_for
 
 ZONE = "aws_availability_zone"
@@ -30,17 +28,8 @@ FORCED = dict(AWARE, **{"cluster.routing.allocation.awareness.force.%s.values" %
 def scenario(tmp_path, data_groups, indices, name="zones"):
     """Three masters and the given data groups ({name, size, zone, roles?}); its path."""
     groups = [{"name": "es-master", "role": "master", "size": 3, "ami": "es-8.14"}]
-    for g in data_groups:
-        groups.append(dict({"role": "data", "ami": "es-8.14"}, **g))
-    data = {"name": name, "cluster_name": name, "es": {"version": "8.15.0"},
-            "amis": {"es-8.14": {"es_version": "8.14.3"}, "es-8.15": {"es_version": "8.15.0"}},
-            "groups": groups, "roll_to": {"ami": "es-8.15"},
-            "timing": {"boot_to_join_seconds": 0.5, "recovery_bytes_per_second": "50MB", "no_master_seconds": 1,
-                       "delayed_timeout": "0s"},
-            "indices": indices}
-    path = tmp_path / ("%s.yml" % name)
-    path.write_text(yaml.safe_dump(data))
-    return str(path)
+    groups += [dict({"role": "data", "ami": "es-8.14"}, **g) for g in data_groups]
+    return mini.write(tmp_path, name, groups, indices)
 
 
 @pytest.fixture
