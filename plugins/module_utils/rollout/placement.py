@@ -141,10 +141,13 @@ def min_free_low(inputs, total):
 class Placement:
     """Greedy placement of one node's copies on the other data nodes (see the module docstring)."""
 
-    def __init__(self, view, inputs, excluded_ids=()):
+    def __init__(self, view, inputs, excluded_ids=(), replaced=()):
         self.view = view
         self.inputs = inputs
         self.excluded_ids = set(excluded_ids) | set(view.excluded_ids)
+        # nodes an interrupted run is taking out: their replacements take copies by the time the
+        # nodes checked here drain, so they count as targets
+        self.replaced = set(replaced)
         # read once: the filters are checked for every copy on every target
         self.cluster_rules = _filters(inputs.settings, "cluster.routing.allocation.")
         self.index_rules = {}
@@ -167,8 +170,9 @@ class Placement:
         node = view.nodes.get(node_id) or {}
         name = node.get("name")
         targets = {i: n for i, n in view.nodes.items()
-                   if i != node_id and is_data(n) and i not in self.excluded_ids and i not in view.shutdowns
-                   and n.get("name") not in view.excluded_names}
+                   if i != node_id and is_data(n) and (i in self.replaced or (
+                       i not in self.excluded_ids and i not in view.shutdowns
+                       and n.get("name") not in view.excluded_names))}
         base_count, base_per_index, base_holders, started_at, rows_of = self._base()
         # this node's placements on top of the cluster as it is (copied, or written over: ChainMap)
         count, per_index, holders, added = dict(base_count), ChainMap({}, base_per_index), ChainMap({}, base_holders), {}

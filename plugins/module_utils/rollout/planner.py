@@ -261,7 +261,8 @@ def placement_refusals(cluster, world, plan, opts):
     todo = [c for c in plan if c["data"] and not c["continuing"]]
     if opts.strategy != "drain" or not todo:
         return []
-    check = placement.Placement(world.view, placement.read_inputs(cluster))
+    check = placement.Placement(world.view, placement.read_inputs(cluster),
+                                replaced=[c["node_id"] for c in plan if c["continuing"]])
     out = []
     for cand in todo:
         why = placement.refusal(check.check(cand["node_id"]), cand["node_name"])
