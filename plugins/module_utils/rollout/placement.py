@@ -218,7 +218,7 @@ class Placement:
                 key = shard_key(row)
                 for where in (src, dst):
                     nid = by_name.get(where)
-                    if nid is None:
+                    if nid is None or nid in self.replaced:  # its copies leave it: its replacement is empty
                         continue
                     count[nid] = count.get(nid, 0) + 1
                     per_index[(nid, row.get("index"))] = per_index.get((nid, row.get("index")), 0) + 1
