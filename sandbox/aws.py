@@ -44,6 +44,7 @@ class AwsWorld:
     ami_ids: Dict[str, str] = field(default_factory=dict)  # AMI key -> ami-...
     launch_templates: Dict[str, str] = field(default_factory=dict)  # group -> lt-...
     subnet_id: str = ""
+    subnets: Dict[str, str] = field(default_factory=dict)  # Availability Zone -> subnet-...
     initial_instances: Dict[str, List[str]] = field(default_factory=dict)  # group -> instance ids
 
     def client(self, service: str) -> Any:
@@ -141,8 +142,11 @@ def _provision(world: AwsWorld) -> None:
     asg = world.client("autoscaling")
     vpc = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
     ec2.create_tags(Resources=[vpc], Tags=_tags({"Name": f"{sc.cluster_name}-vpc"}))
-    world.subnet_id = ec2.create_subnet(VpcId=vpc, CidrBlock="10.20.0.0/20",
-                                        AvailabilityZone=f"{REGION}a")["Subnet"]["SubnetId"]
+    # one subnet per Availability Zone (a..f); a group launches in its zone's subnet
+    for n, letter in enumerate("abcdef"):
+        world.subnets[f"{REGION}{letter}"] = ec2.create_subnet(
+            VpcId=vpc, CidrBlock=f"10.20.{16 * n}.0/20", AvailabilityZone=f"{REGION}{letter}")["Subnet"]["SubnetId"]
+    world.subnet_id = world.subnets[f"{REGION}a"]
     for key, version in sc.amis.items():
         ami = ec2.register_image(Name=f"elasticsearch-{key}", Description=f"Elasticsearch {version}")["ImageId"]
         ec2.create_tags(Resources=[ami], Tags=_tags({VERSION_TAG: version, "Name": key}))
@@ -158,7 +162,7 @@ def _provision(world: AwsWorld) -> None:
         world.launch_templates[group.name] = lt["LaunchTemplateId"]
         asg.create_auto_scaling_group(
             AutoScalingGroupName=group.name, MinSize=group.size, MaxSize=group.size + 1,
-            DesiredCapacity=group.size, VPCZoneIdentifier=world.subnet_id,
+            DesiredCapacity=group.size, VPCZoneIdentifier=world.subnets[group.zone],
             LaunchTemplate={"LaunchTemplateId": lt["LaunchTemplateId"], "Version": "$Latest"},
             Tags=[{"Key": CLUSTER_TAG, "Value": sc.cluster_name, "PropagateAtLaunch": True},
                   {"Key": ROLE_TAG, "Value": role_name(group.roles), "PropagateAtLaunch": True}],

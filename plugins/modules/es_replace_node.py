@@ -165,7 +165,7 @@ terminated_instance_ids:
   type: list
   elements: str
 new_nodes:
-  description: Nodes that joined the group during the replacement (instance_id, node_name, version, image_id).
+  description: Nodes that joined the group during the replacement (instance_id, node_name, node_id, version, image_id, zone (the instance's Availability Zone)).
   returned: always
   type: list
   elements: dict

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsError
 from ansible_collections.logstack.elk.plugins.module_utils.rollout import leftovers
-from ansible_collections.logstack.elk.plugins.module_utils.rollout.cluster import shard_key
+from ansible_collections.logstack.elk.plugins.module_utils.rollout.explaining import explain_unassigned
 
 
 class StepFailed(Exception):
@@ -25,17 +25,9 @@ class StepFailed(Exception):
 class Diagnosing:
     """Mixin of Rollout (rollout/base.py): needs cluster."""
 
-    def explains(self, view, limit=20):
-        out = {}
-        for row in view.unassigned():
-            key = shard_key(row)
-            if key in out or len(out) >= limit:
-                continue
-            try:
-                out[key] = self.cluster.explain(row.get("index"), row.get("shard"), row.get("prirep") == "p")
-            except EsError as exc:
-                out[key] = {"error": exc.message}
-        return out
+    def explains(self, view):
+        """Every unassigned copy explained, one request per situation (rollout/explaining.py)."""
+        return explain_unassigned(self.cluster, view, tolerate_errors=True)
 
     def diagnose(self):
         """What the cluster looks like and what is left in place, for failure messages."""
@@ -48,7 +40,8 @@ class Diagnosing:
         out["nodes"] = len(view.nodes)
         out["initializing_or_relocating"] = view.moving
         unassigned = []
-        for (index, shard), exp in self.explains(view, limit=10).items():
+        # every copy explained (grouped), only the first ten shown
+        for (index, shard), exp in sorted(self.explains(view).items())[:10]:
             reasons = []
             for dec in exp.get("node_allocation_decisions") or []:
                 for d in dec.get("deciders") or []:
@@ -60,7 +53,7 @@ class Diagnosing:
                                "explanation": exp.get("allocate_explanation") or exp.get("error"),
                                "deciders": reasons[:4]})
         out["unassigned"] = unassigned
-        out["allocation_exclusions"] = view.excluded_names
+        out["allocation_exclusions"] = view.excluded_names + ["_id " + i for i in view.excluded_ids]
         out["voting_exclusions"] = view.voting_excluded_names()
         out["shutdown_records"] = sorted(view.shutdowns)
         return out

@@ -21,7 +21,7 @@ import re
 from ansible_collections.logstack.elk.plugins.module_utils.aws import tag_dict
 from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsError, index_path
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.cluster import (
-    EXCLUDE_NAME, is_master_eligible, shard_nodes, split_list)
+    EXCLUDE_ID, EXCLUDE_NAME, is_master_eligible, shard_nodes, split_list)
 
 FILTER = re.compile(r"^cluster\.routing\.allocation\.(exclude|include|require)\.(.+)$")
 ENABLE = "cluster.routing.allocation.enable"
@@ -48,10 +48,10 @@ DECIDER_SETTINGS = {
 SETTING_IN_TEXT = re.compile(r"\[((?:cluster|index)\.[A-Za-z0-9_.*\-]+)(?:=[^\]]*)?\]")
 
 
-def operator_allocation_settings(data, own_names=()):
+def operator_allocation_settings(data, own_names=(), own_ids=()):
     """["<scope> <key>=<value>", ...] for every allocation filter and a non-"all" allocation.enable in
-    GET _cluster/settings (flat) data; names in own_names (the run's own exclusions of nodes it is
-    replacing) are not the operator's."""
+    GET _cluster/settings (flat) data; names in own_names and ids in own_ids (the run's own exclusions
+    of nodes it is replacing: by _id, or by _name from earlier versions) are not the operator's."""
     out = []
     for scope in ("persistent", "transient"):
         for key, value in sorted((data.get(scope) or {}).items()):
@@ -65,6 +65,8 @@ def operator_allocation_settings(data, own_names=()):
             values = split_list(value)
             if key == EXCLUDE_NAME:
                 values = [v for v in values if v not in set(own_names)]
+            elif key == EXCLUDE_ID:
+                values = [v for v in values if v not in set(own_ids)]
             if values:
                 out.append("%s %s=%s" % (scope, key, ",".join(values)))
     return out
@@ -262,7 +264,10 @@ def left_changed(aws, opts):
 def preflight_refusals(cluster, world, plan, opts):
     """The refusals of this module at preflight: operator allocation settings, single master."""
     present = {n.get("name") for n in world.view.nodes.values()}
+    present_ids = set(world.view.nodes)
     own = {c["node_name"] for c in plan if c["continuing"]} | {
         n for n in world.view.excluded_names if n not in present}  # reconcile removes those
-    found = operator_allocation_settings(cluster.settings(), own_names=own)
+    own_ids = {c.get("node_id") for c in plan if c["continuing"]} | {
+        i for i in world.view.excluded_ids if i not in present_ids}
+    found = operator_allocation_settings(cluster.settings(), own_names=own, own_ids=own_ids)
     return refuse_operator_settings(found) + single_master(world.view, plan, opts.strategy)

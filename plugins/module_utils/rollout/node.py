@@ -57,6 +57,7 @@ class NodeReplacement(Draining, Rollout):
         self.slots_raised_now = None
         self.relocations_cancelled = []  # at the cap, for a replica still throttled
         self.reserved = {}  # recovery slots reserved for this drain above the operator's (rebalance.drain_slots)
+        self._kept_explains = {}  # shard key -> explain of a copy no node takes, started elsewhere (draining)
         self._group_names = None
 
     # -- helpers ------------------------------------------------------------
@@ -64,9 +65,14 @@ class NodeReplacement(Draining, Rollout):
         return "%s (%s)" % (self.node_name, self.instance_id)
 
     def node_here(self, view):
+        """This node as the cluster lists it, found by its id (or its instance): never by name, which a
+        replacement may carry too (EC2 reuses private IPs; the default node name is the host name)."""
         if self.node_id in view.nodes:
             return view.nodes[self.node_id]
-        return view.node_by_name(self.node_name)[1]
+        for node in view.nodes.values():
+            if self.instance_id and (node.get("attributes") or {}).get(self.opts.node_attribute) == self.instance_id:
+                return node
+        return None
 
     def group(self):
         return self.aws.find_groups(names=[self.group_name])[0]
@@ -99,10 +105,12 @@ class NodeReplacement(Draining, Rollout):
             self.data = is_data(node)
         return self.master, self.data
 
-    def continuing(self, view):
-        """Did a run already start taking this node out? Then its gates were passed."""
-        return (self.node_name in view.excluded_names or self.node_id in view.shutdowns
-                or self.node_name in view.voting_excluded_names())
+    def continuing(self, view, voting=True):
+        """Did a run already start taking this node out? Then its gates were passed. By id; by name
+        only for the exclude._name of a run of an earlier version, while this node is here."""
+        legacy = self.node_name in view.excluded_names and self.node_here(view) is not None
+        return (self.node_id in view.excluded_ids or legacy or self.node_id in view.shutdowns
+                or (voting and self.node_id in view.voting_excluded_ids()))
 
     def _refusals(self):
         """The TAKE_OUT rules that refuse this node now, re-planned from the world."""
@@ -161,7 +169,10 @@ class NodeReplacement(Draining, Rollout):
         if voting:
             self.cluster.add_voting_exclusion(self.node_name)
             return {"started": "voting configuration exclusion of %s added" % self.node_name, "timeline": []}
-        _changed, reserved = self._start_drain(view, gate=False)
+        try:
+            _changed, reserved = self._start_drain(view, gate=False)
+        except StepFailed as exc:  # a copy with nowhere to go: the node's own drain step says so
+            return {"started": "", "timeline": [], "refused": exc.message}
         return {"started": "%s of %s started%s" % (self._drain_how(), self.node_name,
                                                    " (recovery limits %s for it)" % reserved if reserved else ""),
                 "timeline": []}
@@ -229,7 +240,7 @@ class NodeReplacement(Draining, Rollout):
         if not self.es.has_voting_exclusions():
             return False, "no voting configuration exclusions on this version", {}
         changed = False
-        if self.node_name not in view.voting_excluded_names():
+        if self.node_id not in view.voting_excluded_ids():
             self.gate()
             # A slow reconfiguration (408) is waited for below, within the step's timeout.
             self.cluster.add_voting_exclusion(self.node_name, budget=self.timeouts["master"])
@@ -321,25 +332,40 @@ class NodeReplacement(Draining, Rollout):
             if world.group_of.get(iid) == self.group_name and self.known and iid not in self.known:
                 node = world.view.nodes[nid]
                 new.append({"instance_id": iid, "node_name": node.get("name"), "node_id": nid,
-                            "version": node.get("version"), "image_id": world.instances[iid].get("ImageId")})
+                            "version": node.get("version"), "image_id": world.instances[iid].get("ImageId"),
+                            "zone": zone_of(world.instances[iid])})
+        detail += self._zone_note(new)
         return False, detail, {"new_nodes": sorted(new, key=lambda n: n["instance_id"])}
+
+    def _zone_note(self, new):
+        """Auto Scaling may start the replacement in another zone (a zone out of capacity, changed subnets):
+        said here; the next drain's placement check (draining.py) then sees the zones as they are."""
+        old = self.aws.instances([self.instance_id]) if self.instance_id else []
+        before = zone_of(old[0]) if old else None
+        moved = [n for n in new if before and n["zone"] and n["zone"] != before]
+        if not moved:
+            return ""
+        return "; replacement %s in %s, not %s like the replaced node: with allocation awareness on the zone, " \
+            "shards follow the zones as they are now" % (
+                ", ".join("%s (%s)" % (n["node_name"], n["instance_id"]) for n in moved),
+                ", ".join(sorted({n["zone"] for n in moved})), before)
 
     def step_lift(self):
         view = self.cluster.view()
         here = self.node_here(view) is not None
         done = []
-        if self.node_name in view.excluded_names and not here:
-            self.cluster.set_excluded_names([n for n in view.excluded_names if n != self.node_name])
+        if self.node_id in view.excluded_ids and not here:
+            self.cluster.set_excluded_ids([n for n in view.excluded_ids if n != self.node_id])
             done.append("allocation exclusion")
+        if self.node_name in view.excluded_names and not here:  # set by a run of an earlier version
+            self.cluster.set_excluded_names([n for n in view.excluded_names if n != self.node_name])
+            done.append("allocation exclusion by name")
         if self.node_id in view.shutdowns and not here:
             self.cluster.delete_shutdown(self.node_id)
             done.append("shutdown record")
-        voting = view.voting_excluded_names()
-        if self.node_name in voting and not here:
-            present = {n.get("name") for n in view.nodes.values()}
-            if not any(n in present for n in voting):
-                self.cluster.clear_voting_exclusions()
-                done.append("voting exclusion")
+        if self.node_id in view.voting_excluded_ids() and not here and not view.voting_excluded_present():
+            self.cluster.clear_voting_exclusions()
+            done.append("voting exclusion")
         group = self.group()
         marker = tag_dict(group.get("Tags")).get(SURGE_TAG)
         if marker and marker.split(":", 1)[0] == self.instance_id and self.instance_gone():
@@ -369,6 +395,10 @@ class NodeReplacement(Draining, Rollout):
         started = handed.get("started", "")
         return bool(started), started or "nothing started (a rule refuses, or nothing to start)", {
             "started": started, "then": handed.get("timeline", [])}
+
+
+def zone_of(instance):
+    return (instance.get("Placement") or {}).get("AvailabilityZone")
 
 
 def start_first(first, node):

@@ -21,6 +21,8 @@ from __future__ import annotations
 from ansible_collections.logstack.elk.plugins.module_utils.aws import tag_dict
 from ansible_collections.logstack.elk.plugins.module_utils.node_map import map_nodes, outdated_reasons
 from ansible_collections.logstack.elk.plugins.module_utils.rollout import leftovers
+from ansible_collections.logstack.elk.plugins.module_utils.rollout import placement
+from ansible_collections.logstack.elk.plugins.module_utils.rollout.explaining import explain_unassigned
 from ansible_collections.logstack.elk.plugins.module_utils.rollout import predicates as P
 from ansible_collections.logstack.elk.plugins.module_utils.rollout import versions
 from ansible_collections.logstack.elk.plugins.module_utils.units import format_bytes
@@ -30,7 +32,6 @@ from ansible_collections.logstack.elk.plugins.module_utils.rollout.cluster impor
 SURGE_TAG = "logstack:rollout-surge"
 # Lifecycle states of an instance the group is getting rid of: not expected in the cluster.
 LEAVING = ("Terminating", "Terminating:Wait", "Terminating:Proceed", "Terminated", "Detaching", "Detached")
-MAX_EXPLAINS = 20
 
 
 class Options:
@@ -133,19 +134,14 @@ class World:
         return total
 
     def explains(self, cluster):
-        """Allocation explanations of unassigned copies (one per shard, bounded)."""
-        out = {}
-        for row in self.view.unassigned():
-            key = shard_key(row)
-            if key in out or len(out) >= MAX_EXPLAINS:
-                continue
-            out[key] = cluster.explain(row.get("index"), row.get("shard"), row.get("prirep") == "p")
-        return out
+        """Allocation explanations of every unassigned copy (rollout/explaining.py)."""
+        return explain_unassigned(cluster, self.view)
 
     def candidates(self):
         """Outdated nodes, each a plain dict, in replacement order."""
         out = []
-        excluded = set(self.view.excluded_names) | set(self.view.voting_excluded_names())
+        excluded = set(self.view.excluded_ids) | set(self.view.voting_excluded_ids())
+        legacy = set(self.view.excluded_names)  # exclude._name of a run of an earlier version
         surging = {self.surge_of(g)[0] for g in self.groups}
         held = {}  # node name -> (bytes, primary bytes)
         for row in self.view.shards:
@@ -154,6 +150,7 @@ class World:
                 total, primary = held.get(name, (0, 0))
                 size = shard_bytes(row)
                 held[name] = (total + size, primary + (size if row.get("prirep") == "p" else 0))
+        holders = shard_holders(self.view)  # once, for every candidate's drain_load
         tiers = {}
         for node in self.view.nodes.values():
             if is_data(node):
@@ -179,12 +176,13 @@ class World:
                 "version": node.get("version"),
                 "shard_bytes": total,
                 "primary_bytes": primary,
-                "drain_bytes": drain_load(self.view, node.get("name"), tiers.get(tier_rank(node), [])),
+                "drain_bytes": drain_load(self.view, node.get("name"), tiers.get(tier_rank(node), []), holders),
                 "image_id": inst.get("ImageId"),
                 "target_image_id": self.targets[group].get("image_id"),
                 "target_version": self.targets[group].get("version"),
                 "reasons": reasons,
-                "continuing": (node.get("name") in excluded or node_id in self.view.shutdowns or iid in surging),
+                "continuing": (node_id in excluded or node.get("name") in legacy or node_id in self.view.shutdowns
+                               or iid in surging),
             })
         out.sort(key=order_key)
         for pos, cand in enumerate(out, 1):
@@ -208,10 +206,10 @@ class P_Error(Exception):
         self.message = message
 
 
-def drain_load(view, node_name, peers):
+def drain_load(view, node_name, peers, holders=None):
     """The most bytes one node's recovery limiter passes while node_name drains onto peers (the data
-    nodes of its tier); 0 for a node holding nothing."""
-    holders, primary_at = shard_holders(view)
+    nodes of its tier); 0 for a node holding nothing. holders: shard_holders(view), when known."""
+    holders, primary_at = holders or shard_holders(view)
     load = {}
     for row in view.shards:
         if shard_nodes(row)[0] != node_name:
@@ -268,7 +266,24 @@ def preflight(cluster, aws, opts, disk_check=True):
                 continue  # its shards are already moving off
             nctx = world.context(candidate=cand, remaining=plan, disk=disk, watermark=watermark)
             refused.extend("%s (%s)" % (r, cand["node_name"]) for r in P.refusals(P.PREFLIGHT_NODE, nctx))
+    refused.extend(placement_refusals(cluster, world, plan, opts))
     return world, plan, refused
+
+
+def placement_refusals(cluster, world, plan, opts):
+    """Under strategy drain, each outdated data node's copies must all have another node to go to
+    (rollout/placement.py); surge adds the node first and terminate moves nothing."""
+    todo = [c for c in plan if c["data"] and not c["continuing"]]
+    if opts.strategy != "drain" or not todo:
+        return []
+    check = placement.Placement(world.view, placement.read_inputs(cluster),
+                                replaced=[c["node_id"] for c in plan if c["continuing"]])
+    out = []
+    for cand in todo:
+        why = placement.refusal(check.check(cand["node_id"]), cand["node_name"])
+        if why:
+            out.append("placement: %s" % why)
+    return out
 
 
 def indices_replicas(view):

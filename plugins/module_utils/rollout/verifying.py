@@ -27,6 +27,8 @@ def verify(rollout):
     view = world.view
     if view.excluded_names:
         problems.append("allocation exclusions left: %s" % ", ".join(view.excluded_names))
+    if view.excluded_ids:
+        problems.append("allocation exclusions by node id left: %s" % ", ".join(view.excluded_ids))
     if view.voting_exclusions:
         problems.append("voting exclusions left: %s" % ", ".join(view.voting_excluded_names()))
     if view.shutdowns:
