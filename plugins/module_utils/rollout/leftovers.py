@@ -263,11 +263,16 @@ def left_changed(aws, opts):
 
 def preflight_refusals(cluster, world, plan, opts):
     """The refusals of this module at preflight: operator allocation settings, single master."""
+    from ansible_collections.logstack.elk.plugins.module_utils.rollout import rebalance  # imports this module
     present = {n.get("name") for n in world.view.nodes.values()}
     present_ids = set(world.view.nodes)
-    own = {c["node_name"] for c in plan if c["continuing"]} | {
-        n for n in world.view.excluded_names if n not in present}  # reconcile removes those
-    own_ids = {c.get("node_id") for c in plan if c["continuing"]} | {
-        i for i in world.view.excluded_ids if i not in present_ids}
+    own = {n for n in world.view.excluded_names if n not in present}  # reconcile removes those
+    own_ids = {i for i in world.view.excluded_ids if i not in present_ids}
+    # An exclusion of a node the plan continues is the interrupted run's own only while that run's
+    # rebalance pause is still on the groups (set before its first exclusion, removed at its end);
+    # without it, nothing of ours is in flight and every filter is the operator's.
+    if any(rebalance.REBALANCE_TAG in tag_dict(g.get("Tags")) for g in world.groups):
+        own |= {c["node_name"] for c in plan if c["continuing"]}
+        own_ids |= {c.get("node_id") for c in plan if c["continuing"]}
     found = operator_allocation_settings(cluster.settings(), own_names=own, own_ids=own_ids)
     return refuse_operator_settings(found) + single_master(world.view, plan, opts.strategy)
