@@ -11,9 +11,9 @@ import sys
 import pytest
 
 from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsClient
-from tests.integration.test_reindex_playbook import playbook
-from tests.real.conftest import scenario
+from tests.integration.reindex_cluster import playbook
 from tests.integration.test_reindex_osmem import DAYS, DOCS, assert_reindexed, seed
+from tests.real.conftest import scenario
 
 
 def test_reindex_playbook_copy_back_and_swap_on_a_real_multi_node_cluster(real_sandbox):

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.integration.test_upgrade_support import assert_invariants, playbook
+from tests.integration.upgrade_support import assert_invariants, playbook
 from tests.real.conftest import RealSandbox, scenario
 
 TIMEOUTS = "@inventories/sandbox/real-timeouts.yml"
@@ -46,7 +46,7 @@ def test_cluster_info_maps_every_real_node_to_its_instance_and_reports_it_outdat
     import subprocess
     import sys
 
-    from tests.integration.test_upgrade_support import ROOT
+    from tests.integration.upgrade_support import ROOT
     env = dict(os.environ, **sb.env, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
     out = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"),
                           "playbooks/cluster-info.yml", "-i", "inventories/sandbox"],
