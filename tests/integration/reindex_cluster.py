@@ -53,10 +53,10 @@ class Cluster:
                                                                          "expand_wildcards": "all"})
                  if not r["index"].startswith(".")]
         for name in names:
-            # Elasticsearch refuses to delete an index under a read_only block (a test may leave one)
-            self.es.call("PUT", "/%s/_settings" % name, body={"index.blocks.read_only": None,
-                                                              "index.blocks.read_only_allow_delete": None},
-                         allow=(404,))
+            # Elasticsearch refuses to delete an index under a read_only block (a test may leave one);
+            # OpenSearch lifts such a block only by an update of that one setting
+            for block in ("index.blocks.read_only", "index.blocks.read_only_allow_delete", "index.blocks.metadata"):
+                self.es.call("PUT", "/%s/_settings" % name, body={block: None}, allow=(404,))
             self.es.call("DELETE", "/" + name, allow=(404,))
         body = self.es.get("/_index_template")
         for t in body.get("index_templates") or []:
