@@ -1054,7 +1054,8 @@ class Reindexer:
         names read_only), so writes were possible for one cluster-state update and the caller checks
         the pair again."""
         settings = self.state(name).settings
-        held = [k for k in ("index.blocks.metadata", "index.blocks.read_only") if str(settings.get(k)).lower() == "true"]
+        held = [k for k in ("index.blocks.metadata", "index.blocks.read_only")
+                if str(settings.get(k)).lower() == "true"]
         if not held:
             return False
         path = "/%s/_settings" % index_path(name)
