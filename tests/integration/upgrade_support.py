@@ -158,12 +158,58 @@ def playbook(sb, *args, kill_when=None, sig=signal.SIGKILL, timeout=400, extra_e
                 except Exception:  # the cluster may be between states (503 during an election)
                     hit = False
                 if hit:
-                    os.killpg(proc.pid, sig)
+                    kill_run(proc.pid, sig)
                     killed = True
             time.sleep(0.2)
     with open(log) as handle:
         output = handle.read()
     return Run(proc.returncode, output, time.monotonic() - start, killed, report_dir)
+
+
+def _descendants(pid):
+    children = {}
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open("/proc/%s/stat" % entry) as handle:
+                ppid = int(handle.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def kill_run(pid, sig):
+    """Signal ansible-playbook's process group; SIGKILL also every process under it. Its task workers
+    call setsid, so SIGKILL of the group alone leaves the running module alive (still holding the
+    rollout lock): a killed run here is the whole run gone, as when its machine or container dies.
+    Waits until the killed processes are gone."""
+    if sig != signal.SIGKILL:  # a signal ansible handles (SIGTERM, SIGINT): the run stops itself
+        os.killpg(pid, sig)
+        return
+    victims = _descendants(pid)
+    os.killpg(pid, sig)
+    for victim in victims:
+        try:
+            os.kill(victim, sig)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(os.path.exists("/proc/%d" % v) and _state(v) not in ("Z", "X")
+                                              for v in victims):
+        time.sleep(0.1)
+
+
+def _state(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "X"
 
 
 def assert_invariants(audit, complete=True):
