@@ -132,6 +132,19 @@ def start(scenario: Scenario) -> AwsWorld:
     return world
 
 
+def aws_env(world: AwsWorld, scenario: Scenario) -> Dict[str, str]:
+    """What a playbook run needs in its environment to find moto and the scenario's groups."""
+    return {
+        "AWS_ENDPOINT_URL": world.endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        # the value of the groups' logstack:cluster tag (inventories/sandbox reads it)
+        "SANDBOX_CLUSTER_NAME": scenario.cluster_name,
+    }
+
+
 def _tags(d: Dict[str, str]) -> List[Dict[str, str]]:
     return [{"Key": k, "Value": v} for k, v in d.items()]
 

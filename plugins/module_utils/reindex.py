@@ -1051,18 +1051,33 @@ class Reindexer:
 
     def _allow_removal(self, name):
         """Elasticsearch refuses to remove an index under a read_only (or metadata) block (403); keep
-        refusing writes with a write block instead. The source's own blocks come back at restore."""
+        refusing writes with a write block instead. The source's own blocks come back at restore.
+
+        Returns True when the blocks had to be changed one request at a time: OpenSearch exempts from
+        the metadata block only an update of that one block setting (Elasticsearch 7 any update that
+        names read_only), so writes were possible for one cluster-state update and the caller checks
+        the pair again."""
         settings = self.state(name).settings
-        if any(str(settings.get(k)).lower() == "true" for k in ("index.blocks.read_only", "index.blocks.metadata")):
-            self.es.put("/%s/_settings" % index_path(name), {"index.blocks.write": True,
-                                                             "index.blocks.read_only": False,
-                                                             "index.blocks.metadata": False})
+        held = [k for k in ("index.blocks.metadata", "index.blocks.read_only")
+                if str(settings.get(k)).lower() == "true"]
+        if not held:
+            return False
+        path = "/%s/_settings" % index_path(name)
+        status, _ = self.es.call("PUT", path, body={"index.blocks.write": True, "index.blocks.read_only": False,
+                                                    "index.blocks.metadata": False}, allow=(403,))
+        if status != 403:
+            return False
+        for key in held:  # read_only last: it refuses writes until the write block replaces it
+            self.es.put(path, {key: False})
+        self.es.put(path, {"index.blocks.write": True})
+        return True
 
     def _do_delete_source(self, name):
         tname = self.temp_name(name)
         tmp = self.state(tname)
         self._verified_pair(tname, name, tmp.meta, "delete %s" % name)
-        self._allow_removal(name)
+        if self._allow_removal(name):
+            self._verified_pair(tname, name, tmp.meta, "delete %s" % name)
         # One atomic call: the source goes, its aliases and its very name point at the verified,
         # write-blocked copy (late writes get the block's error; no write can auto-create the name).
         actions = [{"remove_index": {"index": name}}, {"add": {"index": tname, "alias": name}}]
@@ -1073,7 +1088,8 @@ class Reindexer:
         tname = self.temp_name(name)
         tmp = self.state(tname)
         self._verified_pair(tname, name, tmp.meta, "swap %s" % name)
-        self._allow_removal(name)
+        if self._allow_removal(name):
+            self._verified_pair(tname, name, tmp.meta, "swap %s" % name)
         actions = [{"remove_index": {"index": name}}, {"add": {"index": tname, "alias": name}}]
         actions += [{"add": _alias_action(tname, alias, spec)} for alias, spec in tmp.meta["aliases"].items()]
         self.es.post("/_aliases", {"actions": actions})

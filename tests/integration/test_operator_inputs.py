@@ -6,7 +6,7 @@ exactly as they were: no lock tag, no exclusion, no setting changed, no node rep
 import json
 
 import pytest
-from test_upgrade_support import Sandbox, playbook
+from upgrade_support import Sandbox, playbook
 
 LOCK = "logstack:rollout-lock"
 

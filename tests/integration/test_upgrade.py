@@ -7,7 +7,7 @@ import socket
 import time
 
 import pytest
-from test_upgrade_support import TASK, Sandbox, assert_invariants, assert_only_version_skew_degradation, playbook
+from upgrade_support import TASK, Sandbox, assert_invariants, assert_only_version_skew_degradation, playbook
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import sys
 
 import pexpect
 import pytest
-from test_upgrade_support import PLAYBOOK, ROOT, Sandbox, playbook
+from upgrade_support import PLAYBOOK, ROOT, Sandbox, playbook
 
 
 @pytest.fixture(scope="module")

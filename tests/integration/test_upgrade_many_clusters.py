@@ -6,7 +6,7 @@ import os
 import shutil
 
 import yaml
-from test_upgrade_support import ROOT, Sandbox, playbook
+from upgrade_support import ROOT, Sandbox, playbook
 
 
 def inventory(tmp_path, boxes):

@@ -7,7 +7,7 @@ import re
 
 import pytest
 import yaml
-from test_upgrade_support import Sandbox, playbook
+from upgrade_support import Sandbox, playbook
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PROGRESS = re.compile(r"^progress: \[sandbox\] (\S+) \((i-\w+)\) drain: ([0-9.]+ [KMG]?B) left, ([0-9.]+ [KMG]?B)/s, "

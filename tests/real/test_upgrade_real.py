@@ -5,7 +5,7 @@ with replicas and one with none, recovery throttled to 2 MB/s per node so each d
 """
 import pytest
 
-from tests.integration.test_upgrade_support import assert_invariants, playbook
+from tests.integration.upgrade_support import assert_invariants, playbook
 from tests.real.conftest import scenario
 
 # Real nodes boot in seconds, not the sandbox's tenths: the inventory's timeouts are for the simulator.
