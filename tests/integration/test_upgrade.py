@@ -262,7 +262,7 @@ def test_drain_with_a_writer_never_loses_a_copy_and_no_replica_of_a_new_index_wa
     # (docs/upgrade.md), so such a replica is allocated at once: nothing is degraded but the
     # replicas the node_version decider keeps off older nodes.
     sb = sandbox("demo.yml")
-    run = playbook(sb, "-e", "upgrade_task_per_step=false")
+    run = playbook(sb, "-e", "upgrade_task_per_step=false", "-v")  # -v: the detail per node
     assert run.rc == 0, run.output[-3000:]
     audit = sb.audit()
     assert_invariants(audit)
@@ -288,7 +288,8 @@ def test_the_console_names_the_step_that_waits_while_it_waits(sandbox, tmp_path)
     seen = []
 
     def drain_on_screen(box, out):
-        last = [line for line in out.splitlines() if line.strip()][-1:]
+        # the current task's banner: below it come only the retries' progress lines (rollout/progress.py)
+        last = [line for line in out.splitlines() if line.startswith(TASK)][-1:]
         if last and last[0].startswith(TASK + "Step drain: "):
             node = last[0].split("| ", 1)[1].split(" (", 1)[0]
             held = [r for r in box.es("/_cat/shards?format=json") if (r.get("node") or "").startswith(node)]
