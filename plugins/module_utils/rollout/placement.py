@@ -254,7 +254,9 @@ class Placement:
         index = row.get("index")
         if index not in self.index_rules:
             self.index_rules[index] = _filters(settings, "index.routing.allocation.")
-        bad = filter_refusal(tid, target, self.index_rules[index], self.cluster_rules)
+        # a node an interrupted run is taking out stands for its replacement (a new id): the run's own
+        # cluster exclusion of it does not apply (an operator's cluster filter is refused at preflight)
+        bad = filter_refusal(tid, target, self.index_rules[index], [] if tid in self.replaced else self.cluster_rules)
         if bad:
             return "filter", bad
         if tier is not None:
