@@ -118,27 +118,23 @@ class Cluster:
     def wait_master(self, timeout=120):
         """Until a master answers: an earlier test may have crashed one, and on a loaded machine the
         election that follows can outlast the first request of the next test (503 master_not_discovered)."""
-        import time
-        deadline = time.monotonic() + timeout
-        while True:
-            status, _ = self.es.call("GET", "/_cluster/health", params={"timeout": "1s"}, allow=(408, 503))
-            if status in (200, 408):
-                return
-            if time.monotonic() > deadline:
-                raise AssertionError("no master was elected within %ss" % timeout)
-            time.sleep(0.2)
+        self._wait_health({}, timeout, "no master was elected within %ss" % timeout)
 
     def wait_nodes(self, count, timeout=30):
         """Until ``count`` nodes are in and a master is elected (a crashed master costs an election)."""
+        self._wait_health({"wait_for_nodes": str(count)}, timeout, "the cluster did not settle at %d nodes" % count)
+
+    def _wait_health(self, params, timeout, failure):
+        """Until GET _cluster/health with params answers 200 (503: no master yet; 408: not there yet)."""
         import time
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            status, body = self.es.call("GET", "/_cluster/health", params={"wait_for_nodes": str(count),
-                                                                           "timeout": "1s"}, allow=(408, 503))
+        while True:
+            status, _ = self.es.call("GET", "/_cluster/health", params=dict(params, timeout="1s"), allow=(408, 503))
             if status == 200:
                 return
+            if time.monotonic() > deadline:
+                raise AssertionError(failure)
             time.sleep(0.2)
-        raise AssertionError("the cluster did not settle at %d nodes" % count)
 
     def close(self):
         if self.sb is not None:
