@@ -92,6 +92,110 @@ def filter_decision(cluster: "Cluster", copy: "Copy", node: "Node") -> Tuple[str
     return YES, "node passes include/exclude/require filters"
 
 
+# ------------------------------------------- awareness, data tiers, shards per node
+AWARENESS = "cluster.routing.allocation.awareness.attributes"
+FORCE = "cluster.routing.allocation.awareness.force."
+TIER_PREFERENCE = "index.routing.allocation.include._tier_preference"
+
+
+def _int_setting(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return -1
+
+
+def _counted_copies(cluster: "Cluster", copy: "Copy") -> List[str]:
+    """Node ids the shard's copies count on for awareness: started and initializing copies where
+    they are, a relocating copy at its target (it is going there), as AwarenessAllocationDecider."""
+    out = []
+    for c in cluster.shards[copy.index][copy.shard]:
+        if c.state == "RELOCATING" and c.relocating_node_id:
+            out.append(c.relocating_node_id)
+        elif c.node_id and c.state in ("STARTED", "INITIALIZING"):
+            out.append(c.node_id)
+    return out
+
+
+def awareness_decision(cluster: "Cluster", copy: "Copy", node: "Node", move_to_node: bool = True) -> Tuple[str, str]:
+    """AwarenessAllocationDecider: with attributes set, at most ceil(copies / values) copies of a shard
+    on nodes sharing one value; values are those of the cluster's nodes, plus the forced ones."""
+    attrs = _split(cluster.setting(AWARENESS, "") or "")
+    if not attrs:
+        return YES, "allocation awareness is not enabled, set cluster setting [cluster.routing.allocation.awareness.attributes] to enable it"
+    meta = cluster.state.indices.get(copy.index)
+    copies = (meta.number_of_replicas if meta else 0) + 1
+    for attr in attrs:
+        value = node.attributes.get(attr)
+        if value is None:
+            return NO, (f"node does not contain the awareness attribute [{attr}]; required attributes cluster setting "
+                        f"[{AWARENESS}={','.join(attrs)}]")
+        seen = sorted({n.attributes[attr] for n in cluster.nodes.values() if n.is_data and attr in n.attributes})
+        forced = _split(cluster.setting(FORCE + attr + ".values", "") or "")
+        values = sorted(set(seen) | set(forced))
+        count = 0
+        for nid in _counted_copies(cluster, copy):
+            holder = cluster.nodes.get(nid)
+            if holder is not None and holder.attributes.get(attr) == value:
+                count += 1
+        if move_to_node:
+            where = copy.relocating_node_id if copy.state == "RELOCATING" else copy.node_id
+            if where != node.id:
+                src = cluster.nodes.get(where) if where else None
+                if src is not None and copy.state != "UNASSIGNED" and src.attributes.get(attr) == value:
+                    count -= 1
+                count += 1
+        most = -(-copies // len(values))
+        if count > most:
+            forced_text = (f"[{', '.join(forced)}] from forced awareness cluster setting [{FORCE}{attr}.values]"
+                           if forced else "no forced awareness")
+            return NO, (f"there are [{copies}] copies of this shard and [{len(values)}] values for attribute [{attr}] "
+                        f"([{', '.join(seen)}] from nodes in the cluster and {forced_text}) so there may be at most "
+                        f"[{most}] copies of this shard allocated to nodes with each value, but (including this copy) "
+                        f"there would be [{count}] copies allocated to nodes with [node.attr.{attr}: {value}]")
+    return YES, "node meets all awareness attribute requirements"
+
+
+def _has_tier(node: "Node", tier: str) -> bool:
+    return tier in node.roles or "data" in node.roles
+
+
+def tier_decision(cluster: "Cluster", copy: "Copy", node: "Node") -> Tuple[str, str]:
+    """DataTierAllocationDecider: the first tier of the index's _tier_preference that has a node."""
+    meta = cluster.state.indices.get(copy.index)
+    pref = _split((meta.settings if meta else {}).get(TIER_PREFERENCE) or "")
+    if not pref:
+        return YES, "index has no tier preference"
+    tier = next((t for t in pref if any(_has_tier(n, t) for n in cluster.nodes.values() if n.is_data)), None)
+    if tier is None:
+        return NO, (f"index has a preference for tiers [{','.join(pref)}], but no nodes for any of those tiers are "
+                    "available in the cluster")
+    if not _has_tier(node, tier):
+        return NO, (f"index has a preference for tiers [{','.join(pref)}] and node does not meet the required "
+                    f"[{tier}] tier")
+    return YES, f"index has a preference for tiers [{','.join(pref)}] and node has tier [{tier}]"
+
+
+def shards_limit_decision(cluster: "Cluster", copy: "Copy", node: "Node") -> Tuple[str, str]:
+    """ShardsLimitAllocationDecider: index.routing.allocation.total_shards_per_node and the cluster's."""
+    meta = cluster.state.indices.get(copy.index)
+    index_limit = _int_setting((meta.settings if meta else {}).get("index.routing.allocation.total_shards_per_node", -1))
+    cluster_limit = _int_setting(cluster.setting("cluster.routing.allocation.total_shards_per_node", -1))
+    if index_limit < 0 and cluster_limit < 0:
+        return YES, "total shard limits are disabled: [index: -1, cluster: -1] <= 0"
+    on_node = [c for c in cluster.all_copies()
+               if (c.node_id == node.id and c.state != "RELOCATING") or c.relocating_node_id == node.id]
+    if cluster_limit >= 0 and len(on_node) >= cluster_limit:
+        return NO, (f"too many shards [{len(on_node)}] allocated to this node, cluster setting "
+                    f"[cluster.routing.allocation.total_shards_per_node={cluster_limit}]")
+    of_index = sum(1 for c in on_node if c.index == copy.index)
+    if index_limit >= 0 and of_index >= index_limit:
+        return NO, (f"too many shards [{of_index}] allocated to this node for index [{copy.index}], index setting "
+                    f"[index.routing.allocation.total_shards_per_node={index_limit}]")
+    return YES, (f"the shard count [{of_index}] for this node is under the index limit [{index_limit}] and cluster "
+                 f"level node limit [{cluster_limit}]")
+
+
 # ------------------------------------------------------------------- disk
 WATERMARKS = {"low": "85%", "high": "90%", "flood_stage": "95%"}  # Elasticsearch's defaults
 WATERMARK_KEY = "cluster.routing.allocation.disk.watermark."
@@ -372,6 +476,11 @@ def deciders(cluster: "Cluster", copy: "Copy", node: "Node", moving: bool = Fals
     # filter
     decision, text = filter_decision(cluster, copy, node)
     add("filter", decision, text)
+    # filters of their own: data tiers, shards per node, awareness
+    for name, decide in (("data_tier", tier_decision), ("shards_limit", shards_limit_decision),
+                         ("awareness", awareness_decision)):
+        decision, text = decide(cluster, copy, node)
+        add(name, decision, text)
     # disk_threshold (a copy already on this node, i.e. a move onto itself, is for same_shard to refuse)
     decision, text = disk_decision(cluster, copy, node)
     add("disk_threshold", decision, text)
@@ -467,7 +576,10 @@ def node_left(cluster: "Cluster", node: "Node", now: float) -> None:
                 was_primary_active = c.primary and c.state in ("STARTED", "RELOCATING")
                 _unassign(c, "NODE_LEFT", now, f"node_left [{node.id}]")
                 if c.primary:
-                    promoted = next((r for r in copies if not r.primary and r.state in ("STARTED", "RELOCATING")), None)
+                    # as RoutingNodes.activeReplicaWithHighestVersion: the started replica on the newest node
+                    active = [r for r in copies if not r.primary and r.state in ("STARTED", "RELOCATING")
+                              and r.node_id in cluster.nodes]
+                    promoted = max(active, key=lambda r: cluster.nodes[r.node_id].vt, default=None)
                     if promoted is not None:
                         promoted.primary, c.primary = True, False
                         for r in copies:  # recoveries from the old primary start over from the new one
@@ -688,7 +800,8 @@ def bootstrap_place(cluster: "Cluster") -> None:
                 if c.state != "UNASSIGNED":
                     used.add(c.node_id)
                     continue
-                options = [n for n in nodes if n.id not in used and filter_decision(cluster, c, n)[0] == "YES"]
+                options = [n for n in nodes if n.id not in used and filter_decision(cluster, c, n)[0] == "YES"
+                           and tier_decision(cluster, c, n)[0] == "YES"]
                 if not options:
                     continue
                 n = min(options, key=lambda n: (counts[n.id], n.name))

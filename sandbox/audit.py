@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from . import allocation
 
@@ -50,6 +50,31 @@ READ_ONLY_APIS = {
 }
 MUTATIONS_KEPT = 100
 EPISODES_KEPT = 50
+
+
+class RequestLog:
+    """The mutating requests among those a server logged, for either engine.
+
+    The simulator's HTTP server and the real engine's front each keep a capped log of
+    (method, path, status) and a count of every request; ``take`` classifies what came since the
+    last call (the caller holds the lock the server writes the log under)."""
+
+    def __init__(self) -> None:
+        self.seen = 0  # the server's request count already classified
+        self.mutating_requests = 0
+        self.mutations: List[str] = []  # the last MUTATIONS_KEPT, "METHOD path -> status"
+
+    def take(self, log: List[Tuple[str, str, int]], count: int) -> None:
+        new = count - self.seen
+        if new <= 0:
+            return
+        entries = list(log[-new:]) if new <= len(log) else list(log)
+        self.seen = count
+        for method, path, status in entries:
+            if method in MUTATING_METHODS and _api_of(method, path) not in READ_ONLY_APIS:
+                self.mutating_requests += 1
+                self.mutations.append(f"{method} {path} -> {status}")
+        del self.mutations[:-MUTATIONS_KEPT]
 
 
 class Audit:
@@ -70,9 +95,7 @@ class Audit:
         self.outdated_at_start = 0
         self.state_dir: Optional[str] = None
         self._events_written = 0
-        self.mutating_requests = 0
-        self.mutations: list = []  # the last MUTATIONS_KEPT, "METHOD path -> status"
-        self._requests_seen = 0  # state.request_count already classified
+        self.requests = RequestLog()
         # spans of degradation not explained by version skew: when, how long, which copies
         self.episodes: list = []
         self._episode: Optional[Dict[str, Any]] = None
@@ -98,25 +121,14 @@ class Audit:
         self.lower_bound = lb
         self.min_master_eligible = sum(1 for n in c.nodes.values() if n.master_eligible)
         self.outdated_at_start = outdated
-        self._requests_seen = self.state.request_count  # requests before formation are the sandbox's own set-up
+        self.requests.seen = self.state.request_count  # requests before formation are the sandbox's own set-up
 
     def _classify_requests(self) -> None:
         """Classify the requests logged since the last call (the server logs each with the count)."""
         if self.started is None:
             return
         with self.state.lock:  # the tick thread and audit readers both call this
-            new = self.state.request_count - self._requests_seen
-            if new <= 0:
-                return
-            log = self.state.request_log
-            entries = list(log[-new:]) if new <= len(log) else list(log)
-            self._requests_seen = self.state.request_count
-            for method, path, status in entries:
-                if method not in MUTATING_METHODS or _api_of(method, path) in READ_ONLY_APIS:
-                    continue
-                self.mutating_requests += 1
-                self.mutations.append(f"{method} {path} -> {status}")
-            del self.mutations[:-MUTATIONS_KEPT]
+            self.requests.take(self.state.request_log, self.state.request_count)
 
     def _outdated(self, node: Any) -> bool:
         world = self.cluster.world
@@ -237,8 +249,8 @@ class Audit:
             "unknown_requests": len(self.state.unknown_requests),
             "internal_errors": len(getattr(self.state, "internal_errors", [])),  # handler bugs answered 500
             "request_count": self.state.request_count,
-            "mutating_requests": self.mutating_requests,
-            "mutations": list(self.mutations),
+            "mutating_requests": self.requests.mutating_requests,
+            "mutations": list(self.requests.mutations),
             "shard_bytes_moved": int(c.shard_bytes_moved),
             "writer_docs_indexed": c.writer_docs_indexed,
             "writer_docs_rejected": c.writer_docs_rejected,

@@ -44,6 +44,7 @@ class AwsWorld:
     ami_ids: Dict[str, str] = field(default_factory=dict)  # AMI key -> ami-...
     launch_templates: Dict[str, str] = field(default_factory=dict)  # group -> lt-...
     subnet_id: str = ""
+    subnets: Dict[str, str] = field(default_factory=dict)  # Availability Zone -> subnet-...
     initial_instances: Dict[str, List[str]] = field(default_factory=dict)  # group -> instance ids
 
     def client(self, service: str) -> Any:
@@ -115,6 +116,8 @@ def _reset_backends() -> None:
 
 def start(scenario: Scenario) -> AwsWorld:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    from . import lifecycle  # lifecycle hooks on termination, which moto lacks (sandbox/lifecycle.py)
+    lifecycle.install()
     _reset_backends()
     # port 0: the server binds a free port itself (no probe-then-bind race with other processes)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -129,6 +132,19 @@ def start(scenario: Scenario) -> AwsWorld:
     return world
 
 
+def aws_env(world: AwsWorld, scenario: Scenario) -> Dict[str, str]:
+    """What a playbook run needs in its environment to find moto and the scenario's groups."""
+    return {
+        "AWS_ENDPOINT_URL": world.endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        # the value of the groups' logstack:cluster tag (inventories/sandbox reads it)
+        "SANDBOX_CLUSTER_NAME": scenario.cluster_name,
+    }
+
+
 def _tags(d: Dict[str, str]) -> List[Dict[str, str]]:
     return [{"Key": k, "Value": v} for k, v in d.items()]
 
@@ -139,8 +155,11 @@ def _provision(world: AwsWorld) -> None:
     asg = world.client("autoscaling")
     vpc = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
     ec2.create_tags(Resources=[vpc], Tags=_tags({"Name": f"{sc.cluster_name}-vpc"}))
-    world.subnet_id = ec2.create_subnet(VpcId=vpc, CidrBlock="10.20.0.0/20",
-                                        AvailabilityZone=f"{REGION}a")["Subnet"]["SubnetId"]
+    # one subnet per Availability Zone (a..f); a group launches in its zone's subnet
+    for n, letter in enumerate("abcdef"):
+        world.subnets[f"{REGION}{letter}"] = ec2.create_subnet(
+            VpcId=vpc, CidrBlock=f"10.20.{16 * n}.0/20", AvailabilityZone=f"{REGION}{letter}")["Subnet"]["SubnetId"]
+    world.subnet_id = world.subnets[f"{REGION}a"]
     for key, version in sc.amis.items():
         ami = ec2.register_image(Name=f"elasticsearch-{key}", Description=f"Elasticsearch {version}")["ImageId"]
         ec2.create_tags(Resources=[ami], Tags=_tags({VERSION_TAG: version, "Name": key}))
@@ -156,7 +175,7 @@ def _provision(world: AwsWorld) -> None:
         world.launch_templates[group.name] = lt["LaunchTemplateId"]
         asg.create_auto_scaling_group(
             AutoScalingGroupName=group.name, MinSize=group.size, MaxSize=group.size + 1,
-            DesiredCapacity=group.size, VPCZoneIdentifier=world.subnet_id,
+            DesiredCapacity=group.size, VPCZoneIdentifier=world.subnets[group.zone],
             LaunchTemplate={"LaunchTemplateId": lt["LaunchTemplateId"], "Version": "$Latest"},
             Tags=[{"Key": CLUSTER_TAG, "Value": sc.cluster_name, "PropagateAtLaunch": True},
                   {"Key": ROLE_TAG, "Value": role_name(group.roles), "PropagateAtLaunch": True}],

@@ -678,7 +678,7 @@ def _shutdown_status(c: Cluster, nid: str, sd: Dict[str, Any]) -> Dict[str, Any]
         if not held:
             mig = {"status": "COMPLETE", "shard_migrations_remaining": 0}
         else:
-            stuck = None
+            stuck, ignored = None, 0
             rec = allocation.recoveries(c)
             for cp in held:
                 if cp.state == "RELOCATING":
@@ -686,9 +686,19 @@ def _shutdown_status(c: Cluster, nid: str, sd: Dict[str, Any]) -> Dict[str, Any]
                 others = [n for n in allocation.data_nodes(c) if n.id != nid]
                 if not any(allocation.verdict(allocation.deciders(c, cp, n, moving=True, rec=rec)) != "NO"
                            for n in others):
+                    # as TransportGetShutdownStatusAction: a copy that cannot move but is started on
+                    # another node that stays does not hold the shutdown up
+                    if any(o is not cp and o.state == "STARTED" and o.node_id != nid and o.node_id not in c.shutdowns
+                           for o in c.shards[cp.index][cp.shard]):
+                        ignored += 1
+                        continue
                     stuck = cp
                     break
-            if stuck is not None:
+            if stuck is None and ignored == len(held):
+                mig = {"status": "COMPLETE", "shard_migrations_remaining": 0,
+                       "explanation": f"[{ignored}] shards cannot be moved away from this node but have at least one "
+                                      "copy on another node in the cluster"}
+            elif stuck is not None:
                 mig = {"status": "STALLED", "shard_migrations_remaining": len(held),
                        "explanation": f"shard [{stuck.shard}] [{'primary' if stuck.primary else 'replica'}] of "
                                       f"index [{stuck.index}] cannot move, see [node_allocation_decision] for "
@@ -1094,4 +1104,8 @@ def install(state: SandboxState) -> None:
     for api, handler in OPTIONAL_HANDLERS.items():
         if api not in state.handlers:
             state.register(api, handler)
+    from . import snapshots  # snapshot and deprecation APIs (sandbox/snapshots.py)
+    snapshots.install(state)
+    from . import voting_versions  # the voting exclusion forms per version (sandbox/voting_versions.py)
+    voting_versions.install(state)
     _cond(state)

@@ -136,6 +136,7 @@ class Cluster:
         self.new_per_group: Dict[str, int] = {g.name: 0 for g in scenario.groups}
         self.group_roles = {g.name: g.roles for g in scenario.groups}
         self.group_disk = {g.name: g.disk_bytes for g in scenario.groups}
+        self.group_reuses_names = {g.name for g in scenario.groups if g.reuse_names}
         self.shard_bytes_moved = 0.0
         self.writer_index: Optional[str] = None
         self.writer_next_at: Optional[float] = None
@@ -290,7 +291,7 @@ class Cluster:
                 self.log("join_refused", f"instance {rec.id}: {reason}", instance_id=rec.id)
             return
         ip = inst.private_ip_address
-        name = f"{_short_role(roles)}-{rec.id[-6:]}"
+        name = self._reused_name(rec.group) or f"{_short_role(roles)}-{rec.id[-6:]}"
         node = Node(id=nid, name=name, instance_id=rec.id, ip=ip, host=ip, version=version, roles=roles,
                     group=rec.group, joined_at=now,
                     attributes={"aws_instance_id": rec.id,
@@ -303,6 +304,16 @@ class Cluster:
         self.version += 1
         self.log("node_joined", f"node {name} ({ip}, {version}, {','.join(roles)}) joined", node=name, node_id=nid,
                  instance_id=rec.id)
+
+    def _reused_name(self, group: str) -> Optional[str]:
+        """The name of the node of this group that left last, if no node carries it now (reuse_names)."""
+        if group not in self.group_reuses_names:
+            return None
+        taken = {n.name for n in self.nodes.values()}
+        for node in reversed(list(self.departed.values())):
+            if node.group == group and node.name not in taken:
+                return node.name
+        return None
 
     def _node_left(self, nid: str, now: float, why: str) -> None:
         node = self.nodes.pop(nid, None)
@@ -445,6 +456,12 @@ class Cluster:
             order = {"UNASSIGNED": 0, "INITIALIZING": 1, "RELOCATING": 2, "STARTED": 3}
             for c in sorted(replicas, key=lambda c: order[c.state])[: max(0, len(replicas) - want)]:
                 copies.remove(c)
+            # Elasticsearch reads delayed_timeout when it decides, not when the node left: a new value
+            # (0: "the node will not return") applies to replicas already waiting.
+            now = self.state.now()
+            for c in replicas:
+                if c.state == "UNASSIGNED" and c.unassigned_reason == "NODE_LEFT" and c.delayed_until > now:
+                    c.delayed_until = c.unassigned_at + delayed_timeout_seconds(self, meta.name)
         self.version += 1
         if self.master_id is not None and self.bootstrapped:
             allocation.allocate(self, self.state.now())

@@ -93,15 +93,7 @@ class Sandbox:
 
     # ------------------------------------------------------------------ info
     def env(self) -> Dict[str, str]:
-        env = {
-            "AWS_ENDPOINT_URL": self.world.endpoint,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": aws.REGION,
-            "AWS_REGION": aws.REGION,
-            # the value of the groups' logstack:cluster tag (inventories/sandbox reads it)
-            "SANDBOX_CLUSTER_NAME": self.scenario.cluster_name,
-        }
+        env = aws.aws_env(self.world, self.scenario)
         if self.es_url:
             env["ES_URL"] = self.es_url
         if self.state_dir:

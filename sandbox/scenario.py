@@ -37,6 +37,10 @@ class Group:
     ami: str
     instance_type: str = "m6i.large"
     disk_bytes: int = 500 * 1024 ** 3  # each node's data disk (fs.total); large unless a scenario is about disk
+    zone: str = "us-east-1a"  # the Availability Zone of the group's subnet (node.attr.aws_availability_zone)
+    # A replacement takes the name of a node of its group that left (EC2 reuses the private IP, and
+    # the default node name is the host name): identity must then come from the node id.
+    reuse_names: bool = False
 
 
 @dataclass
@@ -189,7 +193,8 @@ def parse(data: Any, path: Optional[str] = None) -> Scenario:
     for i, g in enumerate(groups_raw):
         where = f"groups[{i}]"
         g = _mapping(g, where)
-        _check_keys(g, {"name", "role", "roles", "size", "ami", "instance_type", "disk_bytes"}, where)
+        _check_keys(g, {"name", "role", "roles", "size", "ami", "instance_type", "disk_bytes", "zone", "reuse_names"},
+                    where)
         name = g.get("name")
         if not name or not isinstance(name, str):
             raise ScenarioError(f"{where} needs a 'name'")
@@ -208,8 +213,14 @@ def parse(data: Any, path: Optional[str] = None) -> Scenario:
         disk = parse_size(g.get("disk_bytes", Group.disk_bytes), f"{where}.disk_bytes")
         if disk <= 0:
             raise ScenarioError(f"{where}.disk_bytes must be a positive size such as 20GB, not {g['disk_bytes']!r}")
+        zone = str(g.get("zone", Group.zone))
+        if not re.match(r"^us-east-1[a-f]$", zone):
+            raise ScenarioError(f"{where}.zone must be an Availability Zone of us-east-1 such as us-east-1b, not {zone!r}")
+        if not isinstance(g.get("reuse_names", False), bool):
+            raise ScenarioError(f"{where}.reuse_names must be true or false")
         groups.append(Group(name=name, roles=sorted(roles), size=_int(g, "size", where, minimum=1), ami=ami,
-                            instance_type=str(g.get("instance_type", "m6i.large")), disk_bytes=disk))
+                            instance_type=str(g.get("instance_type", "m6i.large")), disk_bytes=disk, zone=zone,
+                            reuse_names=bool(g.get("reuse_names", False))))
     names = [g.name for g in groups]
     if len(set(names)) != len(names):
         raise ScenarioError("groups must have distinct names")

@@ -58,6 +58,13 @@ options:
     type: str
     choices: [auto, shutdown, exclusion]
     default: auto
+  complete_lifecycle_actions:
+    description:
+      - When an instance the run terminated is held in C(Terminating:Wait) by a lifecycle hook of its group (on
+        C(autoscaling:EC2_INSTANCE_TERMINATING)), complete the action (C(CONTINUE)) so it terminates now;
+        otherwise the run waits for the hook's own action or heartbeat timeout (within C(timeouts.leave)).
+    type: bool
+    default: false
   timeouts:
     description: Seconds each wait may take; omitted keys keep their defaults.
     type: dict

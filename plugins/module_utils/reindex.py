@@ -261,6 +261,8 @@ class Reindexer:
         self._auto_create_guard = True  # allow_auto_create accepted by the server's templates
         # This run, as its lock names it: a module invocation is one process.
         self.holder = {"run": uuid.uuid4().hex[:12], "host": socket.gethostname(), "pid": os.getpid()}
+        if os.environ.get("JOB_ID"):  # AWX: every job runs in a new container, the job id names it
+            self.holder["job"] = os.environ["JOB_ID"]
 
     # -- reading the world -----------------------------------------------
     def state(self, name):
@@ -631,18 +633,20 @@ class Reindexer:
                 self._put_guard(name, _stash(held), priority=guard.get("priority"))
             return
         verdict = _verdict(held, self.holder, self.opt.lock_stale_seconds)
-        who = "run %s on %s (pid %s, last seen %s)" % (held.get("run"), held.get("host"), held.get("pid"),
-                                                       _ago(held.get("heartbeat")))
-        how = ("rerun with -e reindex_break_lock=%s, or delete the index template %s (DELETE _index_template/%s)"
-               % (held.get("run"), self.guard_name(name), self.guard_name(name)))
+        who = "run %s on %s (%spid %s, last seen %s)" % (
+            held.get("run"), held.get("host"), "AWX job %s, " % held["job"] if held.get("job") else "",
+            held.get("pid"), _ago(held.get("heartbeat")))
+        how = ("rerun with -e reindex_break_lock=%s (in AWX: the survey answer \"Break the lock of run\" = %s), "
+               "or delete the index template %s (DELETE _index_template/%s)"
+               % (held.get("run"), held.get("run"), self.guard_name(name), self.guard_name(name)))
         if self.opt.break_lock and self.opt.break_lock == held.get("run"):
             self.log("%s: broke the lock of %s as asked" % (name, who))
         elif verdict == "live":
-            raise ReindexError("Another reindex run works on %s: %s. Wait for it to finish; if it is gone, %s."
-                               % (name, who, how), index=name)
-        elif verdict == "stale":
-            raise ReindexError("%s is locked by %s, silent for more than %ds. If no run is in progress, %s."
-                               % (name, who, self.opt.lock_stale_seconds, how), index=name)
+            raise ReindexError("Another reindex run works on %s: %s. Wait for it to finish (a run silent for %ds "
+                               "is taken over); if it is gone, %s." % (name, who, self.opt.lock_stale_seconds, how),
+                               index=name)
+        else:
+            self.log("%s: took over the lock of %s: it is gone" % (name, who))
         self._put_guard(name, _stash(held), priority=guard.get("priority"))
 
     def _release(self, name):
@@ -1047,18 +1051,33 @@ class Reindexer:
 
     def _allow_removal(self, name):
         """Elasticsearch refuses to remove an index under a read_only (or metadata) block (403); keep
-        refusing writes with a write block instead. The source's own blocks come back at restore."""
+        refusing writes with a write block instead. The source's own blocks come back at restore.
+
+        Returns True when the blocks had to be changed one request at a time: OpenSearch exempts from
+        the metadata block only an update of that one block setting (Elasticsearch 7 any update that
+        names read_only), so writes were possible for one cluster-state update and the caller checks
+        the pair again."""
         settings = self.state(name).settings
-        if any(str(settings.get(k)).lower() == "true" for k in ("index.blocks.read_only", "index.blocks.metadata")):
-            self.es.put("/%s/_settings" % index_path(name), {"index.blocks.write": True,
-                                                             "index.blocks.read_only": False,
-                                                             "index.blocks.metadata": False})
+        held = [k for k in ("index.blocks.metadata", "index.blocks.read_only")
+                if str(settings.get(k)).lower() == "true"]
+        if not held:
+            return False
+        path = "/%s/_settings" % index_path(name)
+        status, _ = self.es.call("PUT", path, body={"index.blocks.write": True, "index.blocks.read_only": False,
+                                                    "index.blocks.metadata": False}, allow=(403,))
+        if status != 403:
+            return False
+        for key in held:  # read_only last: it refuses writes until the write block replaces it
+            self.es.put(path, {key: False})
+        self.es.put(path, {"index.blocks.write": True})
+        return True
 
     def _do_delete_source(self, name):
         tname = self.temp_name(name)
         tmp = self.state(tname)
         self._verified_pair(tname, name, tmp.meta, "delete %s" % name)
-        self._allow_removal(name)
+        if self._allow_removal(name):
+            self._verified_pair(tname, name, tmp.meta, "delete %s" % name)
         # One atomic call: the source goes, its aliases and its very name point at the verified,
         # write-blocked copy (late writes get the block's error; no write can auto-create the name).
         actions = [{"remove_index": {"index": name}}, {"add": {"index": tname, "alias": name}}]
@@ -1069,7 +1088,8 @@ class Reindexer:
         tname = self.temp_name(name)
         tmp = self.state(tname)
         self._verified_pair(tname, name, tmp.meta, "swap %s" % name)
-        self._allow_removal(name)
+        if self._allow_removal(name):
+            self._verified_pair(tname, name, tmp.meta, "swap %s" % name)
         actions = [{"remove_index": {"index": name}}, {"add": {"index": tname, "alias": name}}]
         actions += [{"add": _alias_action(tname, alias, spec)} for alias, spec in tmp.meta["aliases"].items()]
         self.es.post("/_aliases", {"actions": actions})
@@ -1179,7 +1199,8 @@ def _alias_action(index, alias, spec):
 
 
 def _verdict(held, me, stale_seconds):
-    """'dead' (its process is provably gone or is this one), 'stale' (silent too long) or 'live'."""
+    """'dead' (its process is provably gone, is this one, or gave no heartbeat for stale_seconds
+    whichever host or AWX job container ran it) or 'live'. A live run beats every 30 s."""
     if held.get("host") == me["host"] and held.get("pid"):
         if int(held["pid"]) == me["pid"]:
             return "dead"  # this process: an earlier Reindexer of it, long finished
@@ -1191,7 +1212,7 @@ def _verdict(held, me, stale_seconds):
             pass
     beat = held.get("heartbeat")
     if beat is not None and time.time() - float(beat) > stale_seconds:
-        return "stale"
+        return "dead"
     return "live"
 
 

@@ -102,6 +102,18 @@ options:
     description: Stale threshold of the lock, as in M(logstack.elk.es_rolling_upgrade).
     type: int
     default: 3600
+  wait_seconds:
+    description:
+      - Return after at most this many seconds of waiting with RV(done) false and RV(progress) (bytes left, rate,
+        ETA) instead of waiting up to the step's timeout in one call; loop the task with C(until) on RV(done), so
+        the progress shows while the step waits. V(0) waits in one call. Not with O(step=all).
+    type: float
+    default: 0
+  wait_since:
+    description:
+      - Epoch seconds the first call for this step started (the role passes C(now()), which Ansible templates
+        once for all retries of a task), so the step's timeout counts from there across calls.
+    type: float
 seealso:
   - module: logstack.elk.es_rolling_upgrade
 """
@@ -119,6 +131,17 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+done:
+  description: False when O(wait_seconds) ran out before the step was done (call again), else true.
+  returned: always
+  type: bool
+progress:
+  description:
+    - When RV(done) is false, what the step waits for, with C(node), C(step), C(bytes_left) (on the node for a drain,
+      still to copy by the active recoveries for a join or recovery), C(rate_bytes_per_second) and C(eta_seconds)
+      measured over this call (null when nothing moved), C(waited_seconds), C(detail) and a one-line C(line).
+  returned: when done is false
+  type: dict
 step:
   description: The step run (V(all) for every step).
   returned: always
@@ -142,7 +165,7 @@ terminated_instance_ids:
   type: list
   elements: str
 new_nodes:
-  description: Nodes that joined the group during the replacement (instance_id, node_name, version, image_id).
+  description: Nodes that joined the group during the replacement (instance_id, node_name, node_id, version, image_id, zone (the instance's Availability Zone)).
   returned: always
   type: list
   elements: dict
@@ -174,6 +197,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.logstack.elk.plugins.module_utils.aws import AwsError
 from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsError
 from ansible_collections.logstack.elk.plugins.module_utils.report import Sampler
+from ansible_collections.logstack.elk.plugins.module_utils.rollout import progress
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.lock import GroupLock, LockError
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.planner import P_Error, cluster_group_names
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.spec import (
@@ -192,6 +216,8 @@ def main():
             step=dict(type="str", required=True, choices=["all"] + NAMES),
             known_instance_ids=dict(type="list", elements="str", default=[]),
             lock_stale_seconds=dict(type="int", default=3600),
+            wait_seconds=dict(type="float", default=0),
+            wait_since=dict(type="float"),
             next_node=dict(type="dict", options=NODE_SPEC),
             **NODE_SPEC),
         **MODULE_KWARGS)
@@ -200,8 +226,10 @@ def main():
     # (step, node): with `all`, hand_over is the next node's and runs only when there is one.
     todo = [(s, p["next_node"] if s == "hand_over" else p) for s in order] if p["step"] == "all" else [(p["step"], p)]
     todo = [(s, n) for s, n in todo if n]
-    result = dict(changed=False, step=p["step"], waiting_for="; ".join(waiting_for(s) for s, _n in todo),
+    result = dict(changed=False, done=True, step=p["step"], waiting_for="; ".join(waiting_for(s) for s, _n in todo),
                   timeline=[], terminated_instance_ids=[], new_nodes=[])
+    if p["wait_seconds"] < 0 or (p["wait_seconds"] and p["step"] == "all"):
+        module.fail_json(msg="wait_seconds must be 0 or more, and 0 with step all.", **result)
     if p["step"] != "all" and p["step"] not in order:
         module.fail_json(msg="Step %s is not part of strategy %s (steps: %s)." % (
             p["step"], p["strategy"], ", ".join(order)), **result)
@@ -218,9 +246,15 @@ def main():
         for step, which in todo:
             if id(which) not in nodes:
                 nodes[id(which)] = node_replacement(p, cluster, aws, opts, which, lock, p["run_id"],
-                                                    known_instance_ids=p["known_instance_ids"] if which is p else None)
+                                                    known_instance_ids=p["known_instance_ids"] if which is p else None,
+                                                    wait_bound=p["wait_seconds"], wait_since=p["wait_since"])
             node = nodes[id(which)]
-            entry = node.run(step)
+            meter = progress.Meter(cluster, step, which["node_name"]) if p["wait_seconds"] else None
+            try:
+                entry = node.run(step)
+            except progress.StillWaiting as exc:
+                result.update(done=False, progress=meter.report(exc.node, exc.detail, p["wait_since"]))
+                module.exit_json(**result)
             if entry.get("group_instances_before"):  # wait_joined of the same call names the new node
                 node.known = node.known or set(entry["group_instances_before"])
             record(result, entry)

@@ -17,8 +17,10 @@ description:
     exclusions, node shutdown records, voting configuration exclusions, surge markers) and waits until a
     replacement it left behind has joined and the cluster is healthy again.
   - V(lock) takes the run lock, a tag on every group with the run id, start time and holder; a second run
-    refuses. A lock whose holder process is gone from this host is taken over and reported; a lock silent for
-    longer than O(lock_stale_seconds) is reported as stale with how to clear it. V(unlock) restores the
+    refuses, naming the run id to break it with (O(break_lock)). A lock whose holder process is gone from this
+    host, or whose heartbeat is older than O(lock_stale_seconds) whichever host (or AWX job container) held it,
+    is taken over and reported. The cluster is read before the lock is taken and a lock this call took is
+    released when the reconcile fails, so a run that fails before changing anything leaves no lock. V(unlock) restores the
     operator's settings saved by V(pause), then releases it. With O(reconcile), V(lock) then does what
     V(reconcile) does, waiting for the cluster to settle only when it took over an interrupted run's lock.
   - V(pause) (after a plan that is not empty and not refused, so a refused run changes nothing; the run's
@@ -52,7 +54,7 @@ options:
     description: Run id of a lock to break on V(lock) or V(unlock), after checking that run is really dead.
     type: str
   lock_stale_seconds:
-    description: A lock whose heartbeat is older than this is reported as stale.
+    description: A lock whose heartbeat is older than this is left by a dead run and taken over.
     type: int
     default: 3600
   reconcile:
@@ -65,6 +67,33 @@ options:
         whatever this option says, so a run started with it and continued without it still cleans up.
     type: bool
     default: true
+  suspend_processes:
+    description:
+      - With V(pause), the Auto Scaling processes suspended on the groups for the run, so Auto Scaling never
+        terminates a node the run did not choose. Those the operator had suspended already are left alone;
+        the ones the run suspends are written to the group tag C(logstack:rollout-suspended) first (never
+        overwritten by a rerun after a crash), and V(unlock) resumes exactly those.
+      - An empty list suspends nothing.
+    type: list
+    elements: str
+    choices: [AZRebalance, HealthCheck, ReplaceUnhealthy, AlarmNotification, ScheduledActions, AddToLoadBalancer,
+              InstanceRefresh]
+    default: [AZRebalance, HealthCheck, ReplaceUnhealthy]
+  snapshot:
+    description:
+      - With V(pause), V(take) takes a snapshot of every index into O(snapshot_repository) and waits for it
+        (up to the O(timeouts) key C(snapshot)); V(require) and V(skip) do nothing here (the plan of
+        M(logstack.elk.es_rolling_upgrade_info) checks V(require)).
+    type: str
+    choices: [require, take, skip]
+    default: skip
+  snapshot_repository:
+    description: The snapshot repository for O(snapshot=take); the only registered one when omitted.
+    type: str
+  snapshot_timeout:
+    description: Seconds V(pause) waits for the snapshot of O(snapshot=take) to finish.
+    type: int
+    default: 3600
   start_first:
     description:
       - With V(pause) and strategy V(drain), start the drain of O(first_node) at once when it is a data node
@@ -132,6 +161,14 @@ rebalance:
   description: What V(pause) or V(unlock) did to the rebalancing and recovery limit settings, empty when nothing.
   returned: when action is pause or unlock
   type: str
+suspended:
+  description: The Auto Scaling processes V(pause) suspended for the run, per group (empty when none).
+  returned: when action is pause
+  type: str
+snapshot:
+  description: The snapshot V(pause) took with O(snapshot=take) (repository, name, state), empty otherwise.
+  returned: when action is pause
+  type: dict
 first_node_started:
   description: What O(start_first) started on the first node of the plan (empty when nothing).
   returned: when action is pause with O(start_first)
@@ -153,7 +190,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.logstack.elk.plugins.module_utils.aws import AwsError
 from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsError
 from ansible_collections.logstack.elk.plugins.module_utils.rollout import planner
-from ansible_collections.logstack.elk.plugins.module_utils.rollout import rebalance
+from ansible_collections.logstack.elk.plugins.module_utils.rollout import rebalance, scaling, snapshots
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.base import Rollout
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.diagnosing import StepFailed
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.lock import GroupLock, LockError, finish, new_run_id
@@ -171,6 +208,11 @@ def main():
             settle=dict(type="bool", default=True),
             reconcile=dict(type="bool", default=False),
             rebalance=dict(type="bool", default=True),
+            suspend_processes=dict(type="list", elements="str", default=list(scaling.PROCESSES),
+                                   choices=list(scaling.CHOICES)),
+            snapshot=dict(type="str", choices=["require", "take", "skip"], default="skip"),
+            snapshot_repository=dict(type="str"),
+            snapshot_timeout=dict(type="int", default=3600),
             start_first=dict(type="bool", default=False),
             first_node=dict(type="dict"),
             lock_settle_seconds=dict(type="float", default=1.0),
@@ -189,28 +231,44 @@ def main():
             result = dict(run_id=run_id, groups=names)
             if check:
                 holders = {n: h for n, h in lock.holders().items() if h}
-                result.update(changed=not holders, lock_note="would take the lock" if not holders else "held: %s" % holders)
+                result.update(changed=not holders, lock_note=check_lock_note(lock, holders, p["break_lock"]))
             else:
+                # A cluster that cannot be read (wrong password, unreachable) fails before the lock is taken.
+                cluster.view()
                 changed, note = lock.acquire(run_id, break_lock=p["break_lock"], settle_seconds=p["lock_settle_seconds"])
                 result.update(changed=changed, lock_note=note or "")
             if p["reconcile"]:
-                # Wait for a half-done replacement only when continuing an interrupted run.
-                actions, detail = rollout.reconcile(check_mode=check, settle=bool(result["lock_note"]) and not check)
+                try:
+                    # Wait for a half-done replacement only when continuing an interrupted run.
+                    actions, detail = rollout.reconcile(check_mode=check, settle=bool(result["lock_note"]) and not check)
+                except (StepFailed, EsError, AwsError):
+                    # Failed before the run changed anything of its own: leave no lock behind.
+                    if not check and result.get("changed"):
+                        lock.release(run_id)
+                    raise
                 result.update(actions=actions, cluster={"detail": detail})
             module.exit_json(**result)
         if action == "reconcile":
             actions, detail = rollout.reconcile(check_mode=check, settle=p["settle"])
             module.exit_json(changed=bool(actions), actions=actions, cluster={"detail": detail})
         if check:
-            module.exit_json(changed=False, run_id=run_id, rebalance="", first_node_started="")
+            module.exit_json(changed=False, run_id=run_id, rebalance="", suspended="", snapshot={},
+                             first_node_started="")
         if action == "unlock":
             released, restored = finish(cluster, aws, names, lock, p["break_lock"] or run_id)
             module.exit_json(changed=bool(released), run_id=run_id, groups=released, rebalance=restored)
         # pause
         lock.check(run_id)
-        result = dict(changed=False, run_id=run_id, rebalance="", first_node_started="")
+        result = dict(changed=False, run_id=run_id, rebalance="", suspended="", snapshot={}, first_node_started="")
         if p["rebalance"]:
             result.update(changed=True, rebalance=rebalance.pause(cluster, aws, names))
+        if p["suspend_processes"]:
+            result["suspended"] = scaling.suspend(aws, names, p["suspend_processes"])
+            result["changed"] = result["changed"] or bool(result["suspended"])
+        if p["snapshot"] == "take":
+            result["snapshot"] = snapshots.take(cluster, p["snapshot_repository"], run_id, p["snapshot_timeout"],
+                                                poll=p["poll_interval"])
+            result["changed"] = True
         if p["start_first"] and p["first_node"]:
             node = node_replacement(p, cluster, aws, opts, p["first_node"], lock, run_id)
             result["first_node_started"] = start_first(p["first_node"], node)
@@ -222,6 +280,22 @@ def main():
         module.fail_json(msg=exc.message, holder=exc.holder or {})
     except (EsError, AwsError, planner.P_Error) as exc:
         module.fail_json(msg=exc.message)
+
+
+def check_lock_note(lock, holders, break_lock):
+    """What V(lock) would do, in words (check mode)."""
+    if not holders:
+        return "would take the lock (no run holds it)"
+    notes = []
+    for holder in {h.get("run"): h for h in holders.values()}.values():
+        verdict, why = lock.verdict(holder)
+        if break_lock and break_lock == holder.get("run"):
+            notes.append("would break the lock of %s as asked" % lock.describe(holder))
+        elif verdict == "dead":
+            notes.append("would take over the lock of %s: %s" % (lock.describe(holder), why))
+        else:
+            notes.append("would refuse: the lock is held by %s" % lock.describe(holder))
+    return "; ".join(notes)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import threading
 import time
 from typing import Any, Dict, List, Optional, Set, Tuple
 
-from ..audit import MUTATING_METHODS, MUTATIONS_KEPT, READ_ONLY_APIS, _api_of
+from ..audit import RequestLog
 from .cluster import RealCluster, RealClusterError
 from .dist import vtuple
 
@@ -41,9 +41,7 @@ class RealAudit:
         self.episodes: List[Dict[str, Any]] = []
         self._episode: Optional[Dict[str, Any]] = None
         self._skew_seen: Set[Tuple[str, str]] = set()
-        self._requests_seen = 0
-        self.mutating_requests = 0
-        self.mutations: List[str] = []
+        self.requests = RequestLog()  # the collection's requests through the front
         self.last_nodes: List[Dict[str, Any]] = []
         self.lock = threading.Lock()
         self._stop = threading.Event()
@@ -68,7 +66,7 @@ class RealAudit:
                 self.outdated_bytes.append(bytes_on.get(n["name"], 0))
         self.versions_before = sorted({n["version"] for n in nodes})
         self.min_master_eligible = sum(1 for n in nodes if _is_master(n))
-        self._requests_seen = self.front.request_count
+        self.requests.seen = self.front.request_count
         self.started = time.monotonic()
         self._thread = threading.Thread(target=self._loop, name="real-audit", daemon=True)
         self._thread.start()
@@ -192,14 +190,7 @@ class RealAudit:
 
     def _classify_requests(self) -> None:
         with self.front.lock:
-            new = self.front.request_count - self._requests_seen
-            entries = list(self.front.request_log[-new:]) if new > 0 else []
-            self._requests_seen = self.front.request_count
-        for method, path, status in entries:
-            if method in MUTATING_METHODS and _api_of(method, path) not in READ_ONLY_APIS:
-                self.mutating_requests += 1
-                self.mutations.append(f"{method} {path} -> {status}")
-        del self.mutations[:-MUTATIONS_KEPT]
+            self.requests.take(self.front.request_log, self.front.request_count)
 
     # ---------------------------------------------------------------- report
     def documents(self) -> Tuple[int, int, Dict[str, int]]:
@@ -267,8 +258,8 @@ class RealAudit:
                 "outdated_nodes_left": outdated_left,
                 "unknown_requests": front.unknown_requests,
                 "request_count": front.request_count,
-                "mutating_requests": self.mutating_requests,
-                "mutations": list(self.mutations),
+                "mutating_requests": self.requests.mutating_requests,
+                "mutations": list(self.requests.mutations),
                 "internal_errors": front.internal_errors,
                 "shard_bytes_moved": sum(self.recovered.values()),
                 "writer_docs_indexed": c.writer_docs_indexed,

@@ -23,6 +23,9 @@ from typing import Any, Dict, List, Optional, Tuple
 from .nodes import HTTP_PORT, AddressPool, RealNode
 
 TICK = 0.2
+# the launcher's own exit statuses (NodeLauncher.java): the node can never start, whatever the load
+EXIT_REASONS = {3: "a class or module is missing from the class path",
+                4: "its logging could not be configured from config/log4j2.properties"}
 
 
 class RealClusterError(RuntimeError):
@@ -121,11 +124,12 @@ class RealCluster:
             elif not node.killed and node.proc is not None and not node.alive():
                 node.killed = True
                 code = node.proc.returncode
-                why = "a class or module is missing from the class path" if code == 3 else f"exit status {code}"
+                why = EXIT_REASONS.get(code, f"exit status {code}")
                 self.log("node_exited", f"node {node.name} exited on its own ({why})", instance_id=iid,
                          log_tail=node.log_tail())
-                if code == 3 or not self.formed:
-                    self.fatal = f"node {node.name} ({node.family} {node.version}) exited: {why}\n{node.log_tail()}"
+                if code in EXIT_REASONS or not self.formed:
+                    self.fatal = f"node {node.name} ({node.family} {node.version}) exited: {why}; " \
+                                 f"the end of {node.log_path}:\n{node.log_tail()}"
             elif node.up_at is None and node.alive() and self._answers(node):
                 node.up_at = time.monotonic()
                 (self.replacement_join_seconds if self.formed else self.join_seconds).append(
@@ -240,12 +244,37 @@ class RealCluster:
                 status, h = self.call("GET", f"/_cluster/health?wait_for_nodes={expected}&timeout=1s", timeout=5)
                 if status == 200 and h.get("number_of_nodes") == expected:
                     return
-                last = f"{h.get('number_of_nodes') if isinstance(h, dict) else h} of {expected} nodes"
+                if isinstance(h, dict) and isinstance(h.get("error"), dict):
+                    last = f"_cluster/health answered {status} {h['error'].get('type')}"
+                else:
+                    last = f"{h.get('number_of_nodes') if isinstance(h, dict) else h} of {expected} nodes"
             except RealClusterError as exc:
                 last = str(exc)
             time.sleep(0.3)
-        tails = "\n".join(f"--- {n.name}\n{n.log_tail(8)}" for n in self.nodes.values())
-        raise RealClusterError(f"the real cluster did not form within {timeout:.0f}s ({last})\n{tails}")
+        raise RealClusterError(f"the real cluster did not form within {timeout:.0f}s ({last}); raise "
+                               f"real.form_timeout in the scenario if the machine is only slow. "
+                               f"What each node logged last:\n{self.node_report()}")
+
+    def node_report(self, entries: int = 8) -> str:
+        """Each node's state and the end of its log, for a message that must say why."""
+        out = []
+        with self.lock:
+            nodes = list(self.nodes.values())
+        for n in nodes:
+            if n.killed:
+                state = "killed"
+            elif not n.alive():
+                state = f"exited ({EXIT_REASONS.get(n.proc.returncode, 'exit status %s' % n.proc.returncode)})" \
+                    if n.proc is not None else "never started"
+            elif n.up_at is None:
+                state = f"running {time.monotonic() - n.started_at:.0f}s, HTTP not answering"
+            else:
+                state = f"answering HTTP since {n.up_at - n.started_at:.0f}s after start"
+            out.append(f"--- {n.name} ({n.family} {n.version}, {n.ip}, {state}) {n.log_path}\n"
+                       f"{n.log_tail(entries).rstrip()}")
+        for iid in sorted(self.never_join):
+            out.append(f"--- instance {iid}: never started its node (scenario fault never_join)")
+        return "\n".join(out)
 
     def create_indices(self) -> None:
         for ix in self.scenario.indices:

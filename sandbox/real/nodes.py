@@ -16,6 +16,25 @@ from . import dist
 
 HTTP_PORT = 9200
 TRANSPORT_PORT = 9300
+LOG_FILE = "node.log"  # in the node's home: the JVM's stdout and stderr, log4j's console appender included
+
+# What the launcher hands to LogConfigurator.configure: INFO to the console, as the distribution's
+# own log4j2.properties logs to its files. The console is the node's log file (start() redirects it),
+# so one file per node holds log4j's lines, the launcher's and the JVM's in the order they came.
+LOG4J2_PROPERTIES = """\
+status = error
+appender.console.type = Console
+appender.console.name = console
+appender.console.target = SYSTEM_OUT
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = [%d{ISO8601}][%-5p][%-25c{1.}] %m%n
+rootLogger.level = info
+rootLogger.appenderRef.console.ref = console
+# a 5xx sent to a client is logged with its stack trace; the client has it, and the sandbox's own
+# probes of a forming cluster (503 master_not_discovered) would bury the node's account of why
+logger.rest_suppressed.name = rest.suppressed
+logger.rest_suppressed.level = error
+"""
 
 
 def role_names(family: str, roles: List[str]) -> List[str]:
@@ -128,6 +147,8 @@ class RealNode:
         fname = "opensearch.yml" if self.family == "opensearch" else "elasticsearch.yml"
         with open(os.path.join(conf, fname), "w", encoding="utf-8") as fh:
             json.dump(settings, fh, indent=1)  # JSON is YAML: the server's settings loader reads it
+        with open(os.path.join(conf, "log4j2.properties"), "w", encoding="utf-8") as fh:
+            fh.write(LOG4J2_PROPERTIES)
 
     def start(self, heap: str, jvm_options: List[str]) -> None:
         home = dist.java_home_for(self.family, self.version)
@@ -139,7 +160,7 @@ class RealNode:
                f"-Djava.io.tmpdir={os.path.join(self.home, 'tmp')}"] + jvm_options + \
               ["-cp", cp, "elk.launcher.NodeLauncher", self.home]
         os.makedirs(os.path.join(self.home, "tmp"), exist_ok=True)
-        log = open(os.path.join(self.home, "node.log"), "ab")
+        log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                      cwd=self.home, start_new_session=True)
         log.close()
@@ -160,12 +181,28 @@ class RealNode:
         if discard_data:
             shutil.rmtree(os.path.join(self.home, "data"), ignore_errors=True)
 
-    def log_tail(self, lines: int = 15) -> str:
+    @property
+    def log_path(self) -> str:
+        return os.path.join(self.home, LOG_FILE)
+
+    def log_tail(self, entries: int = 12, max_chars: int = 6000) -> str:
+        """The node's last log entries, each its first line and at most two lines of its stack trace."""
         try:
-            with open(os.path.join(self.home, "node.log"), encoding="utf-8", errors="replace") as fh:
-                return "".join(fh.readlines()[-lines:])
+            with open(self.log_path, "rb") as fh:
+                fh.seek(max(0, os.path.getsize(self.log_path) - 256 * 1024))
+                text = fh.read().decode("utf-8", "replace")
         except OSError:
-            return ""
+            return "(no log file)"
+        out: List[List[str]] = []
+        for line in text.splitlines():
+            # log4j's entries start with "[date]"; what follows one up to the next is its stack trace.
+            # Lines outside log4j's (the JVM's, the launcher's) are entries of their own.
+            if line.startswith("[") or not out or not out[-1][0].startswith("["):
+                out.append([line])
+            elif len(out[-1]) < 3:
+                out[-1].append(line)
+        tail = "\n".join(line[:600] for entry in out[-entries:] for line in entry)
+        return tail[-max_chars:] if tail else "(log empty)"
 
     def rss_bytes(self) -> int:
         if not self.alive():

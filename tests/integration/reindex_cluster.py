@@ -8,6 +8,7 @@ injection or its internals are skipped there (``need_sandbox``).
 """
 import http.server
 import os
+import subprocess
 import sys
 import threading
 import urllib.error
@@ -53,10 +54,10 @@ class Cluster:
                                                                          "expand_wildcards": "all"})
                  if not r["index"].startswith(".")]
         for name in names:
-            # Elasticsearch refuses to delete an index under a read_only block (a test may leave one)
-            self.es.call("PUT", "/%s/_settings" % name, body={"index.blocks.read_only": None,
-                                                              "index.blocks.read_only_allow_delete": None},
-                         allow=(404,))
+            # Elasticsearch refuses to delete an index under a read_only block (a test may leave one);
+            # OpenSearch lifts such a block only by an update of that one setting
+            for block in ("index.blocks.read_only", "index.blocks.read_only_allow_delete", "index.blocks.metadata"):
+                self.es.call("PUT", "/%s/_settings" % name, body={block: None}, allow=(404,))
             self.es.call("DELETE", "/" + name, allow=(404,))
         body = self.es.get("/_index_template")
         for t in body.get("index_templates") or []:
@@ -211,3 +212,16 @@ def es_cluster(cluster):
     """The module's cluster, emptied before each test."""
     cluster.reset()
     yield cluster
+
+
+def playbook(url, *extra, inventory="inventories/sandbox", popen=False):
+    """playbooks/reindex-es.yml as an operator runs it (inventories/sandbox takes ES_URL from the environment)."""
+    env = dict(os.environ, ES_URL=url, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"))
+    for key in ("ES_USERNAME", "ES_PASSWORD", "ES_API_KEY", "ES_CA_FILE"):
+        env.pop(key, None)
+    cmd = ["ansible-playbook", "playbooks/reindex-es.yml", "-i", inventory,
+           "-e", "reindex_probe_seconds=0.3", "-e", "reindex_poll_interval=0.05"] + list(extra)
+    if popen:
+        return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, start_new_session=True)
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)

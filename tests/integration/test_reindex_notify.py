@@ -2,8 +2,8 @@
 (moto), the reindex itself against the sandbox's Elasticsearch API."""
 import boto3
 from notify_support import subscribe
-from reindex_cluster import cluster  # noqa: F401 (fixture of sandbox_es)
-from test_reindex_playbook import DAYS, EsClient, playbook, sandbox_es, seed  # noqa: F401 (fixture)
+from reindex_cluster import cluster, playbook  # noqa: F401 (fixture of sandbox_es)
+from test_reindex_playbook import DAYS, EsClient, sandbox_es, seed  # noqa: F401 (fixture)
 
 
 def test_reindex_start_finish_and_failure_are_published(sandbox_es, monkeypatch):

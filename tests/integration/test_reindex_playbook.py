@@ -4,7 +4,6 @@ Elasticsearch API (with _tasks), including real SIGKILLs of the run at chosen re
 """
 import os
 import signal
-import subprocess
 
 import pytest
 
@@ -12,21 +11,8 @@ from osmem_server import OsmemServer
 
 from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsClient
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from reindex_cluster import HoldingProxy, cluster  # noqa: E402,F401
-from test_reindex_osmem import DAYS, DOCS, assert_reindexed, ids, seed  # noqa: E402
-
-
-def playbook(url, *extra, inventory="inventories/sandbox", popen=False):
-    env = dict(os.environ, ES_URL=url, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"))
-    for key in ("ES_USERNAME", "ES_PASSWORD", "ES_API_KEY", "ES_CA_FILE"):
-        env.pop(key, None)
-    cmd = ["ansible-playbook", "playbooks/reindex-es.yml", "-i", inventory,
-           "-e", "reindex_probe_seconds=0.3", "-e", "reindex_poll_interval=0.05"] + list(extra)
-    if popen:
-        return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, start_new_session=True)
-    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+from reindex_cluster import HoldingProxy, cluster, playbook  # noqa: F401 (cluster: fixture)
+from test_reindex_osmem import DAYS, DOCS, assert_reindexed, ids, seed
 
 
 @pytest.fixture(scope="module")

@@ -257,7 +257,7 @@ time.sleep(120)  # a run busy elsewhere (polling its copy)
 """
 
 
-def test_a_second_run_sees_the_first_runs_lock_and_a_stale_lock_says_how_to_break_it(es_cluster):
+def test_a_second_run_sees_the_first_runs_lock_and_says_how_to_break_it(es_cluster):
     import subprocess
     es = es_cluster.es
     es_cluster.set_reindex_rate(10.0) if es_cluster.sb is not None else None
@@ -273,9 +273,7 @@ def test_a_second_run_sees_the_first_runs_lock_and_a_stale_lock_says_how_to_brea
         msg = second["failure"]["msg"]
         assert msg.startswith("Another reindex run works on %s: run %s on %s (pid %d"
                               % (NAME, run, __import__("socket").gethostname(), proc.pid)), msg
-        stale = reindex_all(Reindexer(es, options(lock_stale_seconds=0)))
-        assert "silent for more than 0s" in stale["failure"]["msg"]
-        assert "-e reindex_break_lock=%s" % run in stale["failure"]["msg"]
+        assert "-e reindex_break_lock=%s" % run in msg and "survey" in msg
     finally:
         proc.kill()
         proc.wait()

@@ -4,7 +4,7 @@ import signal
 import time
 
 import pytest
-from test_upgrade_support import TASK, Sandbox, assert_invariants, playbook
+from upgrade_support import TASK, Sandbox, assert_invariants, playbook
 
 SCENARIO = "upgrade-replicated.yml"  # 3 mixed nodes, ~3 s drains, 3 s boot
 

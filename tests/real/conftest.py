@@ -11,61 +11,25 @@ while the third worker takes the simulator's tests.
 """
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 
 import pytest
 import yaml
 
-from tests.integration.test_upgrade_support import ROOT, SCENARIOS, Sandbox
+from tests.integration.upgrade_support import ROOT, SCENARIOS, Sandbox
 
 UP_TIMEOUT = 1500  # first use on a machine resolves jars with Maven; six JVMs start on two busy cores
 
 
 class RealSandbox(Sandbox):
-    """The integration tests' background sandbox, for a real scenario (file or dict)."""
+    """The integration tests' background sandbox, for a real scenario (file name or dict)."""
 
-    def __init__(self, scenario, state_dir):  # pylint: disable=super-init-not-called
-        self.state = str(state_dir)
-        os.makedirs(self.state, exist_ok=True)
-        if isinstance(scenario, dict):
-            path = os.path.join(self.state, "scenario.yml")
-            with open(path, "w") as handle:
-                yaml.safe_dump(scenario, handle)
-            self.scenario = path
-        else:
-            self.scenario = os.path.join(SCENARIOS, scenario)
-        for attempt in (1, 2):  # a cluster that did not form on a loaded machine gets one more start
-            up = subprocess.run([sys.executable, "-m", "sandbox", "up", "--scenario", self.scenario,
-                                 "--state", self.state], cwd=ROOT, timeout=UP_TIMEOUT, capture_output=True, text=True)
-            if up.returncode == 0 or "did not form" not in up.stderr or attempt == 2:
-                break
-            self.down()
-        if up.returncode != 0:
-            log = ""
-            try:
-                with open(os.path.join(self.state, "sandbox.log")) as handle:
-                    log = handle.read()[-3000:]
-            except OSError:
-                pass
-            pytest.fail("the real sandbox did not start: %s\n%s" % (up.stderr.strip(), log))
-        with open(os.path.join(self.state, "sandbox.json")) as handle:
-            info = json.load(handle)
-        self.env = dict(info["env"])
-        with open(self.scenario) as handle:
-            self.cluster_name = yaml.safe_load(handle)["cluster_name"]
-        self.env["SANDBOX_CLUSTER_NAME"] = self.cluster_name
+    def __init__(self, scenario, state_dir):
+        super().__init__(scenario, state_dir, timeout=UP_TIMEOUT, attempts=2)
 
     def exclusions(self):
         """Allocation exclusions and voting exclusions left (no shutdown API without x-pack)."""
-        settings = self.es("/_cluster/settings?flat_settings=true")
-        names = [v for scope in ("persistent", "transient")
-                 for k, v in settings.get(scope, {}).items() if k.startswith("cluster.routing.allocation.exclude")]
-        voting = self.es("/_cluster/state/metadata?filter_path=metadata.cluster_coordination")
-        voting = voting["metadata"]["cluster_coordination"]["voting_config_exclusions"]
-        return [n for n in names if n], voting
+        return self.allocation_exclusions(), self.voting_exclusions()
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's loadgroup reads the marks

@@ -1,12 +1,16 @@
 """The node launcher and the distributions: loud failures, JDK choice, scenario validation."""
 import glob
 import os
+import re
 import subprocess
+import sys
 
 import pytest
+import yaml
 
 from sandbox.real import dist
 from sandbox.scenario import ScenarioError, parse
+from tests.real.conftest import ROOT, scenario
 
 
 def test_a_node_without_the_reindex_module_refuses_to_start_and_names_the_missing_class(tmp_path):
@@ -23,6 +27,21 @@ def test_a_node_without_the_reindex_module_refuses_to_start_and_names_the_missin
     assert proc.returncode == 3, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "LAUNCHER MISSING CLASS org.elasticsearch.reindex.ReindexPlugin (reindex module)" in proc.stderr
     assert "LAUNCHER STARTED" not in proc.stdout  # never a node that answers GET / but lacks _reindex
+
+
+def test_a_node_whose_logging_cannot_be_configured_refuses_to_start_and_says_why(tmp_path):
+    home = tmp_path / "node"
+    (home / "config").mkdir(parents=True)  # no config/log4j2.properties: log4j would print ERROR only
+    (home / "config" / "elasticsearch.yml").write_text(
+        '{"cluster.name": "t", "node.name": "n", "network.host": "127.0.0.1", "http.port": 0, '
+        '"transport.port": 0, "discovery.type": "single-node", "path.data": "%s"}' % (home / "data"))
+    java = os.path.join(dist.java_home_for("elasticsearch", "7.17.29"), "bin", "java")
+    proc = subprocess.run([java, "-Xmx128m", "-cp", os.pathsep.join(
+        [dist.launcher_jar(), os.path.join(dist.ensure("elasticsearch", "7.17.29"), "*")]),
+        "elk.launcher.NodeLauncher", str(home)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 4, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "LAUNCHER LOGGING FAILED configure" in proc.stderr and "no log4j2.properties found" in proc.stderr
+    assert "LAUNCHER STARTED" not in proc.stdout
 
 
 def test_opensearch_3_gets_a_jdk_21_or_newer_and_elasticsearch_7_a_jdk_17():
@@ -58,3 +77,36 @@ def test_real_scenario_mistakes_are_refused_naming_the_key(change, words):
     with pytest.raises(ScenarioError) as err:
         parse(dict(BASE, **change))
     assert words in str(err.value)
+
+
+def test_a_real_cluster_that_cannot_form_fails_with_what_each_node_logged(tmp_path):
+    """Broken on purpose: cluster.initial_master_nodes names no node, so no node may bootstrap the
+    cluster (as with a typo in that setting). ``sandbox up`` must fail saying why, in the nodes' own
+    words from their log4j logs, not only that the cluster did not form."""
+    spec = scenario("real-small.yml", writer=None, indices=[], roll_to=None,
+                    amis={"es-7.17": {"es_version": "7.17.29"}},
+                    groups=[{"name": "es-nodes", "role": "mixed", "size": 2, "ami": "es-7.17"}],
+                    real={"distribution": "elasticsearch", "heap": "256m", "form_timeout": 90,
+                          "node_settings": {"cluster.initial_master_nodes": ["nobody"],
+                                            "discovery.cluster_formation_warning_timeout": "2s"}})
+    path = tmp_path / "scenario.yml"
+    path.write_text(yaml.safe_dump(spec))
+    state = tmp_path / "state"
+    try:
+        up = subprocess.run([sys.executable, "-m", "sandbox", "up", "--scenario", str(path), "--state", str(state)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=600)
+    finally:
+        subprocess.run([sys.executable, "-m", "sandbox", "down", "--state", str(state)], cwd=ROOT,
+                       capture_output=True, timeout=120)
+    assert up.returncode != 0, up.stdout
+    err = up.stderr
+    assert "the real cluster did not form within 90s" in err, err[-3000:]
+    # one section per node: its name, state and log file, then the end of that log
+    sections = re.findall(r"^--- (\S+) \(elasticsearch 7\.17\.29, .*?\) (\S+/node\.log)$", err, re.M)
+    assert len(sections) == 2, err[-3000:]
+    for _name, log in sections:
+        assert os.path.exists(log)
+    # ES's own explanation (ClusterFormationFailureHelper, a WARN), from each node's log
+    assert err.count("master not discovered yet, this node has not previously joined a bootstrapped") >= 2, \
+        err[-3000:]
+    assert "[nobody]" in err

@@ -5,7 +5,7 @@ with replicas and one with none, recovery throttled to 2 MB/s per node so each d
 """
 import pytest
 
-from tests.integration.test_upgrade_support import assert_invariants, playbook
+from tests.integration.upgrade_support import assert_invariants, playbook
 from tests.real.conftest import scenario
 
 # Real nodes boot in seconds, not the sandbox's tenths: the inventory's timeouts are for the simulator.
@@ -25,7 +25,8 @@ def assert_nothing_left(sb, before_settings):
 def test_drain_replaces_every_real_node_one_at_a_time_without_losing_a_document(real_sandbox, name):
     sb = real_sandbox(name)
     before = sb.es("/_cluster/settings?flat_settings=true")
-    run = playbook(sb, "-e", REAL_TIMEOUTS, "-e", "upgrade_strategy=drain", timeout=1200)
+    # -v: the detail per node (the exclusions each drain set)
+    run = playbook(sb, "-e", REAL_TIMEOUTS, "-e", "upgrade_strategy=drain", "-v", timeout=1200)
     assert run.rc == 0, run.output[-4000:]
     audit = sb.audit()
     assert audit["engine"] == "real", audit

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.integration.test_upgrade_support import assert_invariants, playbook
+from tests.integration.upgrade_support import assert_invariants, playbook
 from tests.real.conftest import RealSandbox, scenario
 
 TIMEOUTS = "@inventories/sandbox/real-timeouts.yml"
@@ -46,7 +46,7 @@ def test_cluster_info_maps_every_real_node_to_its_instance_and_reports_it_outdat
     import subprocess
     import sys
 
-    from tests.integration.test_upgrade_support import ROOT
+    from tests.integration.upgrade_support import ROOT
     env = dict(os.environ, **sb.env, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
     out = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"),
                           "playbooks/cluster-info.yml", "-i", "inventories/sandbox"],
@@ -124,3 +124,51 @@ def test_kill_9_of_ansible_mid_drain_and_mid_join_on_a_real_cluster_then_a_rerun
     assert sb.exclusions() == ([], [])
     tags = [t["Key"] for g in sb.groups() for t in g.get("Tags", [])]
     assert not [t for t in tags if t.startswith("logstack:rollout")], tags
+
+
+def test_a_real_node_that_crashes_stops_the_run_and_after_its_instance_is_replaced_a_rerun_finishes(real_sandbox):
+    """The real engine's crash fault: the Elasticsearch process of an initial instance is SIGKILLed as the
+    run is about to start, its instance stays running (as on EC2). The run refuses to take any node out
+    while an instance of the group has no node; no acknowledged document is lost (every index has a
+    replica) and the cluster is never red. The operator terminates the crashed instance, the group
+    launches a replacement from the new launch template, and a rerun replaces the rest."""
+    spec = scenario("real-small.yml",
+                    indices=[{"name": "logs-2024.11.01", "primaries": 2, "replicas": 1, "docs": 2000, "size": "4MB"},
+                             {"name": "logs-2024.11.02", "primaries": 2, "replicas": 1, "docs": 2000, "size": "4MB"}],
+                    faults=[{"type": "crash", "node": "es-nodes/1", "at_seconds": 0}])
+    sb = real_sandbox(spec)
+    wait = time.monotonic() + 120
+    while sb.es("/_cluster/health")["number_of_nodes"] != 2:
+        assert time.monotonic() < wait, "the crashed node never left the cluster"
+        time.sleep(1)
+    # the sandbox writes its events to events.jsonl from time to time: the crash may not be there yet
+    crashed = []
+    while not crashed and time.monotonic() < wait + 60:
+        crashed = [e["instance_id"] for e in sb.events() if e["event"] == "fault"]
+        time.sleep(0 if crashed else 1)
+    assert len(crashed) == 1, sb.events()
+    ec2 = sb.aws("ec2").describe_instances(InstanceIds=crashed)["Reservations"][0]["Instances"][0]
+    assert ec2["State"]["Name"] == "running"  # the process died, not the instance
+    before = instance_ids(sb)
+
+    refused = playbook(sb, "-e", TIMEOUTS, "-e", "upgrade_task_per_step=false", timeout=600)
+    assert refused.rc != 0
+    text = " ".join(refused.output.split())
+    assert "instance(s) %s of the groups are not in the cluster" % crashed[0] in text, refused.output[-3000:]
+    assert instance_ids(sb) == before
+    audit = sb.audit()
+    assert audit["docs_lost"] == 0 and audit["red_seconds"] == 0 and audit["writer_docs_indexed"] > 0, audit
+
+    # the operator's fix: terminate the instance whose node is gone; the group replaces it
+    sb.aws("autoscaling").terminate_instance_in_auto_scaling_group(InstanceId=crashed[0],
+                                                                   ShouldDecrementDesiredCapacity=False)
+    wait = time.monotonic() + 600
+    while sb.es("/_cluster/health")["number_of_nodes"] != 3 or crashed[0] in instance_ids(sb):
+        assert time.monotonic() < wait, "the crashed instance's replacement never joined"
+        time.sleep(2)
+    rerun = playbook(sb, "-e", TIMEOUTS, "-e", "upgrade_task_per_step=false", timeout=1200)
+    assert rerun.rc == 0, rerun.output[-4000:]
+    audit = sb.audit()
+    assert_invariants(audit)
+    assert audit["outdated_nodes_left"] == 0 and audit["versions_after"] == ["7.17.29"], audit
+    assert audit["nodes_replaced"] == 3, audit

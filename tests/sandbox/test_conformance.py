@@ -8,57 +8,18 @@ Elasticsearch differ, the sandbox follows Elasticsearch and the step says so.
 from __future__ import annotations
 
 import json
-from typing import Any, List
 
 import pytest
 
 from sandbox.es_api.documents import install
 from sandbox.es_api.server import start_server
+from sandbox.recording import shape, subset_diff  # the shapes the real-cluster recordings are compared by
 from sandbox.state import SandboxState
 from tests.sandbox.es_http import request
 
 osmem_server = pytest.importorskip("osmem_server")
 
 ES_VERSION = "8.15.0"
-
-
-def shape(value: Any) -> Any:
-    """Keys and value types; lists by the union of their items' shapes."""
-    if isinstance(value, dict):
-        return {k: shape(v) for k, v in value.items()}
-    if isinstance(value, list):
-        items = [shape(v) for v in value]
-        uniq = []
-        for i in items:
-            if i not in uniq:
-                uniq.append(i)
-        return uniq
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, (int, float)):
-        return "number"
-    if value is None:
-        return "null"
-    return "str"
-
-
-def subset_diff(small: Any, big: Any, where: str = "") -> List[str]:
-    """Places where ``small``'s shape is not contained in ``big``'s."""
-    if isinstance(small, dict) and isinstance(big, dict):
-        out = []
-        for k, v in small.items():
-            if k not in big:
-                out.append("%s.%s missing" % (where, k))
-            else:
-                out.extend(subset_diff(v, big[k], "%s.%s" % (where, k)))
-        return out
-    if isinstance(small, list) and isinstance(big, list):
-        if small and big:
-            return subset_diff(small[0], big[0], where + "[]")
-        return []
-    if small == "null" or big == "null":
-        return []  # e.g. max_score null on an empty page
-    return [] if small == big else ["%s: %r vs %r" % (where, small, big)]
 
 
 # Each step: (method, path, body or None, ndjson or None, mode, note[, keys only ES returns]).

@@ -109,13 +109,30 @@ def test_no_copy_goes_to_a_node_it_would_take_above_the_high_watermark(sandbox_f
     assert sbx.audit()["docs_lost"] == 0
 
 
-def test_a_node_shutdown_stalls_when_no_other_node_has_disk_for_its_copies(sandbox_factory):
+def test_a_node_shutdown_stalls_when_no_other_node_has_disk_for_its_only_copies(sandbox_factory):
+    """As Elasticsearch's shutdown status: copies no node has disk for but started on another node do
+    not hold a remove up (COMPLETE); an only copy with nowhere to go does (STALLED)."""
     sbx = sandbox_factory("disk-tight.yml")
     nid = next(iter(_data_nodes(sbx)))
     sbx.es.ok("PUT", f"/_nodes/{nid}/shutdown", {"type": "remove", "reason": "rolling replacement"})
+    status = wait_for(lambda: (s := sbx.es.get(f"/_nodes/{nid}/shutdown")["nodes"][0])["status"] == "COMPLETE" and s,
+                      what="shutdown COMPLETE")
+    assert status["shard_migration"]["explanation"] == ("[2] shards cannot be moved away from this node but have at "
+                                                        "least one copy on another node in the cluster")
+    assert len([r for r in sbx.shards("logs-a") if r["node"] == status["node_id"] or r["state"] == "STARTED"]) == 6
+    sbx.es.ok("DELETE", f"/_nodes/{nid}/shutdown")
+    # one copy per shard (32 MB per node of 100 MB), and a high watermark at 50%: a move would take
+    # the target to 64%
+    sbx.es.ok("PUT", "/logs-a/_settings", {"index.number_of_replicas": 0})
+    sbx.es.ok("PUT", "/_cluster/settings", {"transient": {"cluster.routing.allocation.disk.watermark.low": "45%",
+                                                          "cluster.routing.allocation.disk.watermark.high": "50%"}})
+    wait_for(lambda: len(sbx.shards("logs-a")) == 3, what="the replicas gone")
+    held = [r["node"] for r in sbx.shards("logs-a")]
+    nid = sbx.node_by_name(held[0])[0]
+    sbx.es.ok("PUT", f"/_nodes/{nid}/shutdown", {"type": "remove", "reason": "rolling replacement"})
     status = wait_for(lambda: (s := sbx.es.get(f"/_nodes/{nid}/shutdown")["nodes"][0])["status"] == "STALLED" and s,
                       what="shutdown STALLED")
-    assert status["shard_migration"]["shard_migrations_remaining"] == 2
+    assert status["shard_migration"]["shard_migrations_remaining"] == held.count(held[0])
     decisions = status["shard_migration"]["node_allocation_decision"]["node_allocation_decisions"]
     assert any(d["decider"] == "disk_threshold" and d["decision"] == "NO"
                for entry in decisions for d in entry.get("deciders", []))

@@ -13,19 +13,31 @@ from __future__ import annotations
 import re
 
 from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsError
+from ansible_collections.logstack.elk.plugins.module_utils.rollout import voting
 from ansible_collections.logstack.elk.plugins.module_utils.units import parse_bytes, parse_version
 
 EXCLUDE_NAME = "cluster.routing.allocation.exclude._name"
+# The run excludes a node by id: a replacement may come back with the departed node's name (EC2 reuses
+# private IPs and the default node name is the host name), and a name exclusion would then hold it.
+EXCLUDE_ID = "cluster.routing.allocation.exclude._id"
 WATERMARK_HIGH = "cluster.routing.allocation.disk.watermark.high"
 TIER_ORDER = ("data_frozen", "data_cold", "data_warm", "data_hot", "data_content", "data")
+# What each poll reads, and only that (issue 15 item 11): bytes per poll do not grow with the indices'
+# mappings or the nodes' settings and plugins.
+NODE_FIELDS = ",".join("nodes.*." + f for f in ("name", "roles", "version", "ip", "host", "transport_address",
+                                                "http.publish_address", "attributes"))
+SHARD_COLUMNS = "index,shard,prirep,state,node,store"
 VERSION_DECIDER = "node_version"
+# The deciders of the version skew: node_version, and index_version (Elasticsearch 8.x+: a replica on
+# a node that cannot read the index version its primary's node wrote).
+VERSION_DECIDERS = ("node_version", "index_version")
 
 
 class View:
     """One consistent-enough read of the cluster."""
 
     def __init__(self, health, nodes, shards, master_id, voting_exclusions, voting_config,
-                 excluded_names, shutdowns):
+                 excluded_names, shutdowns, excluded_ids=()):
         self.health = health
         self.nodes = nodes  # id -> GET _nodes entry
         self.shards = shards  # _cat/shards rows
@@ -34,6 +46,7 @@ class View:
         self.voting_config = voting_config  # set of node ids
         self.excluded_names = excluded_names  # allocation exclude._name entries
         self.shutdowns = shutdowns  # node id -> shutdown record
+        self.excluded_ids = list(excluded_ids)  # allocation exclude._id entries (what the run sets)
 
     # -- nodes ------------------------------------------------------------
     def node_by_name(self, name):
@@ -65,6 +78,16 @@ class View:
 
     def unassigned(self):
         return [r for r in self.shards if r.get("state") == "UNASSIGNED"]
+
+    def voting_excluded_ids(self):
+        """Node ids of the voting exclusions (an exclusion by the name of an absent node has none)."""
+        return sorted({e.get("node_id") for e in self.voting_exclusions if e.get("node_id") not in (None, "_absent_")})
+
+    def voting_excluded_present(self):
+        """Whether a node the voting exclusions name is in the cluster (by id; by name for an absent one)."""
+        names = {n.get("name") for n in self.nodes.values()}
+        return any(e.get("node_id") in self.nodes or (e.get("node_id") in (None, "_absent_") and e.get("node_name")
+                                                       in names) for e in self.voting_exclusions)
 
     def voting_excluded_names(self):
         return sorted({e.get("node_name") for e in self.voting_exclusions if e.get("node_name")})
@@ -134,11 +157,11 @@ class Cluster:
 
     def nodes(self):
         """GET _nodes: node id -> node entry (name, roles, version, ip, attributes, ...)."""
-        return self.es.get("/_nodes").get("nodes", {})
+        return self.es.get("/_nodes", params={"filter_path": NODE_FIELDS}).get("nodes", {})
 
     def shards(self):
         """Every shard copy: GET _cat/shards?format=json (index, shard, prirep, state, node, store in bytes)."""
-        shards = self.es.get("/_cat/shards", params={"format": "json", "bytes": "b"})
+        shards = self.es.get("/_cat/shards", params={"format": "json", "bytes": "b", "h": SHARD_COLUMNS})
         return shards if isinstance(shards, list) else []
 
     def elected_master(self):
@@ -154,13 +177,16 @@ class Cluster:
                     or [])
 
     def view(self):
-        health, nodes, shards = self.health(), self.nodes(), self.shards()
-        state = self.es.get("/_cluster/state/master_node,metadata")
+        health, nodes, shards, settings = self.health(), self.nodes(), self.shards(), self.settings()
+        # the elected master and the voting configuration, not the whole metadata (every mapping)
+        state = self.es.get("/_cluster/state/master_node,metadata",
+                            params={"filter_path": "master_node,metadata.cluster_coordination"})
         coord = (state.get("metadata") or {}).get("cluster_coordination") or {}
         view = View(health=health, nodes=nodes, shards=shards, master_id=state.get("master_node"),
                     voting_exclusions=coord.get("voting_config_exclusions") or [],
                     voting_config=set(coord.get("last_committed_config") or []),
-                    excluded_names=self.excluded_names(), shutdowns=self.shutdowns())
+                    excluded_names=self.excluded_names(data=settings), shutdowns=self.shutdowns(),
+                    excluded_ids=self.excluded_ids(data=settings))
         if self.sampler is not None:
             self.sampler(view)
         return view
@@ -179,14 +205,17 @@ class Cluster:
         merged.update(data.get("transient") or {})
         return merged
 
-    def excluded_names(self):
-        data = self.settings()
+    def excluded_names(self, key=EXCLUDE_NAME, data=None):
+        data = self.settings() if data is None else data
         # transient wins over persistent in Elasticsearch; either can hold a leftover.
         names = set()
         for scope in ("persistent", "transient"):
-            value = (data.get(scope) or {}).get(EXCLUDE_NAME)
+            value = (data.get(scope) or {}).get(key)
             names.update(split_list(value))
         return sorted(names)
+
+    def excluded_ids(self, data=None):
+        return self.excluded_names(EXCLUDE_ID, data)
 
     def shutdowns(self):
         if not self.es.has_shutdown_api():
@@ -199,6 +228,12 @@ class Cluster:
         if current_node:
             body["current_node"] = current_node
         return self.es.post("/_cluster/allocation/explain", body=body)
+
+    def index_allocation_settings(self):
+        """index -> its flat replica count and allocation settings (filters, tiers, shards per node)."""
+        data = self.es.get("/_settings/index.number_of_replicas,index.routing.allocation.*",
+                           params={"flat_settings": True})
+        return {name: (entry or {}).get("settings") or {} for name, entry in (data or {}).items()}
 
     def watermark_high(self):
         data = self.settings(defaults=True)
@@ -220,14 +255,17 @@ class Cluster:
         return out
 
     # -- writes -----------------------------------------------------------
-    def set_excluded_names(self, names):
+    def set_excluded_names(self, names, key=EXCLUDE_NAME):
         """Persistent, so a crashed run's exclusion stays visible to the rerun."""
         value = ",".join(sorted(set(names))) or None
-        self.es.put("/_cluster/settings", body={"persistent": {EXCLUDE_NAME: value}})
+        self.es.put("/_cluster/settings", body={"persistent": {key: value}})
         # A transient value would override ours; a leftover one is cleared with it.
         current = self.settings()
-        if (current.get("transient") or {}).get(EXCLUDE_NAME) is not None:
-            self.es.put("/_cluster/settings", body={"transient": {EXCLUDE_NAME: None}})
+        if (current.get("transient") or {}).get(key) is not None:
+            self.es.put("/_cluster/settings", body={"transient": {key: None}})
+
+    def set_excluded_ids(self, ids):
+        self.set_excluded_names(ids, key=EXCLUDE_ID)
 
     def put_shutdown(self, node_id, reason):
         self.es.put("/_nodes/%s/shutdown" % node_id, body={"type": "remove", "reason": reason})
@@ -235,8 +273,9 @@ class Cluster:
     def delete_shutdown(self, node_id):
         self.es.delete("/_nodes/%s/shutdown" % node_id, allow=(404,))
 
-    def add_voting_exclusion(self, node_name):
-        self.es.post("/_cluster/voting_config_exclusions", params={"node_names": node_name, "timeout": "30s"})
+    def add_voting_exclusion(self, node_name, budget=None):
+        """True when it took effect within the request; False: in place, still taking effect (voting.py)."""
+        return voting.add_exclusion(self.es, node_name, budget)
 
     def clear_voting_exclusions(self):
         self.es.delete("/_cluster/voting_config_exclusions", params={"wait_for_removal": False})

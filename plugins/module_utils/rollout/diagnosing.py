@@ -7,7 +7,8 @@ what is left in place."""
 from __future__ import annotations
 
 from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsError
-from ansible_collections.logstack.elk.plugins.module_utils.rollout.cluster import shard_key
+from ansible_collections.logstack.elk.plugins.module_utils.rollout import leftovers
+from ansible_collections.logstack.elk.plugins.module_utils.rollout.explaining import explain_unassigned
 
 
 class StepFailed(Exception):
@@ -24,17 +25,9 @@ class StepFailed(Exception):
 class Diagnosing:
     """Mixin of Rollout (rollout/base.py): needs cluster."""
 
-    def explains(self, view, limit=20):
-        out = {}
-        for row in view.unassigned():
-            key = shard_key(row)
-            if key in out or len(out) >= limit:
-                continue
-            try:
-                out[key] = self.cluster.explain(row.get("index"), row.get("shard"), row.get("prirep") == "p")
-            except EsError as exc:
-                out[key] = {"error": exc.message}
-        return out
+    def explains(self, view):
+        """Every unassigned copy explained, one request per situation (rollout/explaining.py)."""
+        return explain_unassigned(self.cluster, view, tolerate_errors=True)
 
     def diagnose(self):
         """What the cluster looks like and what is left in place, for failure messages."""
@@ -47,20 +40,34 @@ class Diagnosing:
         out["nodes"] = len(view.nodes)
         out["initializing_or_relocating"] = view.moving
         unassigned = []
-        for (index, shard), exp in self.explains(view, limit=10).items():
+        # every copy explained (grouped), only the first ten shown
+        for (index, shard), exp in sorted(self.explains(view).items())[:10]:
             reasons = []
             for dec in exp.get("node_allocation_decisions") or []:
                 for d in dec.get("deciders") or []:
                     if d.get("decision") == "NO":
-                        reasons.append("%s on %s: %s" % (d.get("decider"), dec.get("node_name"), d.get("explanation")))
+                        reasons.append("%s on %s: %s (change %s)" % (
+                            d.get("decider"), dec.get("node_name"), d.get("explanation"),
+                            leftovers.decider_setting(d.get("decider"), d.get("explanation"))))
             unassigned.append({"shard": "%s[%s]" % (index, shard),
                                "explanation": exp.get("allocate_explanation") or exp.get("error"),
                                "deciders": reasons[:4]})
         out["unassigned"] = unassigned
-        out["allocation_exclusions"] = view.excluded_names
+        out["allocation_exclusions"] = view.excluded_names + ["_id " + i for i in view.excluded_ids]
         out["voting_exclusions"] = view.voting_excluded_names()
         out["shutdown_records"] = sorted(view.shutdowns)
         return out
+
+    def _kept_copies(self, step):
+        """For a drain or termination that gave up: what keeps each copy still on the node (the
+        deciders and the setting to change, from allocation explain)."""
+        name = getattr(self, "node_name", None)
+        if not name or step not in ("drain", "terminate"):
+            return []
+        try:
+            return leftovers.blockers(self.cluster, self.cluster.view(), name)
+        except EsError:
+            return []
 
     def left_in_place(self, diag):
         parts = []
@@ -78,9 +85,14 @@ class Diagnosing:
         diag = self.diagnose()
         unassigned = "; ".join("%s %s" % (u["shard"], " | ".join(u["deciders"][:2]) or u["explanation"] or "")
                                for u in diag.get("unassigned", [])[:5])
-        left = self.left_in_place(diag) + ["the rollout lock (so no other run starts on a half-done cluster)"]
-        message = ("Node %s, step %s: %s. Cluster is %s with %s node(s)%s. Left in place: %s. No other node was "
+        held = self._kept_copies(step)
+        if held:
+            diag["kept_on_node"] = held
+        left = self.left_in_place(diag) + leftovers.left_changed(self.aws, self.opts) + [
+            "the rollout lock (so no other run starts on a half-done cluster)"]
+        message = ("Node %s, step %s: %s.%s Cluster is %s with %s node(s)%s. Left in place: %s. No other node was "
                    "touched; fix the cause and rerun the playbook to continue from here." % (
-                       node, step, what, diag.get("health", "unreachable"), diag.get("nodes", "?"),
+                       node, step, what, (" Copies kept on it: %s." % "; ".join(held)) if held else "",
+                       diag.get("health", "unreachable"), diag.get("nodes", "?"),
                        (", unassigned: " + unassigned) if unassigned else "", "; ".join(left)))
         return StepFailed(message, step=step, node=node, diagnosis=diag)

@@ -7,6 +7,7 @@ with the drain's recovery slots reserved and a throttled replica of a new index 
 from __future__ import annotations
 
 from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsError
+from ansible_collections.logstack.elk.plugins.module_utils.rollout import placement
 from ansible_collections.logstack.elk.plugins.module_utils.rollout import predicates as P
 from ansible_collections.logstack.elk.plugins.module_utils.rollout import rebalance
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.cluster import shard_key
@@ -25,14 +26,16 @@ class Draining:
             self.cluster.put_shutdown(self.node_id, "logstack.elk rolling replacement run %s" % self.run_id)
         else:
             view = self.cluster.view()
-            self.cluster.set_excluded_names(list(view.excluded_names) + [self.node_name])
+            self.cluster.set_excluded_ids(list(view.excluded_ids) + [self.node_id])
 
     def _start_drain(self, view, gate=True):
         """Reserve the drain's recovery slots, then exclude the node unless a crashed run did:
         (changed, what was reserved or None). gate=False: the caller checked the rules already."""
-        excluded = self.node_name in view.excluded_names or self.node_id in view.shutdowns
+        excluded = self.continuing(view, voting=False)
         if gate and not excluded and not self.continuing(view):
             self.gate()
+        if not excluded:
+            self._check_placement()
         # Slots for the drain's copies on top of the operator's, before it starts: a replica of an
         # index created meanwhile then finds a slot at once (see rebalance).
         self.reserved = rebalance.drain_slots(view, self.node_name)
@@ -42,6 +45,20 @@ class Draining:
         if not excluded:
             self._exclude()
         return not excluded or bool(reserved), reserved
+
+    def _check_placement(self):
+        """Refuse before excluding anything when a copy on the node has no other node to go to and no
+        started copy elsewhere (the drain would wait until its timeout): the cluster may have changed
+        since preflight, e.g. a replacement Auto Scaling started in another zone."""
+        view = self.cluster.view()
+        blocked = placement.Placement(view, placement.read_inputs(self.cluster)).check(self.node_id)
+        alone = [b for b in blocked if not b["elsewhere"]]
+        if alone:
+            raise self.failure("drain", self.label(), "%s; nothing was excluded: change the setting named, or "
+                               "use strategy surge or terminate" % placement.describe(alone, self.node_name))
+        if blocked:
+            self.log("%s: %s; each has a started copy elsewhere, so the drain ends without them" % (
+                self.label(), placement.describe(blocked, self.node_name)))
 
     def _drain_how(self):
         return "node shutdown (remove)" if self.use_shutdown_api() else "allocation exclusion"
@@ -61,14 +78,19 @@ class Draining:
         # Copies moving to or from this node count as held (shards_on). Rebalancing between
         # other nodes does not make terminating this one less safe, so it is not waited for.
         held = view.shards_on(self.node_name)
-        stuck, other = [], []
+        if any(r.get("state") != "STARTED" for r in held):  # still moving: ask nothing more yet
+            return False, "%d shard copies still on %s (%s)%s" % (
+                len(held), self.node_name, ", ".join(P.describe_shard(r) for r in held[:5]), note)
+        stuck, kept, other = [], [], []
+        started_at = {}  # shard key -> nodes with a started copy
+        for r in view.shards:
+            if r.get("state") == "STARTED" and r.get("node"):
+                started_at.setdefault(shard_key(r), set()).add(r.get("node"))
         for row in held:
-            if row.get("prirep") == "r" and row.get("state") == "STARTED" and self._stuck_replica(row):
-                stuck.append(row)
-            else:
-                other.append(row)
-        if stuck and view.moving:
-            return False, "%d shard(s) initializing or relocating; the version-stuck replicas may yet move%s" % (
+            why = self._stuck(row, started_at.get(shard_key(row), set()) - {self.node_name})
+            (stuck if why == "version" else kept if why else other).append(row)
+        if (stuck or kept) and view.moving:
+            return False, "%d shard(s) initializing or relocating; the copies that cannot move may yet move%s" % (
                 view.moving, note)
         if other:
             return False, "%d shard copies still on %s (%s)%s" % (
@@ -81,6 +103,10 @@ class Draining:
             if status not in ("COMPLETE", None):
                 return False, "node shutdown status %s" % status
         note = " (%d replica(s) the node_version decider keeps on it)" % len(stuck) if stuck else ""
+        if kept:
+            note += "; %d copies that no other node takes have a started copy on another node, as Elasticsearch's " \
+                "shutdown status counts them (%s): left on it, the cluster is yellow until its replacement joins" % (
+                    len(kept), "; ".join(sorted(set(kept_reasons(self._kept_explains)))[:3]))
         return True, "holds no shard%s" % note
 
     def _free_slot_for(self, throttled, view, explains):
@@ -110,14 +136,26 @@ class Draining:
         return "; raised recovery limits to %s for the throttled replica of %s" % (
             raised, P.describe_shard(first))
 
-    def _stuck_replica(self, row):
+    def _stuck(self, row, others):
+        """Why a started copy on the node counts as drained though it is there: "version" (a replica only
+        the version skew keeps here), "elsewhere" (no node takes it and another copy of its shard is
+        started on another node: others, the nodes with one), or None (it still has to move)."""
+        key = shard_key(row)
+        if row.get("prirep") != "r" and not others:
+            return None
         try:
-            exp = self.cluster.explain(row.get("index"), row.get("shard"), False, current_node=self.node_name)
+            exp = self.cluster.explain(row.get("index"), row.get("shard"), row.get("prirep") == "p",
+                                       current_node=self.node_name)
         except EsError:
-            return False
+            return None
         if exp.get("can_move_to_other_node") not in ("no", "NO"):
-            return False
-        return P.unassigned_is_version_skew({"prirep": "r"}, exp)
+            return None
+        if row.get("prirep") == "r" and P.unassigned_is_version_skew({"prirep": "r"}, exp):
+            return "version"
+        if others:
+            self._kept_explains[key] = exp
+            return "elsewhere"
+        return None
 
     def step_drain(self):
         view = self.cluster.view()
@@ -140,3 +178,12 @@ class Draining:
         if self.relocations_cancelled:
             detail += "; %d relocation(s) cancelled to give such a replica a slot" % len(self.relocations_cancelled)
         return changed, "%s: %s" % (how, detail), {}
+
+
+def kept_reasons(explains):
+    """"decider on node" for each NO an explanation gives, same_shard aside."""
+    for exp in explains.values():
+        for dec in exp.get("node_allocation_decisions") or []:
+            for d in dec.get("deciders") or []:
+                if d.get("decision") == "NO" and d.get("decider") != "same_shard":
+                    yield d.get("decider")

@@ -8,10 +8,16 @@ laptop, see the same lock. Its value names the run, when it started, and the
 process holding it (host, pid and the pid's start time, so a reused pid is not
 mistaken for the holder) plus a heartbeat refreshed by every step.
 
-A lock is taken over without asking only when it is provably dead: held by a
-process of this host that no longer exists (a killed ``ansible-playbook``).
-Any other lock refuses; one whose heartbeat is older than ``stale_seconds`` is
-reported as stale with how to clear it.
+A lock is taken over without asking only when its holder is provably gone: a
+process of this host that no longer exists (a killed ``ansible-playbook``), or a
+heartbeat older than ``stale_seconds`` whatever the host. The host name cannot
+decide alone: AWX runs every job in a new container with a new host name, so a
+rerun of a failed AWX job always comes from "another host". A live run beats at
+every module call, and the role bounds each wait (upgrade_wait_seconds) so no
+call lasts long: a silent holder is a dead one. The holder also names its AWX
+job (``JOB_ID``, which AWX sets in every job's environment) so the refusal and
+the takeover note say which job held it. Any other lock refuses, naming the
+run id to break it with (``upgrade_break_lock``, an AWX survey answer).
 """
 from __future__ import annotations
 
@@ -22,7 +28,7 @@ import time
 from datetime import datetime, timezone
 
 from ansible_collections.logstack.elk.plugins.module_utils.aws import decode_tag, encode_tag, tag_dict
-from ansible_collections.logstack.elk.plugins.module_utils.rollout import rebalance
+from ansible_collections.logstack.elk.plugins.module_utils.rollout import leftovers, rebalance, scaling
 
 LOCK_TAG = "logstack:rollout-lock"
 
@@ -43,7 +49,13 @@ def parse(value):
 
 
 def render(holder):
-    return encode_tag(holder, ("run", "start", "beat", "host", "pid"))
+    return encode_tag(holder, ("run", "start", "beat", "host", "pid", "job"))
+
+
+def job_id(environ=None):
+    """The AWX (or ansible-runner) job this process runs in, or None in a shell."""
+    environ = os.environ if environ is None else environ
+    return environ.get("JOB_ID") or environ.get("AWX_JOB_ID") or None
 
 
 def age_seconds(iso, clock=time.time):
@@ -129,18 +141,20 @@ class GroupLock:
         self.aws.put_group_tag(self.group_names, LOCK_TAG, render(holder))
 
     def describe(self, holder):
-        return "run %s started %s by pid %s on %s (last heartbeat %s)" % (
-            holder.get("run"), holder.get("start"), (holder.get("pid") or "?").split(":")[0],
-            holder.get("host"), holder.get("beat") or holder.get("start"))
+        return "run %s started %s by %spid %s on %s (last heartbeat %s)" % (
+            holder.get("run"), holder.get("start"), "AWX job %s, " % holder["job"] if holder.get("job") else "",
+            (holder.get("pid") or "?").split(":")[0], holder.get("host"), holder.get("beat") or holder.get("start"))
 
     def verdict(self, holder):
-        """'dead' (provably gone), 'stale' (silent too long) or 'live'."""
+        """(verdict, why): 'dead' (provably gone: its process is gone from this host, or its heartbeat is
+        older than stale_seconds, wherever it ran) or 'live'."""
         if holder.get("host") == self.hostname and process_alive(holder.get("pid")) is False:
-            return "dead"
+            return "dead", "that process no longer exists on this host"
         age = age_seconds(holder.get("beat") or holder.get("start"), self.clock)
         if age is not None and age > self.stale_seconds:
-            return "stale"
-        return "live"
+            return "dead", "its heartbeat is %ds old, more than upgrade_lock_stale_seconds (%ss)" % (
+                age, self.stale_seconds)
+        return "live", ""
 
     def acquire(self, run_id, break_lock=None, settle_seconds=1.0, sleep=time.sleep):
         """Take the lock for run_id. Returns (changed, note)."""
@@ -148,30 +162,26 @@ class GroupLock:
         for name, holder in self.holders().items():
             if not holder or holder.get("run") == run_id:
                 continue
-            verdict = self.verdict(holder)
+            verdict, why = self.verdict(holder)
             if break_lock and break_lock == holder.get("run"):
                 note = "broke the lock of %s as asked (break_lock)" % self.describe(holder)
             elif verdict == "dead":
-                note = ("took over the lock of %s: that process no longer exists on this host (an interrupted "
-                        "run); its leftovers are reconciled first" % self.describe(holder))
-            elif verdict == "stale":
-                raise LockError(
-                    "Another rollout holds the lock on %s: %s, silent for more than %ss, so it is probably "
-                    "stale. If no run is in progress, clear it with `ansible-playbook playbooks/upgrade-es.yml "
-                    "-e upgrade_break_lock=%s` or delete the tag %s from the group(s)." % (
-                        name, self.describe(holder), self.stale_seconds, holder.get("run"), LOCK_TAG), holder)
+                note = ("took over the lock of %s: %s (an interrupted run); its leftovers are reconciled first"
+                        % (self.describe(holder), why))
             else:
                 raise LockError(
-                    "Another rollout holds the lock on %s: %s. Wait for it to finish; if it was interrupted on "
-                    "another machine, clear it with `-e upgrade_break_lock=%s` or delete the tag %s." % (
-                        name, self.describe(holder), holder.get("run"), LOCK_TAG), holder)
+                    "Another rollout holds the lock on %s: %s. Wait for it to finish; if that run is gone (its "
+                    "heartbeat is refreshed at every step, so a dead one is taken over once it is older than %ss), "
+                    "break it now with -e upgrade_break_lock=%s (in AWX: the survey answer \"Break the lock of "
+                    "run\" = %s)." % (name, self.describe(holder), self.stale_seconds, holder.get("run"),
+                                        holder.get("run")), holder)
         current = self.holders()
         if all(h.get("run") == run_id for h in current.values()):
             self.heartbeat(run_id)
             return False, note
         stamp = now_iso(self.clock)
         self._write({"run": run_id, "start": stamp, "beat": stamp, "host": self.hostname,
-                     "pid": holder_process()})
+                     "pid": holder_process(), "job": job_id()})
         # Tags are last-writer-wins: re-read after a pause so two runs racing agree on one winner.
         sleep(settle_seconds)
         for name, holder in self.holders().items():
@@ -192,7 +202,7 @@ class GroupLock:
         holders = self.holders()
         first = next(iter(holders.values()), {})
         holder = dict(first, run=run_id, beat=now_iso(self.clock), host=self.hostname,
-                      pid=holder_process() or first.get("pid"))
+                      pid=holder_process() or first.get("pid"), job=job_id() or first.get("job"))
         holder.setdefault("start", holder["beat"])
         self._write(holder)
 
@@ -209,8 +219,15 @@ class GroupLock:
 def finish(cluster, aws, group_names, lock, run_id):
     """Restore the operator's settings (rebalance.restore), then release the lock: a crash in between
     leaves the lock, so the rerun restores. Returns (groups released, what was restored or "")."""
-    restored = rebalance.restore(cluster, aws, group_names) or ""
-    return lock.release(run_id), restored
+    restored = [rebalance.restore(cluster, aws, group_names) or ""]
+    # what else a run (this or an interrupted one) changed: see leftovers.left_changed
+    resumed = scaling.resume(aws, group_names)
+    if resumed:
+        restored.append("Auto Scaling processes resumed: %s" % resumed)
+    reset = leftovers.reset_delay(cluster, aws, group_names)
+    if reset:
+        restored.append("%s reset on %s" % (leftovers.DELAYED, ", ".join(reset)))
+    return lock.release(run_id), "; ".join(r for r in restored if r)
 
 
 def new_run_id():

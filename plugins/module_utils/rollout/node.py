@@ -13,9 +13,13 @@ waits, diagnosis and reconcile every step shares in base.py's Rollout.
 """
 from __future__ import annotations
 
+import time
+
 from ansible_collections.logstack.elk.plugins.module_utils.aws import AwsError, tag_dict
 from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsError
+from ansible_collections.logstack.elk.plugins.module_utils.rollout import leftovers
 from ansible_collections.logstack.elk.plugins.module_utils.rollout import predicates as P
+from ansible_collections.logstack.elk.plugins.module_utils.rollout import scaling
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.base import Rollout
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.cluster import is_data, is_master_eligible
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.diagnosing import StepFailed
@@ -23,6 +27,7 @@ from ansible_collections.logstack.elk.plugins.module_utils.rollout.draining impo
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.lock import now_iso
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.planner import (
     LEAVING, SURGE_TAG, World, cluster_group_names)
+from ansible_collections.logstack.elk.plugins.module_utils.rollout.progress import StillWaiting
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.step_table import BY_NAME, timeout_key, waiting_for
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.waiting import WaitTimeout
 
@@ -31,8 +36,12 @@ class NodeReplacement(Draining, Rollout):
     """The steps of one node, addressed by its (old) instance id."""
 
     def __init__(self, cluster, aws, opts, instance_id, node_name, node_id, group, lock=None, run_id=None,
-                 known_instance_ids=None, **kwargs):
+                 known_instance_ids=None, wait_bound=None, wait_since=None, **kwargs):
         super().__init__(cluster, aws, opts, **kwargs)
+        # A wait returns (StillWaiting) after wait_bound seconds; the step's timeout counts from
+        # wait_since, the first of the role's calls for this step (rollout/progress.py).
+        self.wait_bound = wait_bound or None
+        self.wait_since = wait_since or None
         self.instance_id = instance_id
         self.node_name = node_name
         self.node_id = node_id
@@ -48,6 +57,7 @@ class NodeReplacement(Draining, Rollout):
         self.slots_raised_now = None
         self.relocations_cancelled = []  # at the cap, for a replica still throttled
         self.reserved = {}  # recovery slots reserved for this drain above the operator's (rebalance.drain_slots)
+        self._kept_explains = {}  # shard key -> explain of a copy no node takes, started elsewhere (draining)
         self._group_names = None
 
     # -- helpers ------------------------------------------------------------
@@ -55,9 +65,14 @@ class NodeReplacement(Draining, Rollout):
         return "%s (%s)" % (self.node_name, self.instance_id)
 
     def node_here(self, view):
+        """This node as the cluster lists it, found by its id (or its instance): never by name, which a
+        replacement may carry too (EC2 reuses private IPs; the default node name is the host name)."""
         if self.node_id in view.nodes:
             return view.nodes[self.node_id]
-        return view.node_by_name(self.node_name)[1]
+        for node in view.nodes.values():
+            if self.instance_id and (node.get("attributes") or {}).get(self.opts.node_attribute) == self.instance_id:
+                return node
+        return None
 
     def group(self):
         return self.aws.find_groups(names=[self.group_name])[0]
@@ -90,10 +105,12 @@ class NodeReplacement(Draining, Rollout):
             self.data = is_data(node)
         return self.master, self.data
 
-    def continuing(self, view):
-        """Did a run already start taking this node out? Then its gates were passed."""
-        return (self.node_name in view.excluded_names or self.node_id in view.shutdowns
-                or self.node_name in view.voting_excluded_names())
+    def continuing(self, view, voting=True):
+        """Did a run already start taking this node out? Then its gates were passed. By id; by name
+        only for the exclude._name of a run of an earlier version, while this node is here."""
+        legacy = self.node_name in view.excluded_names and self.node_here(view) is not None
+        return (self.node_id in view.excluded_ids or legacy or self.node_id in view.shutdowns
+                or (voting and self.node_id in view.voting_excluded_ids()))
 
     def _refusals(self):
         """The TAKE_OUT rules that refuse this node now, re-planned from the world."""
@@ -152,7 +169,10 @@ class NodeReplacement(Draining, Rollout):
         if voting:
             self.cluster.add_voting_exclusion(self.node_name)
             return {"started": "voting configuration exclusion of %s added" % self.node_name, "timeline": []}
-        _changed, reserved = self._start_drain(view, gate=False)
+        try:
+            _changed, reserved = self._start_drain(view, gate=False)
+        except StepFailed as exc:  # a copy with nowhere to go: the node's own drain step says so
+            return {"started": "", "timeline": [], "refused": exc.message}
         return {"started": "%s of %s started%s" % (self._drain_how(), self.node_name,
                                                    " (recovery limits %s for it)" % reserved if reserved else ""),
                 "timeline": []}
@@ -177,9 +197,13 @@ class NodeReplacement(Draining, Rollout):
 
     def _wait_step(self, step, probe):
         timeout = self.timeouts[timeout_key(step)]
+        spent = max(0.0, time.time() - self.wait_since) if self.wait_since else 0.0
+        bound = timeout - spent if not self.wait_bound else min(self.wait_bound, timeout - spent)
         try:
-            return self.wait(timeout, probe)
+            return self.wait(max(bound, 0.0), probe)
         except WaitTimeout as exc:
+            if spent + bound < timeout:
+                raise StillWaiting(step, self.label(), str(exc))
             raise self.failure(step, self.label(), "gave up after %ss waiting for %s (last seen: %s)" % (
                 timeout, waiting_for(step), exc))
 
@@ -216,9 +240,10 @@ class NodeReplacement(Draining, Rollout):
         if not self.es.has_voting_exclusions():
             return False, "no voting configuration exclusions on this version", {}
         changed = False
-        if self.node_name not in view.voting_excluded_names():
+        if self.node_id not in view.voting_excluded_ids():
             self.gate()
-            self.cluster.add_voting_exclusion(self.node_name)
+            # A slow reconfiguration (408) is waited for below, within the step's timeout.
+            self.cluster.add_voting_exclusion(self.node_name, budget=self.timeouts["master"])
             changed = True
 
         def probe():
@@ -251,23 +276,47 @@ class NodeReplacement(Draining, Rollout):
                                            "refusing to terminate a node that is not drained (%s)" % exc)
             elif not self.continuing(view):
                 self.gate()
+        self._within_budget()
         group = self.group()
         before = sorted(i["InstanceId"] for i in group.get("Instances") or [])
-        decrement = strategy == "surge"
+        # A surge, of this run or an interrupted one of any strategy, raised the desired capacity for this
+        # instance: it goes with it, so no strategy leaves the group one instance larger.
+        marker = tag_dict(group.get("Tags")).get(SURGE_TAG)
+        decrement = strategy == "surge" or bool(marker and marker.split(":", 1)[0] == self.instance_id)
         self.aws.call("autoscaling", "TerminateInstanceInAutoScalingGroup", InstanceId=self.instance_id,
                       ShouldDecrementDesiredCapacity=decrement)
         return True, "terminated through Auto Scaling (desired capacity %s)" % (
             "decremented" if decrement else "kept: the group launches a replacement"), {
             "terminated_instance_ids": [self.instance_id], "group_instances_before": before}
 
+    def _within_budget(self):
+        """Right before a termination: the nodes already out (a failed instance included) plus this one
+        stay within max_nodes_out; waits up to the terminate timeout, then refuses naming them."""
+        def probe():
+            world = World(self.cluster, self.aws, self.opts)
+            reason = leftovers.budget_refusal(world, self.instance_id, self.node_name, self.opts.max_nodes_out)
+            return reason is None, reason or "within the budget"
+        try:
+            self.wait(self.timeouts["terminate"], probe)
+        except WaitTimeout as exc:
+            raise self.failure("terminate", self.label(), "refusing to terminate: terminating %s (nodes_out_budget)"
+                               % exc)
+
     def step_wait_left(self):
         def probe():
             view = self.cluster.view()
             if self.node_here(view) is None:
                 return True, "left the cluster"
-            return False, "%s still in the cluster" % self.node_name
+            held = scaling.held_terminating(self.aws, self.group_name, self.instance_id,
+                                            complete=self.opts.complete_lifecycle_actions)
+            return False, "%s still in the cluster%s" % (self.node_name, "; " + held if held else "")
         detail, _ = self._wait_step("wait_left", probe)
-        return False, detail, {}
+        # It will not come back: its replicas are allocated now, not after delayed_timeout.
+        skipped = leftovers.skip_delay(self.cluster, self.aws, self.cluster_groups(), self.node_id)
+        if skipped:
+            detail += "; %s=%s on %s (the node will not return), reset once healthy" % (
+                leftovers.DELAYED, leftovers.DELAYED_RUN_VALUE, ", ".join(skipped))
+        return bool(skipped), detail, {}
 
     def step_wait_joined(self):
         state = {}
@@ -283,25 +332,40 @@ class NodeReplacement(Draining, Rollout):
             if world.group_of.get(iid) == self.group_name and self.known and iid not in self.known:
                 node = world.view.nodes[nid]
                 new.append({"instance_id": iid, "node_name": node.get("name"), "node_id": nid,
-                            "version": node.get("version"), "image_id": world.instances[iid].get("ImageId")})
+                            "version": node.get("version"), "image_id": world.instances[iid].get("ImageId"),
+                            "zone": zone_of(world.instances[iid])})
+        detail += self._zone_note(new)
         return False, detail, {"new_nodes": sorted(new, key=lambda n: n["instance_id"])}
+
+    def _zone_note(self, new):
+        """Auto Scaling may start the replacement in another zone (a zone out of capacity, changed subnets):
+        said here; the next drain's placement check (draining.py) then sees the zones as they are."""
+        old = self.aws.instances([self.instance_id]) if self.instance_id else []
+        before = zone_of(old[0]) if old else None
+        moved = [n for n in new if before and n["zone"] and n["zone"] != before]
+        if not moved:
+            return ""
+        return "; replacement %s in %s, not %s like the replaced node: with allocation awareness on the zone, " \
+            "shards follow the zones as they are now" % (
+                ", ".join("%s (%s)" % (n["node_name"], n["instance_id"]) for n in moved),
+                ", ".join(sorted({n["zone"] for n in moved})), before)
 
     def step_lift(self):
         view = self.cluster.view()
         here = self.node_here(view) is not None
         done = []
-        if self.node_name in view.excluded_names and not here:
-            self.cluster.set_excluded_names([n for n in view.excluded_names if n != self.node_name])
+        if self.node_id in view.excluded_ids and not here:
+            self.cluster.set_excluded_ids([n for n in view.excluded_ids if n != self.node_id])
             done.append("allocation exclusion")
+        if self.node_name in view.excluded_names and not here:  # set by a run of an earlier version
+            self.cluster.set_excluded_names([n for n in view.excluded_names if n != self.node_name])
+            done.append("allocation exclusion by name")
         if self.node_id in view.shutdowns and not here:
             self.cluster.delete_shutdown(self.node_id)
             done.append("shutdown record")
-        voting = view.voting_excluded_names()
-        if self.node_name in voting and not here:
-            present = {n.get("name") for n in view.nodes.values()}
-            if not any(n in present for n in voting):
-                self.cluster.clear_voting_exclusions()
-                done.append("voting exclusion")
+        if self.node_id in view.voting_excluded_ids() and not here and not view.voting_excluded_present():
+            self.cluster.clear_voting_exclusions()
+            done.append("voting exclusion")
         group = self.group()
         marker = tag_dict(group.get("Tags")).get(SURGE_TAG)
         if marker and marker.split(":", 1)[0] == self.instance_id and self.instance_gone():
@@ -316,7 +380,10 @@ class NodeReplacement(Draining, Rollout):
             world = World(self.cluster, self.aws, self.opts)
             return self.health_ok(world.view, world)
         detail, _ = self._wait_step("wait_healthy", probe)
-        return False, detail, {}
+        reset = leftovers.reset_delay(self.cluster, self.aws, self.cluster_groups())
+        if reset:
+            detail += "; %s reset on %s" % (leftovers.DELAYED, ", ".join(reset))
+        return bool(reset), detail, {}
 
     def step_hand_over(self):
         """This node is the next one of the plan: take it out at once if the rules allow (see
@@ -328,6 +395,10 @@ class NodeReplacement(Draining, Rollout):
         started = handed.get("started", "")
         return bool(started), started or "nothing started (a rule refuses, or nothing to start)", {
             "started": started, "then": handed.get("timeline", [])}
+
+
+def zone_of(instance):
+    return (instance.get("Placement") or {}).get("AvailabilityZone")
 
 
 def start_first(first, node):

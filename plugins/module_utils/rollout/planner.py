@@ -20,7 +20,11 @@ from __future__ import annotations
 
 from ansible_collections.logstack.elk.plugins.module_utils.aws import tag_dict
 from ansible_collections.logstack.elk.plugins.module_utils.node_map import map_nodes, outdated_reasons
+from ansible_collections.logstack.elk.plugins.module_utils.rollout import leftovers
+from ansible_collections.logstack.elk.plugins.module_utils.rollout import placement
+from ansible_collections.logstack.elk.plugins.module_utils.rollout.explaining import explain_unassigned
 from ansible_collections.logstack.elk.plugins.module_utils.rollout import predicates as P
+from ansible_collections.logstack.elk.plugins.module_utils.rollout import versions
 from ansible_collections.logstack.elk.plugins.module_utils.units import format_bytes
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.cluster import (
     is_data, is_master_eligible, shard_bytes, shard_holders, shard_key, shard_nodes, tier_rank, TIER_ORDER)
@@ -28,13 +32,12 @@ from ansible_collections.logstack.elk.plugins.module_utils.rollout.cluster impor
 SURGE_TAG = "logstack:rollout-surge"
 # Lifecycle states of an instance the group is getting rid of: not expected in the cluster.
 LEAVING = ("Terminating", "Terminating:Wait", "Terminating:Proceed", "Terminated", "Detaching", "Detached")
-MAX_EXPLAINS = 20
 
 
 class Options:
     def __init__(self, asg_names=None, asg_tags=None, version_tag="es_version", compare=("image", "version"),
                  target_image_id=None, target_version=None, node_attribute="aws_instance_id",
-                 strategy="drain", accept_data_loss=False, max_nodes_out=1):
+                 strategy="drain", accept_data_loss=False, max_nodes_out=1, complete_lifecycle_actions=False):
         self.asg_names = asg_names
         self.asg_tags = asg_tags
         self.version_tag = version_tag
@@ -45,6 +48,7 @@ class Options:
         self.strategy = strategy
         self.accept_data_loss = accept_data_loss
         self.max_nodes_out = max_nodes_out
+        self.complete_lifecycle_actions = complete_lifecycle_actions
 
     @classmethod
     def from_params(cls, params):
@@ -54,12 +58,22 @@ class Options:
                    node_attribute=params.get("node_attribute") or "aws_instance_id",
                    strategy=params.get("strategy") or "drain",
                    accept_data_loss=bool(params.get("accept_data_loss")),
-                   max_nodes_out=params.get("max_nodes_out") or 1)
+                   max_nodes_out=params.get("max_nodes_out") or 1,
+                   complete_lifecycle_actions=bool(params.get("complete_lifecycle_actions")))
+
+
+def no_group_message(opts):
+    """A selection that finds no group names the playbook variables that set it (role logstack.elk.upgrade)."""
+    return ("No Auto Scaling Group has the tag(s) %s: set es_asg_tags (or es_asg_names) of this cluster in the "
+            "inventory to its groups' tags." % ", ".join("%s=%s" % kv for kv in sorted((opts.asg_tags or {}).items())))
 
 
 def cluster_group_names(aws, opts):
-    """Names of the cluster's Auto Scaling Groups (found by name or by tags)."""
-    return [g["AutoScalingGroupName"] for g in aws.find_groups(names=opts.asg_names, tags=opts.asg_tags)]
+    """Names of the cluster's Auto Scaling Groups (found by name or by tags); none is an error, not an empty run."""
+    names = [g["AutoScalingGroupName"] for g in aws.find_groups(names=opts.asg_names, tags=opts.asg_tags)]
+    if not names:
+        raise P_Error(no_group_message(opts))
+    return names
 
 
 class World:
@@ -70,7 +84,7 @@ class World:
         self.view = cluster.view()
         self.groups = aws.find_groups(names=opts.asg_names, tags=opts.asg_tags)
         if not self.groups:
-            raise P_Error("No Auto Scaling Group matches %s." % (opts.asg_names or opts.asg_tags))
+            raise P_Error(no_group_message(opts))
         self.group_of = {}
         self.lifecycle = {}
         for group in self.groups:
@@ -120,19 +134,14 @@ class World:
         return total
 
     def explains(self, cluster):
-        """Allocation explanations of unassigned copies (one per shard, bounded)."""
-        out = {}
-        for row in self.view.unassigned():
-            key = shard_key(row)
-            if key in out or len(out) >= MAX_EXPLAINS:
-                continue
-            out[key] = cluster.explain(row.get("index"), row.get("shard"), row.get("prirep") == "p")
-        return out
+        """Allocation explanations of every unassigned copy (rollout/explaining.py)."""
+        return explain_unassigned(cluster, self.view)
 
     def candidates(self):
         """Outdated nodes, each a plain dict, in replacement order."""
         out = []
-        excluded = set(self.view.excluded_names) | set(self.view.voting_excluded_names())
+        excluded = set(self.view.excluded_ids) | set(self.view.voting_excluded_ids())
+        legacy = set(self.view.excluded_names)  # exclude._name of a run of an earlier version
         surging = {self.surge_of(g)[0] for g in self.groups}
         held = {}  # node name -> (bytes, primary bytes)
         for row in self.view.shards:
@@ -141,6 +150,7 @@ class World:
                 total, primary = held.get(name, (0, 0))
                 size = shard_bytes(row)
                 held[name] = (total + size, primary + (size if row.get("prirep") == "p" else 0))
+        holders = shard_holders(self.view)  # once, for every candidate's drain_load
         tiers = {}
         for node in self.view.nodes.values():
             if is_data(node):
@@ -166,12 +176,13 @@ class World:
                 "version": node.get("version"),
                 "shard_bytes": total,
                 "primary_bytes": primary,
-                "drain_bytes": drain_load(self.view, node.get("name"), tiers.get(tier_rank(node), [])),
+                "drain_bytes": drain_load(self.view, node.get("name"), tiers.get(tier_rank(node), []), holders),
                 "image_id": inst.get("ImageId"),
                 "target_image_id": self.targets[group].get("image_id"),
                 "target_version": self.targets[group].get("version"),
                 "reasons": reasons,
-                "continuing": (node.get("name") in excluded or node_id in self.view.shutdowns or iid in surging),
+                "continuing": (node_id in excluded or node.get("name") in legacy or node_id in self.view.shutdowns
+                               or iid in surging),
             })
         out.sort(key=order_key)
         for pos, cand in enumerate(out, 1):
@@ -195,10 +206,10 @@ class P_Error(Exception):
         self.message = message
 
 
-def drain_load(view, node_name, peers):
+def drain_load(view, node_name, peers, holders=None):
     """The most bytes one node's recovery limiter passes while node_name drains onto peers (the data
-    nodes of its tier); 0 for a node holding nothing."""
-    holders, primary_at = shard_holders(view)
+    nodes of its tier); 0 for a node holding nothing. holders: shard_holders(view), when known."""
+    holders, primary_at = holders or shard_holders(view)
     load = {}
     for row in view.shards:
         if shard_nodes(row)[0] != node_name:
@@ -245,6 +256,8 @@ def preflight(cluster, aws, opts, disk_check=True):
     replicas = indices_replicas(world.view) if opts.strategy == "terminate" else {}
     ctx = world.context(explains=explains, indices_replicas=replicas)
     refused = P.refusals(P.PREFLIGHT, ctx)
+    refused.extend(leftovers.preflight_refusals(cluster, world, plan, opts))
+    refused.extend(versions.refusals(cluster, world, plan))
     if disk_check and opts.strategy != "surge" and any(c["data"] for c in plan):
         disk = cluster.fs_stats()
         watermark = cluster.watermark_high()
@@ -253,7 +266,24 @@ def preflight(cluster, aws, opts, disk_check=True):
                 continue  # its shards are already moving off
             nctx = world.context(candidate=cand, remaining=plan, disk=disk, watermark=watermark)
             refused.extend("%s (%s)" % (r, cand["node_name"]) for r in P.refusals(P.PREFLIGHT_NODE, nctx))
+    refused.extend(placement_refusals(cluster, world, plan, opts))
     return world, plan, refused
+
+
+def placement_refusals(cluster, world, plan, opts):
+    """Under strategy drain, each outdated data node's copies must all have another node to go to
+    (rollout/placement.py); surge adds the node first and terminate moves nothing."""
+    todo = [c for c in plan if c["data"] and not c["continuing"]]
+    if opts.strategy != "drain" or not todo:
+        return []
+    check = placement.Placement(world.view, placement.read_inputs(cluster),
+                                replaced=[c["node_id"] for c in plan if c["continuing"]])
+    out = []
+    for cand in todo:
+        why = placement.refusal(check.check(cand["node_id"]), cand["node_name"])
+        if why:
+            out.append("placement: %s" % why)
+    return out
 
 
 def indices_replicas(view):

@@ -12,7 +12,7 @@ voting-excluded" instead of a timeout. Nothing here talks to a server.
 from __future__ import annotations
 
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.cluster import (
-    VERSION_DECIDER, is_data, is_master_eligible, shard_bytes, shard_key, tier_rank, watermark_limit)
+    VERSION_DECIDERS, is_data, is_master_eligible, shard_bytes, shard_key, tier_rank, watermark_limit)
 
 # The node already holds a copy of the shard.
 SAME_SHARD = "same_shard"
@@ -49,7 +49,8 @@ class Context:
 
 # -- health -----------------------------------------------------------------
 def unassigned_is_version_skew(row, explain):
-    """True when this unassigned copy is a replica that only the node_version decider keeps out.
+    """True when this unassigned copy is a replica that only the version deciders (node_version,
+    index_version) keep out.
 
     The one yellow a rolling upgrade may proceed on (docs/design.md), and what es_cluster_info reports
     as only_version_blocked_replicas_unassigned. Every node must refuse it (NO): with node_version
@@ -67,7 +68,7 @@ def unassigned_is_version_skew(row, explain):
     seen_version = False
     for decision in decisions:
         nos = {d.get("decider") for d in decision.get("deciders") or [] if d.get("decision") == "NO"}
-        if VERSION_DECIDER in nos:
+        if nos & set(VERSION_DECIDERS):
             seen_version = True
         elif nos != {SAME_SHARD}:
             return False
@@ -147,7 +148,8 @@ def all_masters_present(ctx):
 def one_master_at_a_time(ctx):
     if not ctx.candidate.get("master"):
         return None
-    others = [n for n in ctx.view.voting_excluded_names() if n != ctx.candidate["node_name"]]
+    others = sorted({e.get("node_name") or e.get("node_id") for e in ctx.view.voting_exclusions
+                     if e.get("node_id") != ctx.candidate["node_id"]})
     if others:
         return "master-eligible node(s) %s are already voting-excluded" % ", ".join(others)
     return None
@@ -192,7 +194,7 @@ def not_whole_tier(ctx):
     node = ctx.node
     peers = [i for i, n in ctx.view.nodes.items()
              if i != cand["node_id"] and is_data(n) and tier_rank(n) == tier_rank(node)
-             and n.get("name") not in ctx.view.excluded_names]
+             and n.get("name") not in ctx.view.excluded_names and i not in ctx.view.excluded_ids]
     if not peers:
         return "%s is the last node of its data tier" % cand["node_name"]
     return None
@@ -242,7 +244,8 @@ def disk_headroom(ctx):
         return None
     room = 0
     for node_id, node in ctx.view.nodes.items():
-        if node_id == cand["node_id"] or not is_data(node) or node.get("name") in ctx.view.excluded_names:
+        if node_id == cand["node_id"] or not is_data(node) or node.get("name") in ctx.view.excluded_names \
+                or node_id in ctx.view.excluded_ids:
             continue
         if node_id not in ctx.disk:
             return "no disk statistics for data node %s" % node.get("name")
@@ -258,6 +261,10 @@ def disk_headroom(ctx):
 def nodes_mapped(ctx):
     if ctx.unmapped_nodes:
         names = [ctx.view.nodes.get(i, {}).get("name", i) for i in ctx.unmapped_nodes]
+        if len(names) >= len(ctx.view.nodes):
+            # Not one node mapped: the selection names another cluster's groups (or none of this one's).
+            return ("no node of the cluster (%s) matches an instance of the selected groups: es_asg_tags (or "
+                    "es_asg_names) of this cluster in the inventory selects other groups; fix it" % ", ".join(names))
         return "node(s) %s match no instance of the groups (by IP, aws_instance_id or name)" % ", ".join(names)
     return None
 

@@ -23,13 +23,18 @@ class Reconciling:
             actions.append("removed allocation exclusion of %s (node gone)" % ", ".join(stale))
             if not check_mode:
                 self.cluster.set_excluded_names([n for n in view.excluded_names if n in present])
+        gone = [i for i in view.excluded_ids if i not in view.nodes]
+        if gone:
+            actions.append("removed allocation exclusion of departed node id(s) %s" % ", ".join(gone))
+            if not check_mode:
+                self.cluster.set_excluded_ids([i for i in view.excluded_ids if i in view.nodes])
         for node_id in sorted(view.shutdowns):
             if node_id not in view.nodes:
                 actions.append("deleted the shutdown record of departed node %s" % node_id)
                 if not check_mode:
                     self.cluster.delete_shutdown(node_id)
         voting = view.voting_excluded_names()
-        if voting and not any(n in present for n in voting):
+        if voting and not view.voting_excluded_present():
             actions.append("cleared voting exclusions of departed node(s) %s" % ", ".join(voting))
             if not check_mode:
                 self.cluster.clear_voting_exclusions()

@@ -67,15 +67,29 @@ def test_lock_of_a_process_gone_from_this_host_is_taken_over_and_reported(groups
     assert changed and "took over the lock of run crashed" in note
 
 
-def test_silent_lock_from_elsewhere_is_reported_stale_with_how_to_clear_it(groups):
+def test_a_silent_lock_of_another_host_is_taken_over_by_heartbeat_age_naming_its_awx_job(groups):
+    # AWX runs every job in a new container: the rerun of a killed job always comes from "another
+    # host", so the heartbeat's age decides, not the host name.
     aws, names = groups
     put(aws, names, {"run": "old-run", "start": "2020-01-01T00:00:00Z", "beat": "2020-01-01T00:00:00Z",
-                     "host": "awx-job-123", "pid": "77:1"})
+                     "host": "automation-job-123-abcde", "pid": "77:1", "job": "123"})
+    changed, note = lock(aws, names, hostname="automation-job-124-fghij").acquire("run-4", settle_seconds=0)
+    assert changed and "took over the lock of run old-run" in note and "AWX job 123" in note
+    assert "heartbeat is" in note and "upgrade_lock_stale_seconds" in note
+
+
+def test_a_live_lock_of_another_host_refuses_with_the_run_id_to_break_it(groups, monkeypatch):
+    aws, names = groups
+    put(aws, names, {"run": "busy-run", "start": now_iso(), "beat": now_iso(),
+                     "host": "automation-job-7-xyz", "pid": "77:1", "job": "7"})
     with pytest.raises(LockError) as err:
-        lock(aws, names).acquire("run-4", settle_seconds=0)
-    assert "probably stale" in err.value.message and "-e upgrade_break_lock=old-run" in err.value.message
-    changed, note = lock(aws, names).acquire("run-4", break_lock="old-run", settle_seconds=0)
+        lock(aws, names, hostname="automation-job-8-abc").acquire("run-4b", settle_seconds=0)
+    assert "-e upgrade_break_lock=busy-run" in err.value.message and "AWX job 7" in err.value.message
+    assert '"Break the lock of run" = busy-run' in err.value.message
+    monkeypatch.setenv("JOB_ID", "8")
+    changed, note = lock(aws, names).acquire("run-4b", break_lock="busy-run", settle_seconds=0)
     assert changed and "broke the lock" in note
+    assert {h.get("job") for h in lock(aws, names).holders().values()} == {"8"}
 
 
 def test_a_run_that_lost_its_lock_stops(groups):

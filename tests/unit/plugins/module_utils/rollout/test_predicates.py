@@ -195,3 +195,14 @@ def test_a_replica_throttled_by_the_concurrent_recovery_limits_is_one_a_drain_st
     # an unassigned replica that is not throttled at all
     no = {"can_allocate": "no", "node_allocation_decisions": []}
     assert P.throttled_replicas(P.Context(view, explains={("new-1", "0"): no}), row) == []
+
+
+def test_index_version_counts_with_node_version_as_the_version_skew():
+    # Elasticsearch 8.x+ also refuses a replica on a node that cannot read the primary's index version
+    # (decider index_version); a replica only that keeps out is the version skew as well.
+    row = shard("logs-1", 0, "r", "UNASSIGNED", None)
+    exp = explain_version_skew("logs-1", 0, ["d2", "d3"], "d1")
+    for decision in exp["node_allocation_decisions"][:-1]:
+        decision["deciders"] = [{"decider": "index_version", "decision": "NO",
+                                 "explanation": "cannot allocate replica shard to a node with an older index version"}]
+    assert P.unassigned_is_version_skew(row, exp)

@@ -26,11 +26,15 @@ import java.util.function.Supplier;
  * plugins; that skips Bootstrap (no bootstrap checks, no security manager, no root refusal), which
  * is what lets a test run it from jars. A module class that is missing stops the launcher with
  * exit status 3 and its name: never a node that answers {@code GET /} but lacks {@code _reindex}.
+ * Logging is configured from {@code HOME/config/log4j2.properties} (exit status 4 when it cannot
+ * be), so the node's own account of itself (discovery, elections, recoveries) is in its log.
  */
 public final class NodeLauncher {
 
     /** Exit status when the class path lacks a server class or a required module. */
     static final int MISSING_CLASS = 3;
+    /** Exit status when log4j cannot be configured from HOME/config/log4j2.properties. */
+    static final int NO_LOGGING = 4;
 
     private NodeLauncher() {
     }
@@ -49,10 +53,11 @@ public final class NodeLauncher {
         }
         long started = System.nanoTime();
 
-        Object settings = family.settings(home);
-        family.configureLogging(settings);
-        Object environment = family.environment(settings, config);
         List<Class<?>> plugins = family.plugins();
+        family.registerLogErrorListener();
+        Object settings = family.settings(home);
+        Object environment = family.environment(settings, config);
+        family.configureLogging(environment);
         Object node = family.newNode(environment, plugins);
 
         CountDownLatch stopped = new CountDownLatch(1);
@@ -80,6 +85,20 @@ public final class NodeLauncher {
             out.add(c.getSimpleName());
         }
         return String.join(",", out);
+    }
+
+    static String cause(Throwable e) {
+        Throwable c = e;
+        while ((c instanceof java.lang.reflect.InvocationTargetException) && c.getCause() != null) {
+            c = c.getCause();
+        }
+        return c.toString();
+    }
+
+    static void fail(int status, String message) {
+        System.err.println(message);
+        System.err.flush();
+        System.exit(status);
     }
 
     static Object invoke(Object target, String method) throws ReflectiveOperationException {
@@ -127,13 +146,28 @@ public final class NodeLauncher {
             return builder.getClass().getMethod("build").invoke(builder);
         }
 
-        void configureLogging(Object settings) {
-            // Console logging at INFO, as the distribution's log4j2.properties would give.
+        /** Catches log4j status errors from before logging is configured (as Bootstrap does). */
+        void registerLogErrorListener() {
+            try {
+                Class.forName(pkg + ".common.logging.LogConfigurator").getMethod("registerErrorListener").invoke(null);
+            } catch (ReflectiveOperationException e) {
+                fail(NO_LOGGING, "LAUNCHER LOGGING FAILED registerErrorListener: " + cause(e));
+            }
+        }
+
+        /**
+         * log4j from HOME/config/log4j2.properties (the sandbox writes it; the console appender goes
+         * to the node's log file), as the distribution's start script would. Without it log4j's
+         * default configuration prints ERROR only, and a node that cannot find its masters says
+         * nothing. A failure here stops the node: a node nobody can read is not started.
+         */
+        void configureLogging(Object environment) {
             try {
                 Class<?> lc = Class.forName(pkg + ".common.logging.LogConfigurator");
-                lc.getMethod("configureWithoutConfig", settings.getClass()).invoke(null, settings);
+                Class<?> env = Class.forName(pkg + ".env.Environment");
+                lc.getMethod("configure", env).invoke(null, environment);
             } catch (ReflectiveOperationException e) {
-                System.err.println("logging not configured: " + e);
+                fail(NO_LOGGING, "LAUNCHER LOGGING FAILED configure: " + cause(e));
             }
         }
 

@@ -13,6 +13,7 @@ import time
 import urllib.request
 
 import boto3
+import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCENARIOS = os.path.join(ROOT, "sandbox", "scenarios")
@@ -22,15 +23,34 @@ TASK = "TASK [logstack.elk.upgrade : "
 
 
 class Sandbox:
-    def __init__(self, scenario, state_dir):
+    """``python -m sandbox up`` in the background for one test: a scenario file's name under
+    sandbox/scenarios, or a scenario as a dict (written into the state folder)."""
+
+    def __init__(self, scenario, state_dir, timeout=120, attempts=1):
         self.state = str(state_dir)
-        self.scenario = os.path.join(SCENARIOS, scenario)
-        subprocess.run([sys.executable, "-m", "sandbox", "up", "--scenario", self.scenario, "--state", self.state],
-                       cwd=ROOT, check=True, timeout=120, stdout=subprocess.DEVNULL)
+        os.makedirs(self.state, exist_ok=True)
+        if isinstance(scenario, dict):
+            self.scenario = os.path.join(self.state, "scenario.yml")
+            with open(self.scenario, "w") as handle:
+                yaml.safe_dump(scenario, handle)
+        else:
+            self.scenario = os.path.join(SCENARIOS, scenario)
+        for attempt in range(attempts):  # a real cluster that did not form on a loaded machine: once more
+            up = subprocess.run([sys.executable, "-m", "sandbox", "up", "--scenario", self.scenario,
+                                 "--state", self.state], cwd=ROOT, timeout=timeout, capture_output=True, text=True)
+            if up.returncode == 0 or "did not form" not in up.stderr or attempt == attempts - 1:
+                break
+            self.down()
+        if up.returncode != 0:
+            try:
+                with open(os.path.join(self.state, "sandbox.log")) as handle:
+                    log = handle.read()[-3000:]
+            except OSError:
+                log = ""
+            raise AssertionError("the sandbox did not start: %s\n%s" % (up.stderr.strip(), log))
         with open(os.path.join(self.state, "sandbox.json")) as handle:
             info = json.load(handle)
         self.env = dict(info["env"])
-        import yaml
         with open(self.scenario) as handle:
             self.cluster_name = yaml.safe_load(handle)["cluster_name"]
         # The sandbox inventory finds the groups by this tag value (inventories/sandbox).
@@ -65,12 +85,18 @@ class Sandbox:
         return self.aws("autoscaling").describe_auto_scaling_groups()["AutoScalingGroups"]
 
     def exclusions(self):
+        """(allocation exclusions, node shutdown records, voting exclusions) left in the cluster."""
+        return self.allocation_exclusions(), self.es("/_nodes/shutdown").get("nodes", []), self.voting_exclusions()
+
+    def allocation_exclusions(self):
         settings = self.es("/_cluster/settings?flat_settings=true")
         names = [v for scope in ("persistent", "transient")
                  for k, v in settings.get(scope, {}).items() if k.startswith("cluster.routing.allocation.exclude")]
-        shutdowns = self.es("/_nodes/shutdown").get("nodes", [])
-        voting = self.es("/_cluster/state/metadata")["metadata"]["cluster_coordination"]["voting_config_exclusions"]
-        return [n for n in names if n], shutdowns, voting
+        return [n for n in names if n]
+
+    def voting_exclusions(self):
+        state = self.es("/_cluster/state/metadata?filter_path=metadata.cluster_coordination")
+        return state["metadata"]["cluster_coordination"]["voting_config_exclusions"]
 
 
 class Run:
@@ -95,49 +121,17 @@ class Run:
                 return {k: int(v) for k, v in (p.split("=") for p in line.split()[2:])}
         return {}
 
-    def summary(self):
-        """The Summary task's message (the YAML stdout callback prints it as YAML)."""
-        import yaml
+    def summary(self, task="Summary"):
+        """The message of the Summary task (or another debug task; the YAML stdout callback prints it as YAML)."""
         lines = self.output.splitlines()
-        start = next(i for i, line in enumerate(lines) if line.startswith(TASK + "Summary]"))
+        start = next(i for i, line in enumerate(lines) if line.startswith(TASK + task + "]"))
         end = next(i for i, line in enumerate(lines) if i > start and line.startswith(("TASK [", "PLAY RECAP")))
         return yaml.safe_load("\n".join(lines[start + 2:end]))["msg"]
 
 
-def _descendants(pid):
-    """Every process below pid (from /proc), deepest last."""
-    children = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open("/proc/%s/stat" % entry) as handle:
-                    ppid = int(handle.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-def kill_run(pid, sig):
-    """Signal a run's whole process tree, as the end of its AWX container or machine does. Killing the
-    process group is not enough: ansible-core's task workers call setsid(), so a worker and its module
-    would live on, finish their step and keep heart-beating the lock of the "killed" run."""
-    tree = _descendants(pid)
-    os.killpg(pid, sig)
-    for child in tree:
-        try:
-            os.kill(child, sig)
-        except ProcessLookupError:
-            pass
-
-
-def playbook(sb, *args, kill_when=None, sig=signal.SIGKILL, timeout=400, extra_env=None):
-    """Run the upgrade playbook against sb; kill its process group once kill_when(sb, output) is true."""
+def playbook(sb, *args, kill_when=None, sig=signal.SIGKILL, timeout=400, extra_env=None, play=PLAYBOOK,
+             inventory="inventories/sandbox"):
+    """Run the upgrade playbook (or play) against sb; kill its process group once kill_when(sb, output) is true."""
     env = dict(os.environ, **sb.env)
     env["ANSIBLE_CONFIG"] = os.path.join(ROOT, "ansible.cfg")
     env["ANSIBLE_NOCOLOR"] = "1"
@@ -146,8 +140,9 @@ def playbook(sb, *args, kill_when=None, sig=signal.SIGKILL, timeout=400, extra_e
     log = os.path.join(sb.state, "playbook-%d.log" % time.monotonic_ns())
     # each run's report in a folder of its own, not in the checkout
     report_dir = os.path.join(sb.state, "reports-%d" % time.monotonic_ns())
-    cmd = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), PLAYBOOK, "-i", "inventories/sandbox",
-           "-e", "upgrade_report_dir=%s" % report_dir]
+    cmd = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), play, "-i", inventory]
+    if play == PLAYBOOK:
+        cmd += ["-e", "upgrade_report_dir=%s" % report_dir]
     cmd += list(args)
     start = time.monotonic()
     killed = False
@@ -171,6 +166,52 @@ def playbook(sb, *args, kill_when=None, sig=signal.SIGKILL, timeout=400, extra_e
     with open(log) as handle:
         output = handle.read()
     return Run(proc.returncode, output, time.monotonic() - start, killed, report_dir)
+
+
+def _descendants(pid):
+    children = {}
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open("/proc/%s/stat" % entry) as handle:
+                ppid = int(handle.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def kill_run(pid, sig):
+    """Signal ansible-playbook's process group; SIGKILL also every process under it. Its task workers
+    call setsid, so SIGKILL of the group alone leaves the running module alive (still holding the
+    rollout lock): a killed run here is the whole run gone, as when its machine or container dies.
+    Waits until the killed processes are gone."""
+    if sig != signal.SIGKILL:  # a signal ansible handles (SIGTERM, SIGINT): the run stops itself
+        os.killpg(pid, sig)
+        return
+    victims = _descendants(pid)
+    os.killpg(pid, sig)
+    for victim in victims:
+        try:
+            os.kill(victim, sig)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(os.path.exists("/proc/%d" % v) and _state(v) not in ("Z", "X")
+                                              for v in victims):
+        time.sleep(0.1)
+
+
+def _state(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "X"
 
 
 def assert_invariants(audit, complete=True):
