@@ -70,6 +70,14 @@ def test_placement_explains_and_node_ids_on_real_elasticsearch(real_sandbox, mon
     spec["name"] = "real-placement"
     sb = real_sandbox(spec)
     sb.es("/logs/_settings", "PUT", {"index.routing.allocation.exclude._name": None})
+    # Lifting the filter lets the balancer move a copy onto the 7.17 node; while it relocates, the
+    # shard is on both ends (a third holder of it): wait until the cluster has settled.
+    for _ in range(30):
+        health = sb.es("/_cluster/health?wait_for_status=green&wait_for_no_relocating_shards=true&timeout=8s")
+        if not health["timed_out"]:
+            break
+    else:
+        raise AssertionError("the real cluster did not settle after the seed filter was lifted: %s" % health)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     cluster = Counting(EsClient([sb.env["ES_URL"]], max_retries=1))
