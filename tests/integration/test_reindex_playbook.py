@@ -168,5 +168,6 @@ def test_sigkill_while_polling_a_running_task_on_sandbox_then_rerun_finishes(san
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert_reindexed(es, NAME)
     log = cluster.requests()
-    assert len([p for m, p, _ in log if m == "POST" and p == "/_reindex"]) == 2, "one copy, one copy back"
+    assert len([p for m, p, _ in log if m == "POST" and p == "/_reindex"]) == 1, "one copy (the final is a clone)"
+    assert [p for m, p, _ in log if m == "POST" and p.endswith("/_clone/" + NAME)], "the final index is a clone"
     assert not [p for m, p, _ in log if p.endswith("/_cancel")], "the rerun waited for the task of the killed run"

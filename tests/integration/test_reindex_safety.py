@@ -39,18 +39,44 @@ def steps_until(reindexer, name, last):
 
 # -- 0. no acknowledged write is ever deleted ------------------------------------------------
 
-def test_a_write_into_the_final_index_during_copy_back_is_kept(es_cluster):
+def _verified(es, name):
+    mappings = es.get("/%s/_mapping" % name)[name]["mappings"]
+    return bool(((mappings.get("_meta") or {}).get("logstack_reindex") or {}).get("verified"))
+
+
+def test_the_final_index_refuses_writes_until_it_is_verified(es_cluster):
+    """From its creation until the run has verified it (count and ids), a client's write into the final
+    index gets the write block's error; once the run is over, writes go in again."""
     es = es_cluster.es
     seed(es, days=DAYS[:1])
-    steps_until(Reindexer(es, options()), NAME, "create_final")
-    # Acknowledged under the index's name between the final index's creation and the copy back.
-    status, body = es.call("PUT", "/%s/_doc/late" % NAME, body={"Status": "201", "level": "info"})
-    assert status == 201
+    reindexer = Reindexer(es, options())
+    assert reindexer.clone_supported(), "Elasticsearch 7.4+ and OpenSearch have the clone API"
+    source_uuid = es.get("/%s/_settings" % NAME)[NAME]["settings"]["index"]["uuid"]
+    while True:  # until the name is an index again, not the source: the final index exists
+        assert reindexer.step(NAME) != "done"
+        status, body = es.call("GET", "/" + NAME, allow=(404,))
+        if status == 200 and NAME in body and body[NAME]["settings"]["index"]["uuid"] != source_uuid:
+            break
+    refused = 0
+    while not _verified(es, NAME):
+        status, body = es.call("PUT", "/%s/_doc/late-%d" % (NAME, refused), body={"Status": "201"},
+                               allow=(403, 404, 429))
+        assert status == 403, "the final index took a write before it was verified: %s %s" % (status, body)
+        assert body["error"]["type"] == "cluster_block_exception" and "index write" in body["error"]["reason"]
+        refused += 1
+        assert reindexer.step(NAME) != "done"
+    assert refused >= 1
     out = reindex_all(Reindexer(es, options()))
     assert out["failure"] is None, out["failure"]
-    assert ids(es, NAME) == sorted([str(i) for i in range(DOCS)] + ["late"])
+    assert_reindexed(es, NAME)
+    assert ids(es, NAME) == sorted(str(i) for i in range(DOCS)), "no refused write got in"
+    status, _ = es.call("PUT", "/%s/_doc/after" % NAME, body={"Status": "201"})
+    assert status == 201
     if es_cluster.sb is not None:
         assert es_cluster.docs_lost() == 0
+        log = es_cluster.requests()
+        assert [p for m, p, _ in log if m == "POST" and p == "/_reindex"] == ["/_reindex"], "one copy, no copy back"
+        assert ("POST", "/%s-r/_clone/%s" % (NAME, NAME), 200) in log
 
 
 @pytest.mark.parametrize("mode,last", [("copy_back", "delete_source"), ("swap", "swap")])
@@ -251,7 +277,7 @@ from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsCl
 from ansible_collections.logstack.elk.plugins.module_utils.reindex import Options, Reindexer
 r = Reindexer(EsClient([sys.argv[1]], max_retries=0), Options(indices=["logstash-*"], poll_interval=0.02))
 while r.step(sys.argv[2]) != "start_copy":
-    pass
+    assert reindexer.clone_supported(), "Elasticsearch 7.4+ and OpenSearch have the clone API"
 print(getattr(r, "holder", {}).get("run", "(no lock)"), flush=True)
 time.sleep(120)  # a run busy elsewhere (polling its copy)
 """

@@ -105,7 +105,7 @@ def test_task_vanishing_with_its_node_fails_without_deleting_the_source(es_clust
 # The exhaustive sweep of every boundary runs on osmem (test_reindex_osmem.py); here the
 # boundaries where a task is running or its result must be read back after the restart.
 TASK_BOUNDARIES = [("copy_back", COPY_BACK_STEPS, "start_copy"), ("copy_back", COPY_BACK_STEPS, "wait_copy"),
-                   ("copy_back", COPY_BACK_STEPS, "start_copy_back"), ("swap", SWAP_STEPS, "start_copy"),
+                   ("copy_back", COPY_BACK_STEPS, "clone_final"), ("swap", SWAP_STEPS, "start_copy"),
                    ("swap", SWAP_STEPS, "swap")]
 
 
