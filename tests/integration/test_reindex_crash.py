@@ -15,7 +15,7 @@ from test_reindex_osmem import DAYS, DOCS, assert_reindexed, ids, options, seed 
 NAME = "logstash-" + DAYS[0]
 TEMP = NAME + "-r"
 POINTS = [("copy_back", p) for p in ("start_copy", "wait_copy", "replicate_temp", "delete_source",
-                                     "start_copy_back", "replicate_final", "delete_temp")] + \
+                                     "clone_final", "verify_final", "delete_temp")] + \
          [("swap", p) for p in ("start_copy", "replicate_temp", "swap")]
 
 
@@ -38,7 +38,7 @@ def test_a_data_node_crash_loses_no_document_and_a_rerun_finishes(fresh, mode, p
     steps = COPY_BACK_STEPS if mode == "copy_back" else SWAP_STEPS
     for step in steps[:steps.index(point) + 1]:
         assert first.step(NAME) == step
-    writing = NAME if point in ("start_copy_back", "replicate_final", "delete_temp") and mode == "copy_back" \
+    writing = NAME if point in ("clone_final", "verify_final", "delete_temp") and mode == "copy_back" \
         else TEMP if point in ("start_copy", "wait_copy") else NAME if point == "delete_temp" else TEMP
     if not es.exists("/" + writing) or list(es.get("/" + writing)) != [writing]:
         writing = TEMP
