@@ -361,3 +361,64 @@ def test_the_probe_sees_writes_not_a_relocation(es_cluster):
 def test_mappings_from_legacy_templates_when_no_composable_template_matches(es_cluster):
     from reindex_legacy import check_legacy_templates
     check_legacy_templates(es_cluster.es, options, ids)
+
+
+# -- the clone API the final index is made with (sandbox/es_api/resize.py follows Elasticsearch) ----
+
+def test_the_clone_api_refuses_and_clones_as_elasticsearch_does(es_cluster):
+    es = es_cluster.es
+    es.put("/test-clone-src", {"settings": {"number_of_shards": 2, "number_of_replicas": 1,
+                                            "refresh_interval": "-1"},
+                               "mappings": {"_meta": {"m": 1}, "properties": {"Status": {"type": "integer"}}},
+                               "aliases": {"test-clone-alias": {}}})
+    es.bulk([line for i in range(40) for line in ({"index": {"_index": "test-clone-src", "_id": str(i)}},
+                                                 {"Status": i})], params={"refresh": "true"})
+    es.get("/_cluster/health/test-clone-src", params={"wait_for_status": "green", "timeout": "60s"})
+
+    def clone(target, body=None, source="test-clone-src"):
+        return es.call("POST", "/%s/_clone/%s" % (source, target), body=body, allow=(400, 404, 500))
+
+    status, body = clone("test-clone-dst")
+    assert (status, body["error"]["type"]) == (500, "illegal_state_exception"), body  # source writable
+    assert "must be read-only to resize index" in body["error"]["reason"]
+    assert clone("test-clone-dst", source="test-clone-missing")[0] == 404
+    es.put("/test-clone-src/_block/write")
+    status, body = clone("test-clone-alias")
+    assert (status, body["error"]["type"]) == (400, "invalid_index_name_exception"), body
+    status, body = clone("test-clone-dst", {"settings": {"index.number_of_shards": 1}})
+    assert (status, body["error"]["type"]) == (400, "illegal_argument_exception"), body
+    es.put("/test-clone-taken")
+    status, body = clone("test-clone-taken")
+    assert (status, body["error"]["type"]) == (400, "resource_already_exists_exception"), body
+    assert not es.exists("/test-clone-dst"), "a refused clone creates nothing"
+
+    status, body = clone("test-clone-dst", {"settings": {"index.number_of_replicas": 1,
+                                                         "index.blocks.write": True}})
+    assert status == 200 and body["acknowledged"] is True, body
+    es.get("/_cluster/health/test-clone-dst", params={"wait_for_status": "green", "timeout": "60s"})
+    dst = es.get("/test-clone-dst")["test-clone-dst"]
+    settings = flat_settings(dst["settings"])
+    assert settings["index.number_of_shards"] == "2" and settings["index.number_of_replicas"] == "1"
+    assert settings["index.refresh_interval"] == "-1" and settings["index.blocks.write"] == "true"
+    assert settings["index.resize.source.name"] == "test-clone-src"
+    assert dst["mappings"]["_meta"] == {"m": 1} and dst["mappings"]["properties"]["Status"]["type"] == "integer"
+    assert dst["aliases"] == {}, "aliases are not cloned"
+    assert es.get("/test-clone-dst/_count")["count"] == 40, "every document searchable at once"
+    status, body = es.call("PUT", "/test-clone-dst/_doc/new", body={"Status": 1}, allow=(403,))
+    assert status == 403 and body["error"]["type"] == "cluster_block_exception"
+    # Each primary of the clone starts on the node of the source's primary (hard-linked segments).
+    shards = es.get("/_cat/shards/test-clone-src,test-clone-dst",
+                    params={"format": "json", "h": "index,shard,prirep,node"})
+    primaries = {(r["index"], r["shard"]): r["node"] for r in shards if r["prirep"] == "p"}
+    for shard in ("0", "1"):
+        assert primaries[("test-clone-dst", shard)] == primaries[("test-clone-src", shard)], shards
+
+
+def flat_settings(settings, prefix=""):
+    out = {}
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            out.update(flat_settings(value, prefix + key + "."))
+        else:
+            out[prefix + key] = value
+    return out
