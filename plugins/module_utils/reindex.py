@@ -45,6 +45,7 @@ import time
 import uuid
 
 from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsError, index_path
+from ansible_collections.logstack.elk.plugins.module_utils.rollout import placement as placement_rules
 
 META_KEY = "logstack_reindex"
 GUARD_PREFIX = "logstack-reindex-"
@@ -703,7 +704,6 @@ class Reindexer:
     def _do_create_temp(self, name):
         src = self.state(name)
         desired = self.desired(name)
-        self.check_disk(name, src)
         health = self._health(name) or {}
         template_shards = desired[0].get("index.number_of_shards")
         explicit = creatable_settings(self.opt.settings)
@@ -722,6 +722,7 @@ class Reindexer:
         if template_shards and str(template_shards) != str(settings["index.number_of_shards"]) and not notes:
             notes.append("kept the source's %s shards (the template says %s)"
                          % (settings["index.number_of_shards"], template_shards))
+        self.check_disk(name, src, placement=settings)  # on the nodes the copy may be allocated to
         restore = {k: v for k, v in src.settings.items() if _matches_prefix(k, RESTORED)}
         restore.setdefault("index.number_of_replicas", "1")
         restore.setdefault("index.refresh_interval", None)
@@ -1232,8 +1233,10 @@ class Reindexer:
         self._release(name)
 
     # -- disk ----------------------------------------------------------------
-    def check_disk(self, name, src, copying=None):
-        """Refuse, with the figures, a copy the data nodes have no room for below the low watermark."""
+    def check_disk(self, name, src, copying=None, placement=None):
+        """Refuse, with the figures, a copy that the data nodes it may be allocated to (its allocation
+        filters, the cluster's and its tier preference: ``placement``, the copy's flat settings) have
+        no room for below the low watermark."""
         if not self.opt.disk_check:
             return
         source = copying or name
@@ -1245,19 +1248,28 @@ class Reindexer:
         if status >= 400 or status2 >= 400 or status3 >= 400:
             self.log("%s: no disk figures on this server (_nodes/stats/fs); copy not checked" % name)
             return
-        setting = {}
+        setting, explicit = {}, {}
         for part in ("defaults", "persistent", "transient"):
             setting.update(cluster.get(part) or {})
+            if part != "defaults":
+                explicit.update(cluster.get(part) or {})
         if str(setting.get("cluster.routing.allocation.disk.threshold_enabled", "true")).lower() == "false":
             return
-        low = setting.get("cluster.routing.allocation.disk.watermark.low", "85%")
+        try:  # max_headroom caps a ratio watermark from Elasticsearch 8.5
+            headroom = self.es.distribution == "elasticsearch" and tuple(self.es.version) >= (8, 5, 0)
+        except (AttributeError, EsError):
+            headroom = False
+        inputs = placement_rules.Inputs(setting, explicit, headroom=headroom)
+        low = setting.get(placement_rules.LOW) or placement_rules.LOW_DEFAULT
         primary = int(((stats.get("_all") or {}).get("primaries") or {}).get("store", {}).get("size_in_bytes") or 0)
         replicas = int((src.meta.get("restore") or {}).get("index.number_of_replicas")
                        or src.settings.get("index.number_of_replicas") or 0) if copying else \
             int(src.settings.get("index.number_of_replicas") or 0)
         need = primary * (1 + replicas)
-        room, nodes_seen = 0, 0
-        for node in (nodes.get("nodes") or {}).values():
+        placement = placement if placement is not None else src.settings
+        entries = {nid: _node_entry(node) for nid, node in (nodes.get("nodes") or {}).items()}
+        room, nodes_seen, kept_off = 0, 0, {}
+        for nid, node in (nodes.get("nodes") or {}).items():
             roles = node.get("roles")
             if roles is not None and not any(r == "data" or r.startswith("data_") for r in roles):
                 continue
@@ -1265,13 +1277,34 @@ class Reindexer:
             free = int(((node.get("fs") or {}).get("total") or {}).get("available_in_bytes") or 0)
             if not total:
                 continue
+            why = placement_rules.placement_refusal(nid, entries[nid], placement, setting, entries.values())
+            if why:
+                kept_off.setdefault(why, []).append(node.get("name") or nid)
+                continue
             nodes_seen += 1
-            room += max(0, free - _min_free(low, total))
+            room += max(0, free - placement_rules.min_free_low(inputs, total))
+        off = "".join("; %s keeps it off %s" % (why, ", ".join(sorted(names)))
+                      for why, names in sorted(kept_off.items()))
+        if kept_off and not nodes_seen:
+            raise ReindexError("No data node may hold the copy of %s%s. Change the index's allocation settings or "
+                               "add nodes; nothing was changed." % (source, off), index=name)
         if nodes_seen and need > room:
             raise ReindexError(
                 "Not enough disk to copy %s: the copy needs about %s (%s of primaries x %d copies) and the %d data "
-                "node(s) have %s left below the low watermark (%s). Free disk or add nodes; nothing was changed."
-                % (source, _size(need), _size(primary), 1 + replicas, nodes_seen, _size(room), low), index=name)
+                "node(s) it may be allocated to have %s left below the low watermark (%s)%s. Free disk or add "
+                "nodes; nothing was changed." % (source, _size(need), _size(primary), 1 + replicas, nodes_seen,
+                                                 _size(room), low, off), index=name)
+
+
+def _node_entry(node):
+    """A GET _nodes/stats entry as the allocation filters read it: the ip without the port (a list on 8.x)."""
+    ip = node.get("ip")
+    if isinstance(ip, list):
+        ip = ip[0] if ip else None
+    if isinstance(ip, str) and ip.count(":") == 1:
+        ip = ip.split(":")[0]
+    return {"name": node.get("name"), "host": node.get("host"), "ip": ip, "roles": node.get("roles") or ["data"],
+            "attributes": node.get("attributes") or {}}
 
 
 def _alias_action(index, alias, spec):
@@ -1309,21 +1342,6 @@ def _ago(epoch):
 def _stash(held):
     d = held.get("desired") or {}
     return (d.get("settings") or {}, d.get("mappings") or {}) if d else None
-
-
-def _min_free(watermark, total):
-    """Bytes a node must keep free under a watermark: 85%, 0.85 or 10gb."""
-    w = str(watermark).strip().lower()
-    try:
-        if w.endswith("%"):
-            return total - total * float(w[:-1]) / 100.0
-        value = float(w)
-        return total - total * value if value <= 1.0 else value
-    except ValueError:
-        pass
-    units = {"b": 1, "kb": 1024, "mb": 1024 ** 2, "gb": 1024 ** 3, "tb": 1024 ** 4, "pb": 1024 ** 5}
-    m = re.match(r"^([\d.]+)\s*([kmgtp]?b)$", w)
-    return float(m.group(1)) * units[m.group(2)] if m else total * 0.15
 
 
 def _size(n):

@@ -142,6 +142,38 @@ def test_a_copy_without_room_below_the_low_watermark_is_refused_with_the_figures
     es.put("/%s/_doc/after" % NAME, {"Status": "1"})  # untouched: still writable
 
 
+def test_room_only_on_nodes_the_index_may_not_use_is_no_room(es_cluster):
+    # Per-node disks: on a real cluster every node shares this machine's disk, whose free space drifts by
+    # megabytes while other tests run, far more than this index's size.
+    es_cluster.need_sandbox("nodes with disks of their own")
+    es = es_cluster.es
+    seed(es, days=DAYS[:1])
+    nodes = es.get("/_nodes/stats/fs")["nodes"]
+    held = sorted(n["name"] for n in nodes.values())[0]
+    es.put("/%s/_settings" % NAME, {"index.routing.allocation.require._name": held, "index.number_of_replicas": 0})
+    es.get("/_cluster/health/" + NAME, params={"wait_for_status": "green", "wait_for_no_relocating_shards": "true",
+                                              "timeout": "30s"})
+    size = es.get("/%s/_stats/store" % NAME)["_all"]["primaries"]["store"]["size_in_bytes"]
+    assert size > 0
+    free = {n["name"]: n["fs"]["total"]["available_in_bytes"] for n in es.get("/_nodes/stats/fs")["nodes"].values()}
+    # The node the index is pinned to has room for half the copy; the two others for more than all of it.
+    low = free[held] - size // 2
+    assert all(free[n] - low > size for n in free if n != held), (free, size)
+    es.put("/_cluster/settings", {"persistent": {
+        "cluster.routing.allocation.disk.watermark.low": "%db" % low,
+        "cluster.routing.allocation.disk.watermark.high": "2b",
+        "cluster.routing.allocation.disk.watermark.flood_stage": "1b"}})
+    out = reindex_all(Reindexer(es, options()))
+    assert out["failure"] is not None, "copied onto a node without room for it"
+    msg = out["failure"]["msg"]
+    assert msg.startswith("Not enough disk to copy %s: the copy needs about" % NAME), msg
+    assert "x 1 copies) and the 1 data node(s) it may be allocated to have" in msg, msg
+    others = ", ".join(sorted(n for n in free if n != held))
+    assert "index.routing.allocation.require._name=%s keeps it off %s" % (held, others) in msg, msg
+    assert not es.exists("/" + TEMP)
+    es.put("/%s/_doc/after" % NAME, {"Status": "1"})  # untouched: still writable
+
+
 def test_flood_stage_rollback_deletes_the_copy_before_touching_the_source(es_cluster):
     es_cluster.need_sandbox("a flood-stage block at a chosen moment of the copy")
     es = es_cluster.es
