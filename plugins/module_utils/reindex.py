@@ -547,6 +547,9 @@ class Reindexer:
                 status, body = self.es.call("POST", "/%s/_clone/%s-c" % (probe, probe),
                                             allow=(400, 403, 404, 405, 500))
                 self._clone_api = status == 404 and "index_not_found" in str(body)
+                if not self._clone_api:
+                    self.log("no clone API here (a clone probe answered %s): copy_back reindexes the copy back "
+                             "into a writable final index" % status)
         return self._clone_api
 
     def _final_step(self):
