@@ -6,11 +6,10 @@ import os
 
 import pytest
 
-from ansible_collections.logstack.elk.plugins.module_utils.reindex import COPY_BACK_STEPS, SWAP_STEPS, Reindexer, \
-    reindex_all
+from ansible_collections.logstack.elk.plugins.module_utils.reindex import COPY_BACK_STEPS, SWAP_STEPS, Reindexer
 
 from reindex_cluster import Cluster  # noqa: E402
-from test_reindex_osmem import DAYS, DOCS, assert_reindexed, ids, options, seed  # noqa: E402
+from test_reindex_osmem import DAYS, DOCS, assert_reindexed, ids, options, seed, settle  # noqa: E402
 
 NAME = "logstash-" + DAYS[0]
 TEMP = NAME + "-r"
@@ -44,12 +43,7 @@ def test_a_data_node_crash_loses_no_document_and_a_rerun_finishes(fresh, mode, p
         writing = TEMP
     crashed = fresh.crash_node_holding(writing)
     fresh.wait_nodes(2)
-    outcomes = []
-    for _ in range(3):  # the run goes on, fails and rolls back, or a rerun finishes
-        out = reindex_all(Reindexer(es, options(mode=mode, timeout=120)))
-        outcomes.append(out["failure"] and out["failure"]["msg"])
-        if out["failure"] is None and not out["results"]:
-            break
+    outcomes = settle(es, mode, timeout=120)  # the run goes on, fails and rolls back, or a rerun finishes
     assert outcomes[-1] is None, "crash of %s at %s: %s" % (crashed, point, outcomes)
     assert ids(es, NAME) == sorted(str(i) for i in range(DOCS))
     assert_reindexed(es, NAME, mode=mode)

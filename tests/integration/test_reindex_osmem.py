@@ -69,6 +69,18 @@ def options(**kw):
     return Options(**base)
 
 
+def settle(es, mode, runs=3, **kw):
+    """Run (and rerun) the reindex until a run has nothing left to do; the failure message of each run
+    (None for a run that finished). After a crash the first run may fail and roll back."""
+    outcomes = []
+    for _ in range(runs):
+        out = reindex_all(Reindexer(es, options(mode=mode, **kw)))
+        outcomes.append(out["failure"] and out["failure"]["msg"])
+        if out["failure"] is None and not out["results"]:
+            break
+    return outcomes
+
+
 def ids(es, index):
     body = es.post("/%s/_search" % index, {"size": 10000, "_source": False, "sort": ["_doc"]})
     return sorted(h["_id"] for h in body["hits"]["hits"])

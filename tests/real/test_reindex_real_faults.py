@@ -10,9 +10,8 @@ import time
 import pytest
 
 from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsClient
-from ansible_collections.logstack.elk.plugins.module_utils.reindex import COPY_BACK_STEPS, SWAP_STEPS, Reindexer, \
-    reindex_all
-from tests.integration.test_reindex_osmem import DAYS, DOCS, assert_reindexed, ids, options, seed
+from ansible_collections.logstack.elk.plugins.module_utils.reindex import COPY_BACK_STEPS, SWAP_STEPS, Reindexer
+from tests.integration.test_reindex_osmem import DAYS, DOCS, assert_reindexed, ids, options, seed, settle
 
 NAME = "logstash-" + DAYS[0]
 TEMP = NAME + "-r"
@@ -56,12 +55,7 @@ def test_a_data_node_crash_on_a_real_cluster_loses_no_document_and_a_rerun_finis
         assert first.step(NAME) == step
     crashed = crash_node_holding(es, NAME if point == "clone_final" else TEMP)
     wait_nodes(es, 2)
-    outcomes = []
-    for _ in range(3):  # the run goes on, fails and rolls back, or a rerun finishes
-        out = reindex_all(Reindexer(es, options(mode=mode, timeout=300)))
-        outcomes.append(out["failure"] and out["failure"]["msg"])
-        if out["failure"] is None and not out["results"]:
-            break
+    outcomes = settle(es, mode, timeout=300)  # the run goes on, fails and rolls back, or a rerun finishes
     assert outcomes[-1] is None, "crash of %s after %s: %s" % (crashed, point, outcomes)
     assert ids(es, NAME) == sorted(str(i) for i in range(DOCS))
     assert_reindexed(es, NAME, mode=mode)
