@@ -290,7 +290,8 @@ def test_a_lost_answer_to_post_reindex_is_never_retried_and_the_rerun_finds_the_
         rerun = reindex_all(Reindexer(es, options()))
         assert rerun["failure"] is None, rerun["failure"]
         assert rerun["results"][0]["steps"][0] == "wait_copy", "the rerun must wait for the task it started"
-        assert posts() == 2  # the copy back
+        # one more for the copy back where the final index cannot be a clone
+        assert posts() == (1 if Reindexer(es, options()).clone_supported() else 2)
     finally:
         proxy.close()
     assert_reindexed(es_cluster.es, NAME)
