@@ -75,7 +75,9 @@ def test_playbook_copy_back_on_sandbox_through_tasks(sandbox_es):
     run = playbook(url)
     assert run.returncode == 0, run.stdout + run.stderr
     assert_reindexed(es, "logstash-" + DAYS[0])
-    assert len([p for m, p, _ in state.requests() if m == "POST" and p == "/_reindex"]) == 2  # copy, copy back
+    log = state.requests()
+    assert len([p for m, p, _ in log if m == "POST" and p == "/_reindex"]) == 1  # the copy
+    assert ("POST", "/logstash-%s-r/_clone/logstash-%s" % (DAYS[0], DAYS[0]), 200) in log  # the final index
 
 
 def test_playbook_rejected_document_fails_with_its_error_on_sandbox(sandbox_es):
