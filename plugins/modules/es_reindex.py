@@ -30,7 +30,7 @@ description:
     equal the source count before anything is deleted. Servers without the C(_tasks) API
     (osmem-server) are polled by counts; when the count then stops short, the first missing
     documents are copied again synchronously to report their errors.
-  - O(mode=copy_back) keeps the original name: the final index of that name is a clone
+  - O(mode=copy_back) keeps the original name; the final index of that name is a clone
     (C(_clone), Elasticsearch 7.4+ and OpenSearch) of the verified, write-blocked copy, created
     write-blocked and opened to writes only once verified (count and ids) and green; where the
     clone API is missing (osmem-server) it is created writable and the copy is reindexed back into it.
