@@ -131,7 +131,7 @@ def _cluster(url, measure):
         es.post("/%s/_refresh" % BASE)
 
     def fresh(what):
-        for index in (NAME, NAME + "-r", NAME + "-raw", "bench-archive"):
+        for index in (NAME + "-r", NAME, NAME + "-raw", "bench-archive"):  # after a swap NAME is -r's alias
             es.call("DELETE", "/" + index, allow=(404,))
         es.call("DELETE", "/_index_template/logstack-reindex-" + NAME, allow=(404,))
         _template(es, NEW)

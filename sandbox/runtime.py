@@ -64,6 +64,8 @@ class Sandbox:
         except ImportError:
             return
         documents.install(self.state)
+        from .es_api import resize  # the clone API (sandbox/es_api/resize.py)
+        resize.install(self.state)
         self.state.cluster_name = self.scenario.cluster_name
         self.state.cluster_uuid = self.cluster.cluster_uuid
 

@@ -15,7 +15,9 @@ finished by the next run.
 Modes and their steps (each idempotent, in this order):
 
 copy_back  create_temp, block_source, start_copy, wait_copy, replicate_temp, delete_source,
-           create_final, start_copy_back, wait_copy_back, replicate_final, delete_temp, restore
+           clone_final, verify_final, delete_temp, restore
+           (servers without the clone API: ... delete_source, create_final, start_copy_back,
+           wait_copy_back, replicate_final, delete_temp, restore)
 swap       create_temp, block_source, start_copy, wait_copy, replicate_temp, swap, restore
 
 Invariants (docs/reindex.md):
@@ -27,7 +29,9 @@ Invariants (docs/reindex.md):
 * the name never disappears: it is an index, or an alias of the write-blocked verified
   copy, and the guard template (``allow_auto_create: false``, no aliases) refuses its
   auto-creation in the one request between the two; the same template keeps index
-  templates' aliases off the copies and is the per-index lock of a run.
+  templates' aliases off the copies and is the per-index lock of a run;
+* the final index accepts no write until it is verified: it is a clone of the verified,
+  write-blocked copy, created write-blocked, and its block is lifted at restore.
 """
 from __future__ import annotations
 
@@ -41,13 +45,18 @@ import time
 import uuid
 
 from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsError, index_path
+from ansible_collections.logstack.elk.plugins.module_utils.rollout import placement as placement_rules
 
 META_KEY = "logstack_reindex"
 GUARD_PREFIX = "logstack-reindex-"
 DEFAULT_DATE_REGEX = r"(\d{4})[.\-_](\d{2})[.\-_](\d{2})"
 
 COPY_BACK_STEPS = ("create_temp", "block_source", "start_copy", "wait_copy", "replicate_temp", "delete_source",
-                   "create_final", "start_copy_back", "wait_copy_back", "replicate_final", "delete_temp", "restore")
+                   "clone_final", "verify_final", "delete_temp", "restore")
+# Where the server has no clone API (Elasticsearch before 7.4, osmem-server): the final index is
+# created writable and the copy is reindexed back into it.
+COPY_BACK_REINDEX_STEPS = COPY_BACK_STEPS[:COPY_BACK_STEPS.index("clone_final")] + (
+    "create_final", "start_copy_back", "wait_copy_back", "replicate_final", "delete_temp", "restore")
 SWAP_STEPS = ("create_temp", "block_source", "start_copy", "wait_copy", "replicate_temp", "swap", "restore")
 
 # Source settings the copies do not take, and why. Everything else a copy has comes from the
@@ -259,6 +268,7 @@ class Reindexer:
         self.log = log or (lambda msg: None)
         self._tasks_api = None  # None: not known yet
         self._auto_create_guard = True  # allow_auto_create accepted by the server's templates
+        self._clone_api = None  # None: not known yet
         # This run, as its lock names it: a module invocation is one process.
         self.holder = {"run": uuid.uuid4().hex[:12], "host": socket.gethostname(), "pid": os.getpid()}
         if os.environ.get("JOB_ID"):  # AWX: every job runs in a new container, the job id names it
@@ -457,6 +467,10 @@ class Reindexer:
             raise ReindexError("%s is an alias, so it cannot hold the copy of %s: choose another suffix."
                                % (tname, name), index=name)
         smeta = src.meta if src.exists else {}
+        if src.exists and smeta.get("role") == "temp" and smeta.get("source") == name and tmp.exists \
+                and src.uuid != tmp.uuid:
+            # A clone of the copy (it carries the copy's record) not yet marked as the final index.
+            return "clone_final", "%s cloned from %s, not marked as the final index yet" % (name, tname)
         if src.exists and smeta.get("role") == "final" and not smeta.get("restored"):
             # copy_back, second half: the original name holds (part of) the copy back.
             if not tmp.exists:
@@ -466,6 +480,8 @@ class Reindexer:
                                        index=name)
                 return "restore", "copy back verified and temporary copy removed"
             if not smeta.get("verified"):
+                if smeta.get("cloned"):
+                    return "verify_final", "%s cloned from %s, not verified yet" % (name, tname)
                 if smeta.get("task") or smeta.get("starting"):
                     return "wait_copy_back", "copy back task %s started" % (smeta.get("task") or "(unrecorded)")
                 return "start_copy_back", "%s created, copy back not started" % name
@@ -478,11 +494,11 @@ class Reindexer:
                     if not tmeta.get("restored"):
                         return "restore", "swapped, settings not restored yet"
                     return "done", "%s is an alias of %s" % (name, tname)
-                return "create_final", "%s removed; its name points at the verified copy %s" % (name, tname)
+                return self._final_step(), "%s removed; its name points at the verified copy %s" % (name, tname)
             return "done", "%s is an alias of %s; nothing to reindex" % (name, ", ".join(src.alias_of))
         if not src.exists:
             if tmp.exists and tmeta.get("verified") and tmeta.get("replicated") and tmeta.get("role") == "temp":
-                return "create_final", "%s removed after a verified copy" % name
+                return self._final_step(), "%s removed after a verified copy" % name
             if tmp.exists:
                 raise ReindexError("%s is missing and its copy %s is not verified: nothing is deleted; "
                                    "check both by hand." % (name, tname), index=name)
@@ -515,12 +531,37 @@ class Reindexer:
             return "done", "already in the current mappings"
         return "create_temp", "mappings differ from the current template"
 
+    def clone_supported(self):
+        """Whether the server has the clone API (Elasticsearch 7.4+, OpenSearch), asked once: a clone
+        of an index that does not exist is refused with index_not_found_exception where the API
+        exists, and with "no handler found" (or a parse error of 7.x's typed document path) where not."""
+        if self._clone_api is None:
+            try:
+                old = self.es.distribution == "elasticsearch" and tuple(self.es.version) < (7, 4, 0)
+            except (AttributeError, EsError):
+                old = False
+            if old:
+                self._clone_api = False
+            else:
+                probe = GUARD_PREFIX + "probe-" + uuid.uuid4().hex[:12]
+                status, body = self.es.call("POST", "/%s/_clone/%s-c" % (probe, probe),
+                                            allow=(400, 403, 404, 405, 500))
+                self._clone_api = status == 404 and "index_not_found" in str(body)
+                if not self._clone_api:
+                    self.log("no clone API here (a clone probe answered %s): copy_back reindexes the copy back "
+                             "into a writable final index" % status)
+        return self._clone_api
+
+    def _final_step(self):
+        return "clone_final" if self.clone_supported() else "create_final"
+
     def plan(self, name):
         """Steps a run would take from here, for check mode."""
         step, why = self.next_step(name)
         if step == "done":
             return [], why
-        steps = COPY_BACK_STEPS if self.opt.mode == "copy_back" else SWAP_STEPS
+        steps = SWAP_STEPS if self.opt.mode == "swap" else \
+            COPY_BACK_STEPS if self.clone_supported() else COPY_BACK_REINDEX_STEPS
         if step == "reset_temp":
             return ["reset_temp"] + list(steps), why
         if step not in steps:
@@ -571,7 +612,7 @@ class Reindexer:
                 continue
             role = st.meta.get("role")
             what = ("the original index" if not role else
-                    "the final index" if role == "final" else
+                    "the final index" if role == "final" or index == name else  # (or its clone of the copy)
                     "the %s copy" % ("verified" if st.meta.get("verified") else "unfinished"))
             blocked = ", write-blocked" if st.blocked else ""
             out.append("%s (%s, %s documents%s)" % (index, what, _count_quietly(self, index), blocked))
@@ -666,7 +707,6 @@ class Reindexer:
     def _do_create_temp(self, name):
         src = self.state(name)
         desired = self.desired(name)
-        self.check_disk(name, src)
         health = self._health(name) or {}
         template_shards = desired[0].get("index.number_of_shards")
         explicit = creatable_settings(self.opt.settings)
@@ -685,6 +725,7 @@ class Reindexer:
         if template_shards and str(template_shards) != str(settings["index.number_of_shards"]) and not notes:
             notes.append("kept the source's %s shards (the template says %s)"
                          % (settings["index.number_of_shards"], template_shards))
+        self.check_disk(name, src, placement=settings)  # on the nodes the copy may be allocated to
         restore = {k: v for k, v in src.settings.items() if _matches_prefix(k, RESTORED)}
         restore.setdefault("index.number_of_replicas", "1")
         restore.setdefault("index.refresh_interval", None)
@@ -1099,9 +1140,7 @@ class Reindexer:
         tmp = self.state(tname)
         tmeta = tmp.meta
         self.check_disk(name, tmp, copying=tname)
-        meta = {k: tmeta.get(k) for k in ("source", "aliases", "restore", "source_was_blocked", "source_status",
-                                          "source_active_shards", "source_count", "notes")}
-        meta.update(role="final", verified=False, task=None)
+        meta = self._final_meta(tmeta)
         mappings = {k: v for k, v in tmp.mappings.items() if k != "_meta"}
         if tmeta.get("template_meta"):
             mappings["_meta"] = tmeta["template_meta"]
@@ -1111,11 +1150,60 @@ class Reindexer:
         status, body = self.es.call("PUT", "/%s" % index_path(name), allow=(400,), body={
             "settings": dict(tmeta.get("create_settings") or {}, **{"index.number_of_replicas": "0",
                                                                     "index.refresh_interval": "-1"}),
-            "mappings": dict(mappings, _meta={META_KEY: dict(meta, template_meta=tmeta.get("template_meta"))})})
+            "mappings": dict(mappings, _meta={META_KEY: meta})})
         if status == 400:
             raise ReindexError("Could not create the final index %s (%s): something else took the name. %s" % (
                 name, (body.get("error") or {}).get("type") if isinstance(body, dict) else body,
                 self.whereabouts(name)), index=name)
+
+    def _final_meta(self, tmeta, **changes):
+        meta = {k: tmeta.get(k) for k in ("source", "aliases", "restore", "source_was_blocked", "source_status",
+                                          "source_active_shards", "source_count", "notes", "template_meta")}
+        meta.update(role="final", verified=False, task=None, **changes)
+        return meta
+
+    def _do_clone_final(self, name):
+        """The final index as a clone of the verified, write-blocked copy (same shards, mappings and
+        settings, segments hard-linked), created write-blocked with the source's replicas: the
+        name refuses writes from the source's block until restore, after verify_final."""
+        tname = self.temp_name(name)
+        tmp = self.state(tname)
+        cur = self.state(name)
+        if not (cur.exists and cur.meta.get("role") == "temp" and cur.meta.get("source") == name):
+            self.check_disk(name, tmp, copying=tname)
+            # The name leaves the copy; the guard template refuses its auto-creation until the clone.
+            self.es.call("POST", "/_aliases", body={"actions": [{"remove": {"index": tname, "alias": name}}]},
+                         allow=(404,))
+            replicas = (tmp.meta.get("restore") or {}).get("index.number_of_replicas") or "1"
+            status, body = self.es.call("POST", "/%s/_clone/%s" % (index_path(tname), index_path(name)),
+                                        body={"settings": {"index.number_of_replicas": replicas,
+                                                           "index.blocks.write": True}},
+                                        allow=(400, 404, 405, 500))
+            if status >= 400:
+                if status == 405 or "no handler found" in str(body):
+                    self._clone_api = False  # the probe said otherwise (a proxy?): copy back instead
+                    return self._do_create_final(name)
+                raise ReindexError("Could not clone %s into the final index %s (%s): %s. %s" % (
+                    tname, name, status, _reason(body), self.whereabouts(name)), index=name)
+        # The clone carries the copy's record: it becomes the final index's, not verified yet.
+        self.es.put("/%s/_mapping" % index_path(name),
+                    {"_meta": {META_KEY: self._final_meta(tmp.meta, cloned=True)}})
+
+    def _do_verify_final(self, name):
+        """Green with the source's replicas (the clone's recoveries done), then every document of the
+        copy in it, none more (nothing can write into it): only then is it verified."""
+        tname = self.temp_name(name)
+        meta = self.state(name).meta
+        self._wait_redundant(name, meta, on_red=lambda: self._rollback_copy_back(tname, name))
+        expected = int(meta["source_count"])
+        have, have_temp = self.count(name), self.count(tname)
+        if have != expected or have_temp != expected or self._missing_ids(tname, name, limit=1):
+            self._rollback_copy_back(tname, name)
+            raise ReindexError("The clone %s of %s holds %d documents, %s %d, %d expected: it was dropped and the "
+                               "name given back to %s; run again to clone anew. %s" % (
+                                   name, tname, have, tname, have_temp, expected, tname, self.whereabouts(name)),
+                               index=name)
+        self._set_meta(name, verified=True, replicated=True, dest_count=expected)
 
     def _do_delete_temp(self, name):
         tname = self.temp_name(name)
@@ -1148,8 +1236,10 @@ class Reindexer:
         self._release(name)
 
     # -- disk ----------------------------------------------------------------
-    def check_disk(self, name, src, copying=None):
-        """Refuse, with the figures, a copy the data nodes have no room for below the low watermark."""
+    def check_disk(self, name, src, copying=None, placement=None):
+        """Refuse, with the figures, a copy that the data nodes it may be allocated to (its allocation
+        filters, the cluster's and its tier preference: ``placement``, the copy's flat settings) have
+        no room for below the low watermark."""
         if not self.opt.disk_check:
             return
         source = copying or name
@@ -1161,19 +1251,28 @@ class Reindexer:
         if status >= 400 or status2 >= 400 or status3 >= 400:
             self.log("%s: no disk figures on this server (_nodes/stats/fs); copy not checked" % name)
             return
-        setting = {}
+        setting, explicit = {}, {}
         for part in ("defaults", "persistent", "transient"):
             setting.update(cluster.get(part) or {})
+            if part != "defaults":
+                explicit.update(cluster.get(part) or {})
         if str(setting.get("cluster.routing.allocation.disk.threshold_enabled", "true")).lower() == "false":
             return
-        low = setting.get("cluster.routing.allocation.disk.watermark.low", "85%")
+        try:  # max_headroom caps a ratio watermark from Elasticsearch 8.5
+            headroom = self.es.distribution == "elasticsearch" and tuple(self.es.version) >= (8, 5, 0)
+        except (AttributeError, EsError):
+            headroom = False
+        inputs = placement_rules.Inputs(setting, explicit, headroom=headroom)
+        low = setting.get(placement_rules.LOW) or placement_rules.LOW_DEFAULT
         primary = int(((stats.get("_all") or {}).get("primaries") or {}).get("store", {}).get("size_in_bytes") or 0)
         replicas = int((src.meta.get("restore") or {}).get("index.number_of_replicas")
                        or src.settings.get("index.number_of_replicas") or 0) if copying else \
             int(src.settings.get("index.number_of_replicas") or 0)
         need = primary * (1 + replicas)
-        room, nodes_seen = 0, 0
-        for node in (nodes.get("nodes") or {}).values():
+        placement = placement if placement is not None else src.settings
+        entries = {nid: _node_entry(node) for nid, node in (nodes.get("nodes") or {}).items()}
+        room, nodes_seen, kept_off = 0, 0, {}
+        for nid, node in (nodes.get("nodes") or {}).items():
             roles = node.get("roles")
             if roles is not None and not any(r == "data" or r.startswith("data_") for r in roles):
                 continue
@@ -1181,13 +1280,34 @@ class Reindexer:
             free = int(((node.get("fs") or {}).get("total") or {}).get("available_in_bytes") or 0)
             if not total:
                 continue
+            why = placement_rules.placement_refusal(nid, entries[nid], placement, setting, entries.values())
+            if why:
+                kept_off.setdefault(why, []).append(node.get("name") or nid)
+                continue
             nodes_seen += 1
-            room += max(0, free - _min_free(low, total))
+            room += max(0, free - placement_rules.min_free_low(inputs, total))
+        off = "".join("; %s keeps it off %s" % (why, ", ".join(sorted(names)))
+                      for why, names in sorted(kept_off.items()))
+        if kept_off and not nodes_seen:
+            raise ReindexError("No data node may hold the copy of %s%s. Change the index's allocation settings or "
+                               "add nodes; nothing was changed." % (source, off), index=name)
         if nodes_seen and need > room:
             raise ReindexError(
                 "Not enough disk to copy %s: the copy needs about %s (%s of primaries x %d copies) and the %d data "
-                "node(s) have %s left below the low watermark (%s). Free disk or add nodes; nothing was changed."
-                % (source, _size(need), _size(primary), 1 + replicas, nodes_seen, _size(room), low), index=name)
+                "node(s) it may be allocated to have %s left below the low watermark (%s)%s. Free disk or add "
+                "nodes; nothing was changed." % (source, _size(need), _size(primary), 1 + replicas, nodes_seen,
+                                                 _size(room), low, off), index=name)
+
+
+def _node_entry(node):
+    """A GET _nodes/stats entry as the allocation filters read it: the ip without the port (a list on 8.x)."""
+    ip = node.get("ip")
+    if isinstance(ip, list):
+        ip = ip[0] if ip else None
+    if isinstance(ip, str) and ip.count(":") == 1:
+        ip = ip.split(":")[0]
+    return {"name": node.get("name"), "host": node.get("host"), "ip": ip, "roles": node.get("roles") or ["data"],
+            "attributes": node.get("attributes") or {}}
 
 
 def _alias_action(index, alias, spec):
@@ -1227,27 +1347,19 @@ def _stash(held):
     return (d.get("settings") or {}, d.get("mappings") or {}) if d else None
 
 
-def _min_free(watermark, total):
-    """Bytes a node must keep free under a watermark: 85%, 0.85 or 10gb."""
-    w = str(watermark).strip().lower()
-    try:
-        if w.endswith("%"):
-            return total - total * float(w[:-1]) / 100.0
-        value = float(w)
-        return total - total * value if value <= 1.0 else value
-    except ValueError:
-        pass
-    units = {"b": 1, "kb": 1024, "mb": 1024 ** 2, "gb": 1024 ** 3, "tb": 1024 ** 4, "pb": 1024 ** 5}
-    m = re.match(r"^([\d.]+)\s*([kmgtp]?b)$", w)
-    return float(m.group(1)) * units[m.group(2)] if m else total * 0.15
-
-
 def _size(n):
     for unit in ("B", "KB", "MB", "GB", "TB"):
         if abs(n) < 1024 or unit == "TB":
             return "%.1f %s" % (n, unit) if unit != "B" else "%d B" % n
         n /= 1024.0
     return str(n)
+
+
+def _reason(body):
+    err = body.get("error") if isinstance(body, dict) else None
+    if isinstance(err, dict):
+        return "%s: %s" % (err.get("type"), err.get("reason"))
+    return str(err or body)
 
 
 def _failure_text(failure):

@@ -30,7 +30,10 @@ description:
     equal the source count before anything is deleted. Servers without the C(_tasks) API
     (osmem-server) are polled by counts; when the count then stops short, the first missing
     documents are copied again synchronously to report their errors.
-  - O(mode=copy_back) keeps the original name (a second copy back into a new index of that name);
+  - O(mode=copy_back) keeps the original name; the final index of that name is a clone
+    (C(_clone), Elasticsearch 7.4+ and OpenSearch) of the verified, write-blocked copy, created
+    write-blocked and opened to writes only once verified (count and ids) and green; where the
+    clone API is missing (osmem-server) it is created writable and the copy is reindexed back into it.
     O(mode=swap) removes the source and adds its name as an alias of the copy in one atomic
     C(_aliases) call. Existing aliases are carried over in both modes.
   - On any failure it stops, deletes nothing that holds a document it did not copy there, removes the
@@ -212,7 +215,7 @@ results:
   sample:
     - {index: logstash-2024.01.01, mode: copy_back, status: reindexed, docs: 120344, seconds: 41.2,
        docs_per_second: 2921.0, steps: [create_temp, block_source, start_copy, wait_copy, replicate_temp,
-       delete_source, create_final, start_copy_back, wait_copy_back, replicate_final, delete_temp, restore],
+       delete_source, clone_final, verify_final, delete_temp, restore],
        deleted: [logstash-2024.01.01, logstash-2024.01.01-r]}
 skipped:
   description: Indices matched but left alone, with the reason.

@@ -6,16 +6,15 @@ import os
 
 import pytest
 
-from ansible_collections.logstack.elk.plugins.module_utils.reindex import COPY_BACK_STEPS, SWAP_STEPS, Reindexer, \
-    reindex_all
+from ansible_collections.logstack.elk.plugins.module_utils.reindex import COPY_BACK_STEPS, SWAP_STEPS, Reindexer
 
 from reindex_cluster import Cluster  # noqa: E402
-from test_reindex_osmem import DAYS, DOCS, assert_reindexed, ids, options, seed  # noqa: E402
+from test_reindex_osmem import DAYS, DOCS, assert_reindexed, ids, options, seed, settle  # noqa: E402
 
 NAME = "logstash-" + DAYS[0]
 TEMP = NAME + "-r"
 POINTS = [("copy_back", p) for p in ("start_copy", "wait_copy", "replicate_temp", "delete_source",
-                                     "start_copy_back", "replicate_final", "delete_temp")] + \
+                                     "clone_final", "verify_final", "delete_temp")] + \
          [("swap", p) for p in ("start_copy", "replicate_temp", "swap")]
 
 
@@ -38,18 +37,13 @@ def test_a_data_node_crash_loses_no_document_and_a_rerun_finishes(fresh, mode, p
     steps = COPY_BACK_STEPS if mode == "copy_back" else SWAP_STEPS
     for step in steps[:steps.index(point) + 1]:
         assert first.step(NAME) == step
-    writing = NAME if point in ("start_copy_back", "replicate_final", "delete_temp") and mode == "copy_back" \
+    writing = NAME if point in ("clone_final", "verify_final", "delete_temp") and mode == "copy_back" \
         else TEMP if point in ("start_copy", "wait_copy") else NAME if point == "delete_temp" else TEMP
     if not es.exists("/" + writing) or list(es.get("/" + writing)) != [writing]:
         writing = TEMP
     crashed = fresh.crash_node_holding(writing)
     fresh.wait_nodes(2)
-    outcomes = []
-    for _ in range(3):  # the run goes on, fails and rolls back, or a rerun finishes
-        out = reindex_all(Reindexer(es, options(mode=mode, timeout=120)))
-        outcomes.append(out["failure"] and out["failure"]["msg"])
-        if out["failure"] is None and not out["results"]:
-            break
+    outcomes = settle(es, mode, timeout=120)  # the run goes on, fails and rolls back, or a rerun finishes
     assert outcomes[-1] is None, "crash of %s at %s: %s" % (crashed, point, outcomes)
     assert ids(es, NAME) == sorted(str(i) for i in range(DOCS))
     assert_reindexed(es, NAME, mode=mode)

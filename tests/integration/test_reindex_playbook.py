@@ -75,7 +75,9 @@ def test_playbook_copy_back_on_sandbox_through_tasks(sandbox_es):
     run = playbook(url)
     assert run.returncode == 0, run.stdout + run.stderr
     assert_reindexed(es, "logstash-" + DAYS[0])
-    assert len([p for m, p, _ in state.requests() if m == "POST" and p == "/_reindex"]) == 2  # copy, copy back
+    log = state.requests()
+    assert len([p for m, p, _ in log if m == "POST" and p == "/_reindex"]) == 1  # the copy
+    assert ("POST", "/logstash-%s-r/_clone/logstash-%s" % (DAYS[0], DAYS[0]), 200) in log  # the final index
 
 
 def test_playbook_rejected_document_fails_with_its_error_on_sandbox(sandbox_es):
@@ -168,5 +170,6 @@ def test_sigkill_while_polling_a_running_task_on_sandbox_then_rerun_finishes(san
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert_reindexed(es, NAME)
     log = cluster.requests()
-    assert len([p for m, p, _ in log if m == "POST" and p == "/_reindex"]) == 2, "one copy, one copy back"
+    assert len([p for m, p, _ in log if m == "POST" and p == "/_reindex"]) == 1, "one copy (the final is a clone)"
+    assert [p for m, p, _ in log if m == "POST" and p.endswith("/_clone/" + NAME)], "the final index is a clone"
     assert not [p for m, p, _ in log if p.endswith("/_cancel")], "the rerun waited for the task of the killed run"

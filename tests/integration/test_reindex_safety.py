@@ -39,18 +39,44 @@ def steps_until(reindexer, name, last):
 
 # -- 0. no acknowledged write is ever deleted ------------------------------------------------
 
-def test_a_write_into_the_final_index_during_copy_back_is_kept(es_cluster):
+def _verified(es, name):
+    mappings = es.get("/%s/_mapping" % name)[name]["mappings"]
+    return bool(((mappings.get("_meta") or {}).get("logstack_reindex") or {}).get("verified"))
+
+
+def test_the_final_index_refuses_writes_until_it_is_verified(es_cluster):
+    """From its creation until the run has verified it (count and ids), a client's write into the final
+    index gets the write block's error; once the run is over, writes go in again."""
     es = es_cluster.es
     seed(es, days=DAYS[:1])
-    steps_until(Reindexer(es, options()), NAME, "create_final")
-    # Acknowledged under the index's name between the final index's creation and the copy back.
-    status, body = es.call("PUT", "/%s/_doc/late" % NAME, body={"Status": "201", "level": "info"})
-    assert status == 201
+    reindexer = Reindexer(es, options())
+    assert reindexer.clone_supported(), "Elasticsearch 7.4+ and OpenSearch have the clone API"
+    source_uuid = es.get("/%s/_settings" % NAME)[NAME]["settings"]["index"]["uuid"]
+    while True:  # until the name is an index again, not the source: the final index exists
+        assert reindexer.step(NAME) != "done"
+        status, body = es.call("GET", "/" + NAME, allow=(404,))
+        if status == 200 and NAME in body and body[NAME]["settings"]["index"]["uuid"] != source_uuid:
+            break
+    refused = 0
+    while not _verified(es, NAME):
+        status, body = es.call("PUT", "/%s/_doc/late-%d" % (NAME, refused), body={"Status": "201"},
+                               allow=(403, 404, 429))
+        assert status == 403, "the final index took a write before it was verified: %s %s" % (status, body)
+        assert body["error"]["type"] == "cluster_block_exception" and "index write" in body["error"]["reason"]
+        refused += 1
+        assert reindexer.step(NAME) != "done"
+    assert refused >= 1
     out = reindex_all(Reindexer(es, options()))
     assert out["failure"] is None, out["failure"]
-    assert ids(es, NAME) == sorted([str(i) for i in range(DOCS)] + ["late"])
+    assert_reindexed(es, NAME)
+    assert ids(es, NAME) == sorted(str(i) for i in range(DOCS)), "no refused write got in"
+    status, _ = es.call("PUT", "/%s/_doc/after" % NAME, body={"Status": "201"})
+    assert status == 201
     if es_cluster.sb is not None:
         assert es_cluster.docs_lost() == 0
+        log = es_cluster.requests()
+        assert [p for m, p, _ in log if m == "POST" and p == "/_reindex"] == ["/_reindex"], "one copy, no copy back"
+        assert ("POST", "/%s-r/_clone/%s" % (NAME, NAME), 200) in log
 
 
 @pytest.mark.parametrize("mode,last", [("copy_back", "delete_source"), ("swap", "swap")])
@@ -103,6 +129,12 @@ def test_a_copy_without_room_below_the_low_watermark_is_refused_with_the_figures
     # No room at all, by a margin: on a real cluster every node shares this machine's disk, whose free
     # space moves by megabytes while other tests run (just below the free space, the drift made room).
     low = max(n["fs"]["total"]["available_in_bytes"] for n in nodes) + 2 ** 30
+    msg = _refused_for_disk(es, low)
+    assert "x 2 copies" in msg and "below the low watermark (%db)" % low in msg
+
+
+def _refused_for_disk(es, low):
+    """The run's refusal (its message) under a low watermark keeping ``low`` bytes free; nothing changed."""
     es.put("/_cluster/settings", {"persistent": {
         "cluster.routing.allocation.disk.watermark.low": "%db" % low,
         "cluster.routing.allocation.disk.watermark.high": "2b",
@@ -111,9 +143,32 @@ def test_a_copy_without_room_below_the_low_watermark_is_refused_with_the_figures
     assert out["failure"] is not None, "copied without room for it"
     msg = out["failure"]["msg"]
     assert msg.startswith("Not enough disk to copy %s: the copy needs about" % NAME), msg
-    assert "x 2 copies" in msg and "below the low watermark (%db)" % low in msg
     assert not es.exists("/" + TEMP)
     es.put("/%s/_doc/after" % NAME, {"Status": "1"})  # untouched: still writable
+    return msg
+
+
+def test_room_only_on_nodes_the_index_may_not_use_is_no_room(es_cluster):
+    # Per-node disks: on a real cluster every node shares this machine's disk, whose free space drifts by
+    # megabytes while other tests run, far more than this index's size.
+    es_cluster.need_sandbox("nodes with disks of their own")
+    es = es_cluster.es
+    seed(es, days=DAYS[:1])
+    nodes = es.get("/_nodes/stats/fs")["nodes"]
+    held = sorted(n["name"] for n in nodes.values())[0]
+    es.put("/%s/_settings" % NAME, {"index.routing.allocation.require._name": held, "index.number_of_replicas": 0})
+    es.get("/_cluster/health/" + NAME, params={"wait_for_status": "green", "wait_for_no_relocating_shards": "true",
+                                              "timeout": "30s"})
+    size = es.get("/%s/_stats/store" % NAME)["_all"]["primaries"]["store"]["size_in_bytes"]
+    assert size > 0
+    free = {n["name"]: n["fs"]["total"]["available_in_bytes"] for n in es.get("/_nodes/stats/fs")["nodes"].values()}
+    # The node the index is pinned to has room for half the copy; the two others for more than all of it.
+    low = free[held] - size // 2
+    assert all(free[n] - low > size for n in free if n != held), (free, size)
+    msg = _refused_for_disk(es, low)  # the old check summed all three nodes' room: it copied
+    assert "x 1 copies) and the 1 data node(s) it may be allocated to have" in msg, msg
+    others = ", ".join(sorted(n for n in free if n != held))
+    assert "index.routing.allocation.require._name=%s keeps it off %s" % (held, others) in msg, msg
 
 
 def test_flood_stage_rollback_deletes_the_copy_before_touching_the_source(es_cluster):
@@ -235,7 +290,8 @@ def test_a_lost_answer_to_post_reindex_is_never_retried_and_the_rerun_finds_the_
         rerun = reindex_all(Reindexer(es, options()))
         assert rerun["failure"] is None, rerun["failure"]
         assert rerun["results"][0]["steps"][0] == "wait_copy", "the rerun must wait for the task it started"
-        assert posts() == 2  # the copy back
+        # one more for the copy back where the final index cannot be a clone
+        assert posts() == (1 if Reindexer(es, options()).clone_supported() else 2)
     finally:
         proxy.close()
     assert_reindexed(es_cluster.es, NAME)
@@ -335,3 +391,64 @@ def test_the_probe_sees_writes_not_a_relocation(es_cluster):
 def test_mappings_from_legacy_templates_when_no_composable_template_matches(es_cluster):
     from reindex_legacy import check_legacy_templates
     check_legacy_templates(es_cluster.es, options, ids)
+
+
+# -- the clone API the final index is made with (sandbox/es_api/resize.py follows Elasticsearch) ----
+
+def test_the_clone_api_refuses_and_clones_as_elasticsearch_does(es_cluster):
+    es = es_cluster.es
+    es.put("/test-clone-src", {"settings": {"number_of_shards": 2, "number_of_replicas": 1,
+                                            "refresh_interval": "-1"},
+                               "mappings": {"_meta": {"m": 1}, "properties": {"Status": {"type": "integer"}}},
+                               "aliases": {"test-clone-alias": {}}})
+    es.bulk([line for i in range(40) for line in ({"index": {"_index": "test-clone-src", "_id": str(i)}},
+                                                 {"Status": i})], params={"refresh": "true"})
+    es.get("/_cluster/health/test-clone-src", params={"wait_for_status": "green", "timeout": "60s"})
+
+    def clone(target, body=None, source="test-clone-src"):
+        return es.call("POST", "/%s/_clone/%s" % (source, target), body=body, allow=(400, 404, 500))
+
+    status, body = clone("test-clone-dst")
+    assert (status, body["error"]["type"]) == (500, "illegal_state_exception"), body  # source writable
+    assert "must be read-only to resize index" in body["error"]["reason"]
+    assert clone("test-clone-dst", source="test-clone-missing")[0] == 404
+    es.put("/test-clone-src/_block/write")
+    status, body = clone("test-clone-alias")
+    assert (status, body["error"]["type"]) == (400, "invalid_index_name_exception"), body
+    status, body = clone("test-clone-dst", {"settings": {"index.number_of_shards": 1}})
+    assert (status, body["error"]["type"]) == (400, "illegal_argument_exception"), body
+    es.put("/test-clone-taken")
+    status, body = clone("test-clone-taken")
+    assert (status, body["error"]["type"]) == (400, "resource_already_exists_exception"), body
+    assert not es.exists("/test-clone-dst"), "a refused clone creates nothing"
+
+    status, body = clone("test-clone-dst", {"settings": {"index.number_of_replicas": 1,
+                                                         "index.blocks.write": True}})
+    assert status == 200 and body["acknowledged"] is True, body
+    es.get("/_cluster/health/test-clone-dst", params={"wait_for_status": "green", "timeout": "60s"})
+    dst = es.get("/test-clone-dst")["test-clone-dst"]
+    settings = flat_settings(dst["settings"])
+    assert settings["index.number_of_shards"] == "2" and settings["index.number_of_replicas"] == "1"
+    assert settings["index.refresh_interval"] == "-1" and settings["index.blocks.write"] == "true"
+    assert settings["index.resize.source.name"] == "test-clone-src"
+    assert dst["mappings"]["_meta"] == {"m": 1} and dst["mappings"]["properties"]["Status"]["type"] == "integer"
+    assert dst["aliases"] == {}, "aliases are not cloned"
+    assert es.get("/test-clone-dst/_count")["count"] == 40, "every document searchable at once"
+    status, body = es.call("PUT", "/test-clone-dst/_doc/new", body={"Status": 1}, allow=(403,))
+    assert status == 403 and body["error"]["type"] == "cluster_block_exception"
+    # Each primary of the clone starts on the node of the source's primary (hard-linked segments).
+    shards = es.get("/_cat/shards/test-clone-src,test-clone-dst",
+                    params={"format": "json", "h": "index,shard,prirep,node"})
+    primaries = {(r["index"], r["shard"]): r["node"] for r in shards if r["prirep"] == "p"}
+    for shard in ("0", "1"):
+        assert primaries[("test-clone-dst", shard)] == primaries[("test-clone-src", shard)], shards
+
+
+def flat_settings(settings, prefix=""):
+    out = {}
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            out.update(flat_settings(value, prefix + key + "."))
+        else:
+            out[prefix + key] = value
+    return out

@@ -30,9 +30,9 @@ def test_copy_back_reads_progress_and_failures_from_tasks(es_cluster):
     if es_cluster.sb is not None:
         log = [(m, p) for m, p, _ in es_cluster.requests()]
         started = [p for m, p in log if m == "POST" and p == "/_reindex"]
-        assert len(started) == 2  # copy and copy back
-        # Their results were read, then deleted from .tasks.
-        assert len([p for m, p in log if m == "DELETE" and p.startswith("/.tasks/_doc/")]) == 2
+        assert len(started) == 1  # the copy; the final index is a clone of it
+        # Its result was read, then deleted from .tasks.
+        assert len([p for m, p in log if m == "DELETE" and p.startswith("/.tasks/_doc/")]) == 1
         assert es_cluster.tasks() == []
 
 
@@ -105,7 +105,7 @@ def test_task_vanishing_with_its_node_fails_without_deleting_the_source(es_clust
 # The exhaustive sweep of every boundary runs on osmem (test_reindex_osmem.py); here the
 # boundaries where a task is running or its result must be read back after the restart.
 TASK_BOUNDARIES = [("copy_back", COPY_BACK_STEPS, "start_copy"), ("copy_back", COPY_BACK_STEPS, "wait_copy"),
-                   ("copy_back", COPY_BACK_STEPS, "start_copy_back"), ("swap", SWAP_STEPS, "start_copy"),
+                   ("copy_back", COPY_BACK_STEPS, "clone_final"), ("swap", SWAP_STEPS, "start_copy"),
                    ("swap", SWAP_STEPS, "swap")]
 
 

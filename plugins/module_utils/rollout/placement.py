@@ -116,6 +116,28 @@ def has_tier(node, tier):
     return tier in roles or "data" in roles
 
 
+def preferred_tier(settings, nodes):
+    """(the tiers of _tier_preference, the first one some data node has, or None); None without one."""
+    pref = split_list(settings.get(TIER_PREFERENCE))
+    if not pref:
+        return None
+    data_nodes = [n for n in nodes if is_data(n)]
+    return pref, next((t for t in pref if any(has_tier(n, t) for n in data_nodes)), None)
+
+
+def placement_refusal(node_id, node, settings, cluster_settings, nodes):
+    """The setting (key=value) by which the filter or data_tier decider keeps every copy of an index with
+    these flat ``settings`` off this node, or None. ``nodes``: every node entry (for the tier choice)."""
+    bad = filter_refusal(node_id, node, _filters(settings, "index.routing.allocation."),
+                         _filters(cluster_settings, "cluster.routing.allocation."))
+    if bad:
+        return bad
+    tier = preferred_tier(settings, nodes)
+    if tier is not None and (tier[1] is None or not has_tier(node, tier[1])):
+        return "%s=%s" % (TIER_PREFERENCE, ",".join(tier[0]))
+    return None
+
+
 def min_free_low(inputs, total):
     """Bytes a node must keep free below the low watermark (ratio or absolute, with max_headroom)."""
     raw = str(inputs.settings.get(LOW) or LOW_DEFAULT).strip().lower()
@@ -231,11 +253,7 @@ class Placement:
         return self.base
 
     def _preferred_tier(self, settings):
-        pref = split_list(settings.get(TIER_PREFERENCE))
-        if not pref:
-            return None
-        data_nodes = [n for n in self.view.nodes.values() if is_data(n)]
-        return pref, next((t for t in pref if any(has_tier(n, t) for n in data_nodes)), None)
+        return preferred_tier(settings, self.view.nodes.values())
 
     def _room(self, tid, added):
         total, available = self.inputs.disk.get(tid, (0, 0))
