@@ -7,10 +7,13 @@ the replica starts, the next poll puts the operator's limits back, and they stay
 """
 from __future__ import annotations
 
+import pytest
+
 from ansible_collections.logstack.elk.plugins.module_utils.aws import Aws
 from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsClient
 from ansible_collections.logstack.elk.plugins.module_utils.rollout import rebalance
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.cluster import Cluster
+from ansible_collections.logstack.elk.plugins.module_utils.rollout.diagnosing import StepFailed
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.planner import Options
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.node import NodeReplacement
 
@@ -130,3 +133,65 @@ def test_at_the_cap_the_drain_relocation_holding_the_slot_is_cancelled_and_no_co
     # and the drain picks the relocation up again once a slot is free
     wait_for(lambda: any(r["state"] == "RELOCATING" for r in sbx.shards("big")), timeout=10,
              what="the drain to go on")
+
+
+def _throttled(sbx, index):
+    return sbx.es.ok("POST", "/_cluster/allocation/explain",
+                     {"index": index, "shard": 0, "primary": False})["can_allocate"] == "throttled"
+
+
+def test_relocation_cancels_are_bounded_per_drain_across_the_steps_calls(sandbox_factory, tmp_path, monkeypatch):
+    # At the cap, each cancel wastes what the relocation copied; a burst of new indices must not keep
+    # the drain from finishing: at most MAX_CANCELS per drain, counted in the rebalance tag.
+    monkeypatch.setattr(rebalance, "MAX_EXTRA_SLOTS", 0)
+    monkeypatch.setattr(rebalance, "MAX_CANCELS", 1)
+    sbx, cluster, aws, groups, victim, node_id, step = _drain_meets_a_new_index(sandbox_factory, tmp_path, monkeypatch)
+    done, detail = step._drained()
+    assert not done and "cancelled the relocation of [big][" in detail, detail
+    wait_for(lambda: all(r["state"] == "STARTED" for r in sbx.shards("fresh")), timeout=5, what="the first replica")
+    sbx.es.ok("PUT", "/fresh2", {"settings": {"number_of_shards": 1, "number_of_replicas": 1}})
+    wait_for(lambda: _throttled(sbx, "fresh2"), timeout=10, what="the next new replica to be throttled")
+    # the step's next call (a new module call) reads the count
+    rerun = NodeReplacement(cluster, aws, Options(asg_names=groups), sbx.instance_of(victim), victim, node_id,
+                            "es-data", poll_interval=0.2)
+    done, detail = rerun._drained()
+    assert not done and "1 drain relocation(s) already cancelled (at most 1 per drain)" in detail, detail
+    assert "fresh2" in detail
+    assert sum(e["event"] == "relocation_cancelled" for e in sbx.sb.cluster.events) == 1
+    assert rebalance.restore(cluster, aws, groups).startswith("rebalancing and recovery limits restored")
+    assert sbx.es.get("/_cluster/settings?flat_settings=true")["persistent"] == {GENERIC: "1"}
+
+
+def test_raised_limits_go_back_when_another_node_leaves_mid_drain_and_stay_back(sandbox_factory, tmp_path,
+                                                                                 monkeypatch):
+    # The reservation is for the drain's copies; a node failing meanwhile has its copies rebuilt within the
+    # operator's limits (Elasticsearch keeps them unassigned for delayed_timeout first, 1m by default).
+    sbx, cluster, aws, groups, victim, node_id, step = _before_a_drain(sandbox_factory, tmp_path, monkeypatch)
+    sbx.es.ok("PUT", "/big/_settings", {"index.unassigned.node_left.delayed_timeout": "1m"})
+    _changed, reserved = step._start_drain(cluster.view())
+    assert reserved and sbx.es.get("/_cluster/settings?flat_settings=true")["persistent"] != {GENERIC: "1"}
+    other = next(n["name"] for n in sbx.nodes().values() if "data" in n["roles"] and n["name"] != victim)
+    sbx.terminate(other)
+    wait_for(lambda: other not in [n["name"] for n in sbx.nodes().values()], what="the other node to leave")
+    done, detail = step._drained()
+    assert not done and "left the cluster during the drain: recovery limits back to the operator's values" in detail, \
+        detail
+    assert sbx.es.get("/_cluster/settings?flat_settings=true")["persistent"] == {GENERIC: "1"}
+    # the step's next call does not reserve again while this drain lasts
+    rerun = NodeReplacement(cluster, aws, Options(asg_names=groups), sbx.instance_of(victim), victim, node_id,
+                            "es-data", poll_interval=0.2)
+    rerun._start_drain(cluster.view())
+    done, detail = rerun._drained()
+    assert not done and "operator's values" in detail, detail
+    assert sbx.es.get("/_cluster/settings?flat_settings=true")["persistent"] == {GENERIC: "1"}
+
+
+def test_a_drain_that_gives_up_puts_its_raised_limits_back_at_once(sandbox_factory, tmp_path, monkeypatch):
+    sbx, cluster, aws, groups, victim, node_id, _step = _before_a_drain(sandbox_factory, tmp_path, monkeypatch)
+    step = NodeReplacement(cluster, aws, Options(asg_names=groups), sbx.instance_of(victim), victim, node_id,
+                           "es-data", poll_interval=0.2, timeouts={"drain": 1})
+    with pytest.raises(StepFailed) as err:
+        step.run("drain")  # 3 GB at 10 MB/s: not in a second
+    assert "step drain" in err.value.message and step.reserved and any(step.reserved.values())
+    assert sbx.es.get("/_cluster/settings?flat_settings=true")["persistent"] == {GENERIC: "1"}
+    assert rebalance.saved(aws, groups) is not None  # the operator's values stay saved for the unlock

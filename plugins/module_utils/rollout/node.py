@@ -58,6 +58,8 @@ class NodeReplacement(Draining, Rollout):
         self.relocations_cancelled = []  # at the cap, for a replica still throttled
         self.reserved = {}  # recovery slots reserved for this drain above the operator's (rebalance.drain_slots)
         self._kept_explains = {}  # shard key -> explain of a copy no node takes, started elsewhere (draining)
+        self._held = False  # another node left during this drain: the operator's recovery limits (draining)
+        self._data_seen = {}  # data node id -> name, seen during this call (draining: another node leaving)
         self._group_names = None
 
     # -- helpers ------------------------------------------------------------
