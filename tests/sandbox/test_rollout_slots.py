@@ -7,7 +7,10 @@ the replica starts, the next poll puts the operator's limits back, and they stay
 """
 from __future__ import annotations
 
+import os
+
 import pytest
+import yaml
 
 from ansible_collections.logstack.elk.plugins.module_utils.aws import Aws
 from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsClient
@@ -17,7 +20,7 @@ from ansible_collections.logstack.elk.plugins.module_utils.rollout.diagnosing im
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.planner import Options
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.node import NodeReplacement
 
-from tests.sandbox.conftest import split_with, wait_for
+from tests.sandbox.conftest import SCENARIOS, split_with, wait_for
 
 GENERIC = "cluster.routing.allocation.node_concurrent_recoveries"
 
@@ -195,3 +198,55 @@ def test_a_drain_that_gives_up_puts_its_raised_limits_back_at_once(sandbox_facto
     assert "step drain" in err.value.message and step.reserved and any(step.reserved.values())
     assert sbx.es.get("/_cluster/settings?flat_settings=true")["persistent"] == {GENERIC: "1"}
     assert rebalance.saved(aws, groups) is not None  # the operator's values stay saved for the unlock
+
+
+def test_at_the_cap_the_relocation_cancelled_is_the_one_into_the_node_elasticsearch_would_pick(sandbox_factory,
+                                                                                              tmp_path, monkeypatch):
+    # Elasticsearch allocates an unassigned replica only to the lowest-weight node answering YES or THROTTLE;
+    # when two nodes are throttled, freeing a slot on the heavier one leaves the replica waiting.
+    with open(os.path.join(SCENARIOS, "split.yml"), encoding="utf-8") as fh:
+        scenario = yaml.safe_load(fh)
+    pin = {"index.routing.allocation.require.aws_availability_zone": "us-east-1a"}
+    scenario["groups"] = [{"name": "es-master", "role": "master", "size": 3, "ami": "es-8.14"},
+                          {"name": "es-data-v", "role": "data", "size": 1, "ami": "es-8.14", "zone": "us-east-1a"},
+                          {"name": "es-data", "role": "data", "size": 3, "ami": "es-8.14", "zone": "us-east-1b"}]
+    scenario["indices"] = [{"name": n, "primaries": 1, "replicas": 0, "docs": 100, "size": "1GB", "settings": pin}
+                           for n in ("big1", "big2")]
+    scenario["timing"]["recovery_bytes_per_second"] = "50MB"
+    path = tmp_path / "four-data.yml"
+    path.write_text(yaml.safe_dump(scenario))
+    sbx = sandbox_factory(str(path))
+    cluster = Cluster(EsClient([sbx.sb.es_url], max_retries=0))
+    sbx.es.ok("PUT", "/_cluster/settings", {"persistent": {
+        "cluster.routing.allocation.node_concurrent_incoming_recoveries": "1",
+        "cluster.routing.allocation.node_concurrent_outgoing_recoveries": "5"}})
+    victim = sbx.shards("big1")[0]["node"]
+    assert sbx.shards("big2")[0]["node"] == victim
+    light, heavy, home = sorted(n["name"] for n in sbx.nodes().values() if "data" in n["roles"] and n["name"] != victim)
+    unpin = {"index.routing.allocation.require.aws_availability_zone": None}
+
+    def copied(index):
+        rows = sbx.es.get("/_cat/recovery/%s?format=json&active_only=true" % index)
+        return float(rows[0]["bytes_percent"].rstrip("%")) if rows else 0.0
+    # big1 relocates into `light` first, big2 into `heavy` later (so it is the least copied); `heavy` also
+    # holds an empty shard: `light` is the lowest-weight node, each with its one incoming slot taken
+    sbx.es.ok("PUT", "/big1/_settings", dict(unpin, **{"index.routing.allocation.require._name": light}))
+    wait_for(lambda: copied("big1") >= 5, what="big1 to be partly copied")
+    sbx.es.ok("PUT", "/pad", {"settings": {"number_of_shards": 1, "number_of_replicas": 0,
+                                           "index.routing.allocation.require._name": heavy}})
+    sbx.es.ok("PUT", "/big2/_settings", dict(unpin, **{"index.routing.allocation.require._name": heavy}))
+    wait_for(lambda: sbx.shards("big2")[0]["state"] == "RELOCATING", what="big2 to relocate")
+    sbx.es.ok("PUT", "/fresh", {"settings": {"number_of_shards": 1, "number_of_replicas": 0,
+                                             "index.routing.allocation.require._name": home}})
+    sbx.es.ok("PUT", "/fresh/_settings", {"index.routing.allocation.require._name": None,
+                                          "index.number_of_replicas": 1})
+    explain = sbx.es.ok("POST", "/_cluster/allocation/explain", {"index": "fresh", "shard": 0, "primary": False})
+    decisions = {d["node_name"]: d["node_decision"] for d in explain["node_allocation_decisions"]}
+    assert explain["can_allocate"] == "throttled" and decisions[light] == decisions[heavy] == "throttled", decisions
+    assert copied("big2") < copied("big1")  # the precondition: the least copied relocation is the useless one
+
+    cancelled = rebalance.cancel_a_relocation(cluster, cluster.view(), victim, explain)
+    assert cancelled and cancelled.startswith("cancelled the relocation of [big1][0] to %s" % light), cancelled
+    row = wait_for(lambda: next((r for r in sbx.shards("fresh") if r["prirep"] == "r" and r["node"]), None),
+                   what="the replica to be allocated in the freed slot")
+    assert row["node"] == light, row

@@ -284,12 +284,20 @@ def hold_limits(cluster, aws, group_names, node_id):
 
 def _blocker(explain):
     """("out", node id) when the primary's node has no outgoing slot, else ("in", node names
-    without an incoming slot), from a throttled replica's allocation explanation."""
+    without an incoming slot), from a throttled replica's allocation explanation. Elasticsearch
+    allocates an unassigned copy only to the lowest-weight node among those answering YES or
+    THROTTLE (the explanation's weight_ranking): when that one is throttled, a slot freed on
+    another node does not help, so only it is named."""
     full = set()
     for node_name, text in P.concurrent_limit_throttles(explain):
         if "outgoing shard recoveries" in text and "on the node [" in text:
             return "out", text.split("on the node [", 1)[1].split("]", 1)[0]
         full.add(node_name)
+    able = [d for d in (explain or {}).get("node_allocation_decisions") or []
+            if d.get("node_decision") in ("yes", "throttled") and d.get("weight_ranking") is not None]
+    best = min(able, key=lambda d: d["weight_ranking"], default=None)
+    if best is not None and best.get("node_name") in full:
+        return "in", {best["node_name"]}
     return "in", full
 
 
