@@ -244,7 +244,7 @@ class NodeReplacement(Draining, Rollout):
         changed = False
         if self.node_id not in view.voting_excluded_ids():
             self.gate()
-            # A slow reconfiguration (408) is waited for below, within the step's timeout.
+            # A slow reconfiguration (timeout_exception) is waited for below, within the step's timeout.
             self.cluster.add_voting_exclusion(self.node_name, budget=self.timeouts["master"])
             changed = True
 
