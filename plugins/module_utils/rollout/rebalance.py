@@ -78,17 +78,28 @@ def render(values):
 
 
 def parse(text):
-    return {k: None if v == UNSET else v for k, v in decode_tag(text).items()
+    return _settings_of(decode_tag(text))
+
+
+def _settings_of(fields):
+    """The saved settings among the tag's fields (the drain's own fields, cancels and held, left out)."""
+    return {k: None if v == UNSET else v for k, v in fields.items()
             if k.partition(".")[0] in SETTINGS and k.partition(".")[2] in SCOPES}
+
+
+def _raw_tag(aws, group_names):
+    """The rebalance tag's fields (settings and the drain's own), or None when no run wrote it."""
+    for group in aws.find_groups(names=list(group_names)):
+        value = tag_dict(group.get("Tags")).get(REBALANCE_TAG)
+        if value:
+            return decode_tag(value)
+    return None
 
 
 def saved(aws, group_names):
     """The saved operator values, or None when no run paused rebalancing."""
-    for group in aws.find_groups(names=list(group_names)):
-        value = tag_dict(group.get("Tags")).get(REBALANCE_TAG)
-        if value:
-            return parse(value)
-    return None
+    fields = _raw_tag(aws, group_names)
+    return None if fields is None else _settings_of(fields)
 
 
 def _save(cluster, aws, group_names, now=None):
@@ -240,17 +251,9 @@ def restore(cluster, aws, group_names):
     return "rebalancing and recovery limits restored to the operator's values (%s)" % render(original)
 
 
-def _raw_tag(aws, group_names):
-    for group in aws.find_groups(names=list(group_names)):
-        value = tag_dict(group.get("Tags")).get(REBALANCE_TAG)
-        if value:
-            return decode_tag(value)
-    return None
-
-
 def _put_field(cluster, aws, group_names, name, value):
     """A field of the drain under way in the rebalance tag (the operator's values saved first when no run
-    saved them yet); parse() ignores such fields, so restore never mistakes one for a setting."""
+    saved them yet); saved() leaves such fields out, so restore never mistakes one for a setting."""
     _save(cluster, aws, group_names)
     fields = _raw_tag(aws, group_names) or {}
     fields[name] = value
