@@ -560,7 +560,7 @@ def shard_counts(cluster: "Cluster") -> Dict[str, int]:
 
 # ----------------------------------------------------------- node departure
 def node_left(cluster: "Cluster", node: "Node", now: float) -> None:
-    from .engine import _ms, delayed_timeout_seconds
+    from .engine import _ms
 
     sd = cluster.shutdowns.get(node.id)
     for index, groups in cluster.shards.items():
@@ -574,7 +574,7 @@ def node_left(cluster: "Cluster", node: "Node", now: float) -> None:
                     continue
                 touched = True
                 was_primary_active = c.primary and c.state in ("STARTED", "RELOCATING")
-                _unassign(c, "NODE_LEFT", now, f"node_left [{node.id}]")
+                _unassign(c, _left_reason(sd), now, f"node_left [{node.id}]")
                 if c.primary:
                     # as RoutingNodes.activeReplicaWithHighestVersion: the started replica on the newest node
                     active = [r for r in copies if not r.primary and r.state in ("STARTED", "RELOCATING")
@@ -596,16 +596,30 @@ def node_left(cluster: "Cluster", node: "Node", now: float) -> None:
                         if was_primary_active and not any(x.node_id for x in copies):
                             _lose(cluster, index, c.shard)
                 if not c.primary:
-                    if sd and sd["type"] == "restart":
-                        delay = _duration(sd.get("allocation_delay") or "5m")
-                    elif sd:
-                        delay = 0.0  # leaving for good: no point waiting for it
-                    else:
-                        delay = delayed_timeout_seconds(cluster, index)
-                    c.delayed_until = now + delay
+                    c.delayed_until = now + _left_delay(cluster, index, sd)
                     c.unassigned_at_ms = _ms()
             if touched:
                 cluster.version += 1
+
+
+def _left_reason(sd: Optional[Dict[str, Any]]) -> str:
+    """NODE_RESTARTING when the node left with a restart shutdown record, else NODE_LEFT (remove and replace
+    too), as Elasticsearch's AllocationService.disassociateDeadNodes."""
+    return "NODE_RESTARTING" if sd and sd.get("type") == "restart" else "NODE_LEFT"
+
+
+def _left_delay(cluster: "Cluster", index: str, sd: Optional[Dict[str, Any]]) -> float:
+    """Seconds a replica of ``index`` left by a departed node waits, as Elasticsearch
+    (UnassignedInfo.getRemainingDelay): the index's index.unassigned.node_left.delayed_timeout, also after a
+    ``remove`` or ``replace`` shutdown record (a node leaving for good is waited for all the same: only
+    that setting at 0 allocates at once); after a ``restart`` record the longer of it and the record's
+    allocation_delay (5m by default)."""
+    from .engine import delayed_timeout_seconds
+
+    delay = delayed_timeout_seconds(cluster, index)
+    if sd and sd.get("type") == "restart":
+        delay = max(delay, _duration(sd.get("allocation_delay") or "5m"))
+    return delay
 
 
 def _duration(raw: Any) -> float:
@@ -649,15 +663,28 @@ def _lose(cluster: "Cluster", index: str, shard: int) -> None:
 
 # -------------------------------------------------------------- allocation
 def _best(cluster: "Cluster", copy: "Copy", moving: bool, rec: Any, counts: Dict[str, int]) -> Tuple[Optional["Node"], bool]:
-    """The YES node with the fewest shards, and whether some node was only throttled."""
-    best, throttled = None, False
-    for node in data_nodes(cluster):
-        v = verdict(deciders(cluster, copy, node, moving=moving, rec=rec))
+    """Where the copy goes now, as Elasticsearch's BalancedShardsAllocator, and whether some node was only
+    throttled. A move (decideMove) takes the first YES node in weight order, passing throttled ones by.
+    An unassigned copy (decideAllocateUnassigned) goes to the lowest-weight node among the YES and THROTTLE
+    answers (a YES wins a tie): when that node is throttled the copy stays unassigned this round, though
+    a heavier node says YES. Weight here: shard copies on the node (relocations counted at both ends)."""
+    verdicts = [(node, verdict(deciders(cluster, copy, node, moving=moving, rec=rec))) for node in data_nodes(cluster)]
+    throttled = any(v == THROTTLE for _, v in verdicts)
+    if not moving:
+        pick = _lowest_weight(verdicts, counts)
+        return (pick[0] if pick is not None and pick[1] == YES else None), throttled
+    best = None
+    for node, v in verdicts:
         if v == YES and (best is None or counts[node.id] < counts[best.id]):
             best = node
-        elif v == THROTTLE:
-            throttled = True
     return best, throttled
+
+
+def _lowest_weight(verdicts: List[Tuple["Node", str]], counts: Dict[str, int]) -> Optional[Tuple["Node", str]]:
+    """(node, verdict) of the lowest-weight node among YES and THROTTLE answers, a YES winning a tie
+    (then the node name); None when every node says NO."""
+    able = [(n, v) for n, v in verdicts if v in (YES, THROTTLE)]
+    return min(able, key=lambda nv: (counts.get(nv[0].id, 0), nv[1] != YES, nv[0].name), default=None)
 
 
 def allocate(cluster: "Cluster", now: float) -> None:
@@ -871,7 +898,7 @@ def explain(cluster: "Cluster", copy: "Copy", include_yes: bool, es_major: int) 
                 "holding a replica to rejoin, despite being allowed to allocate the shard to at least one other node")
             out["configured_delay_in_millis"] = int(configured * 1000)
             out["remaining_delay_in_millis"] = int(remaining * 1000)
-        elif YES in verdicts:
+        elif _unassigned_verdict(decisions, counts) == YES:
             out["can_allocate"] = "yes"
             out["allocate_explanation"] = (
                 "Elasticsearch can allocate the shard." if es_major >= 8 else "can allocate the shard")
@@ -938,6 +965,14 @@ def explain(cluster: "Cluster", copy: "Copy", include_yes: bool, es_major: int) 
             "cannot move shard to another node, even though it is not allowed to remain on its current node")
     out["node_allocation_decisions"] = [node_entry(n, ds) for n, ds in decisions]
     return out
+
+
+def _unassigned_verdict(decisions: List[Tuple["Node", List[Dict[str, str]]]], counts: Dict[str, int]) -> str:
+    """What the allocator decides for an unassigned copy (see _best): the verdict of the lowest-weight node
+    among the YES and THROTTLE answers, NO when there is none; explain says so ("throttled" though a
+    heavier node says YES)."""
+    pick = _lowest_weight([(n, verdict(ds)) for n, ds in decisions], counts)
+    return pick[1] if pick is not None else NO
 
 
 def version_skew_only(cluster: "Cluster", copy: "Copy") -> bool:

@@ -633,9 +633,17 @@ def post_voting_exclusions(state: SandboxState, req: Request) -> Response:
         return not (targets & set(c.voting_config))
 
     if not _wait(state, applied, timeout):
-        raise ESError(408, "elasticsearch_timeout_exception",
-                      f"timed out waiting for voting config exclusions {sorted(add, key=str)} to take effect")
+        listed = ", ".join(f"{{{e['node_id']}}}{{{e['node_name']}}}" for e in add)
+        raise ESError(_timeout_status(state), "timeout_exception",
+                      f"timed out waiting for voting config exclusions [{listed}] to take effect")
     return Response(200, "")
+
+
+def _timeout_status(state: SandboxState) -> int:
+    """The HTTP status of Elasticsearch's ElasticsearchTimeoutException (a voting exclusion that did not take
+    effect within ``timeout``: the exclusion stays): no status of its own, so 500, until 9.0 made it 429
+    (elastic/elasticsearch#116026). Never 408, which only cluster health's own wait answers."""
+    return 429 if _major(state) >= 9 else 500
 
 
 def delete_voting_exclusions(state: SandboxState, req: Request) -> Response:
@@ -648,9 +656,10 @@ def delete_voting_exclusions(state: SandboxState, req: Request) -> Response:
             return not any(n.id in ids or n.name in names for n in c.nodes.values())
 
         if not _wait(state, gone, 30.0):
-            raise ESError(408, "elasticsearch_timeout_exception",
+            listed = ", ".join(f"{{{e['node_id']}}}{{{e['node_name']}}}" for e in c.voting_exclusions)
+            raise ESError(_timeout_status(state), "timeout_exception",
                           "timed out waiting for removal of nodes; if nodes should not be removed, set "
-                          f"wait_for_removal to false. {c.voting_exclusions}")
+                          f"waitForRemoval to false. [{listed}]")
     if c.voting_exclusions:
         c.log("voting_exclusions", "voting config exclusions cleared")
     c.voting_exclusions = []

@@ -65,6 +65,15 @@ options:
         otherwise the run waits for the hook's own action or heartbeat timeout (within C(timeouts.leave)).
     type: bool
     default: false
+  complete_launch_actions:
+    description:
+      - When an instance Auto Scaling launched for the run is held in C(Pending:Wait) by a lifecycle hook of its
+        group (on C(autoscaling:EC2_INSTANCE_LAUNCHING)), complete the action (C(CONTINUE)) once its node has
+        joined the cluster; otherwise the run waits for the instance's own bootstrap to complete it (within
+        C(timeouts.join)). An instance the hook abandons is terminated and Auto Scaling launches another, which
+        the run then waits for.
+    type: bool
+    default: false
   timeouts:
     description: Seconds each wait may take; omitted keys keep their defaults.
     type: dict

@@ -153,7 +153,8 @@ waiting_for:
 timeline:
   description:
     - One entry per step run, with C(step), C(node), C(instance_id), C(started), C(seconds), C(changed),
-      C(detail). A V(hand_over) entry names the node handed over to, says what was C(started) and is
+      C(detail); a V(wait_joined) entry C(abandoned_instance_ids) when a launch lifecycle hook abandoned an
+      instance meanwhile (Auto Scaling launched another, which the step waited for). A V(hand_over) entry names the node handed over to, says what was C(started) and is
       followed by the entries of the steps it ran for that node.
   returned: always
   type: list

@@ -10,7 +10,8 @@ from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsEr
 from ansible_collections.logstack.elk.plugins.module_utils.rollout import placement
 from ansible_collections.logstack.elk.plugins.module_utils.rollout import predicates as P
 from ansible_collections.logstack.elk.plugins.module_utils.rollout import rebalance
-from ansible_collections.logstack.elk.plugins.module_utils.rollout.cluster import shard_key
+from ansible_collections.logstack.elk.plugins.module_utils.rollout.cluster import is_data, shard_key
+from ansible_collections.logstack.elk.plugins.module_utils.rollout.diagnosing import StepFailed
 
 
 class Draining:
@@ -37,8 +38,13 @@ class Draining:
         if not excluded:
             self._check_placement()
         # Slots for the drain's copies on top of the operator's, before it starts: a replica of an
-        # index created meanwhile then finds a slot at once (see rebalance).
+        # index created meanwhile then finds a slot at once (see rebalance). None while copies of another
+        # node that left are rebuilt (see _others_left).
         self.reserved = rebalance.drain_slots(view, self.node_name)
+        if rebalance.limits_held(self.aws, self.cluster_groups(), self.node_id) or (
+                view.unassigned() and self._others_left(view, self.explains(view))):
+            self.reserved = dict.fromkeys(self.reserved, 0)
+            self._held = True
         reserved = rebalance.reserve_slots(self.cluster, self.aws, self.cluster_groups(), self.reserved)
         if reserved:
             self.log("%s: recovery limits %s for the drain" % (self.label(), reserved))
@@ -74,7 +80,14 @@ class Draining:
         explains = self.explains(view) if view.unassigned() else {}
         ctx = P.Context(view, explains=explains)
         loose = P.skew_blocked(ctx)
-        note = self._free_slot_for(P.throttled_replicas(ctx, loose), view, explains) if free_slots else ""
+        gone = self._others_left(view, explains, loose) if free_slots else []
+        if gone:
+            note = self._limits_back_for(gone)
+        elif self._held:
+            note = "; recovery limits kept at the operator's values: another node left during this drain" \
+                if free_slots else ""
+        else:
+            note = self._free_slot_for(P.throttled_replicas(ctx, loose), view, explains) if free_slots else ""
         # Copies moving to or from this node count as held (shards_on). Rebalancing between
         # other nodes does not make terminating this one less safe, so it is not waited for.
         held = view.shards_on(self.node_name)
@@ -109,6 +122,37 @@ class Draining:
                     len(kept), "; ".join(sorted(set(kept_reasons(self._kept_explains)))[:3]))
         return True, "holds no shard%s" % note
 
+    def _others_left(self, view, explains, loose=None):
+        """Ids of other nodes that left: data nodes seen earlier in this call and gone now, and nodes whose
+        departure left copies unassigned (their explanations' ``node_left [<id>]``; Elasticsearch keeps them
+        unassigned for index.unassigned.node_left.delayed_timeout, 1m by default). The version skew's
+        unassigned replicas (a node replaced earlier leaves those) do not count."""
+        seen = self._data_seen
+        present = {nid: n.get("name", nid) for nid, n in view.nodes.items() if is_data(n)}
+        self._data_seen = dict(seen, **present)
+        out = {"%s (%s)" % (name, nid) for nid, name in seen.items() if nid not in present and nid != self.node_id}
+        ctx = P.Context(view, explains=explains)
+        for row in (P.skew_blocked(ctx) if loose is None else loose):
+            info = (explains.get(shard_key(row)) or {}).get("unassigned_info") or {}
+            details = info.get("details") or ""
+            if info.get("reason") in ("NODE_LEFT", "NODE_RESTARTING") and details.startswith("node_left ["):
+                nid = details[len("node_left ["):].split("]", 1)[0]
+                if nid != self.node_id and not any(nid in o for o in out):
+                    out.add(nid)
+        return sorted(out)
+
+    def _limits_back_for(self, gone):
+        """Another node left during the drain: its copies are rebuilt within the operator's recovery limits
+        (raised ones would let more recoveries run at once on a cluster already short of a node), so the
+        drain's reservation and raises are put back now and not taken again while it lasts (the tag says
+        so to the step's later calls)."""
+        self.reserved = dict.fromkeys(self.reserved or ("incoming", "outgoing"), 0)
+        back = rebalance.hold_limits(self.cluster, self.aws, self.cluster_groups(), self.node_id)
+        self.slots_raised_now = False
+        self._held = True
+        return "; node(s) %s left the cluster during the drain: recovery limits %s the operator's values" % (
+            ", ".join(gone), "back to" if back else "kept at")
+
     def _free_slot_for(self, throttled, view, explains):
         """A replica (of an index created during the drain, typically) waits for a recovery slot
         the drain holds (the drain has more copies to move than the reservation covers): raise the
@@ -124,9 +168,15 @@ class Draining:
         first = throttled[0]
         raised = rebalance.free_a_slot(self.cluster, self.aws, self.cluster_groups(), self.reserved)
         if not raised:
+            done = rebalance.cancels_done(self.aws, self.cluster_groups(), self.node_id)
+            if done >= rebalance.MAX_CANCELS:
+                return "; recovery limits at the run's cap and %d drain relocation(s) already cancelled (at most %d " \
+                    "per drain): the replica of %s waits for one of the drain's copies to finish" % (
+                        done, rebalance.MAX_CANCELS, P.describe_shard(first))
             cancelled = rebalance.cancel_a_relocation(self.cluster, view, self.node_name,
                                                       explains.get(shard_key(first)) or {})
             if cancelled:
+                rebalance.count_cancel(self.cluster, self.aws, self.cluster_groups(), self.node_id)
                 self.relocations_cancelled.append(cancelled)
                 return "; recovery limits at the run's cap: %s for the throttled replica of %s" % (
                     cancelled, P.describe_shard(first))
@@ -165,7 +215,12 @@ class Draining:
         if not data:
             return False, "holds no data (not a data node)", {}
         changed, _reserved = self._start_drain(view)
-        detail, _ = self._wait_step("drain", self._drained)
+        try:
+            detail, _ = self._wait_step("drain", self._drained)
+        except StepFailed:
+            # the drain gave up: what it raised goes back now, not when a rerun unlocks
+            rebalance.restore_slots(self.cluster, self.aws, self.cluster_groups())
+            raise
         how = self._drain_how()
         if any(self.reserved.values()) or self.slots_raised:
             rebalance.restore_slots(self.cluster, self.aws, self.cluster_groups())

@@ -58,6 +58,8 @@ class NodeReplacement(Draining, Rollout):
         self.relocations_cancelled = []  # at the cap, for a replica still throttled
         self.reserved = {}  # recovery slots reserved for this drain above the operator's (rebalance.drain_slots)
         self._kept_explains = {}  # shard key -> explain of a copy no node takes, started elsewhere (draining)
+        self._held = False  # another node left during this drain: the operator's recovery limits (draining)
+        self._data_seen = {}  # data node id -> name, seen during this call (draining: another node leaving)
         self._group_names = None
 
     # -- helpers ------------------------------------------------------------
@@ -242,7 +244,7 @@ class NodeReplacement(Draining, Rollout):
         changed = False
         if self.node_id not in view.voting_excluded_ids():
             self.gate()
-            # A slow reconfiguration (408) is waited for below, within the step's timeout.
+            # A slow reconfiguration (timeout_exception) is waited for below, within the step's timeout.
             self.cluster.add_voting_exclusion(self.node_name, budget=self.timeouts["master"])
             changed = True
 
@@ -319,12 +321,12 @@ class NodeReplacement(Draining, Rollout):
         return bool(skipped), detail, {}
 
     def step_wait_joined(self):
-        state = {}
+        state = {"pending": set(), "abandoned": set()}
 
         def probe():
-            ok, detail, world = self.settled(groups=[self.group_name])
+            ok, detail, world = self.settled(groups=[self.group_name], complete=self.opts.complete_launch_actions)
             state["world"] = world
-            return ok, detail
+            return ok, detail + self._abandoned_note(world, state)
         detail, _ = self._wait_step("wait_joined", probe)
         world = state["world"]
         new = []
@@ -335,7 +337,25 @@ class NodeReplacement(Draining, Rollout):
                             "version": node.get("version"), "image_id": world.instances[iid].get("ImageId"),
                             "zone": zone_of(world.instances[iid])})
         detail += self._zone_note(new)
-        return False, detail, {"new_nodes": sorted(new, key=lambda n: n["instance_id"])}
+        extra = {"new_nodes": sorted(new, key=lambda n: n["instance_id"])}
+        if state["abandoned"]:
+            extra["abandoned_instance_ids"] = sorted(state["abandoned"])
+        return False, detail, extra
+
+    def _abandoned_note(self, world, state):
+        """An instance seen in Pending:Wait that left the group without going InService was abandoned by
+        its launch lifecycle hook (ABANDON at the heartbeat timeout): said, with what Auto Scaling launched
+        in its place, which the wait then follows like any instance of the group."""
+        group = world.group(self.group_name) or {}
+        now = {i["InstanceId"]: i.get("LifecycleState") for i in group.get("Instances") or []}
+        state["abandoned"] |= {iid for iid in state["pending"] if iid not in now}
+        state["pending"] = (state["pending"] & set(now)) | {i for i, s in now.items() if s == scaling.PENDING_WAIT}
+        if not state["abandoned"]:
+            return ""
+        launched = sorted(i for i in now if self.known and i not in self.known)
+        return "; %s abandoned by its launch lifecycle hook (terminated, never InService)%s" % (
+            ", ".join(sorted(state["abandoned"])),
+            ": Auto Scaling launched %s in its place" % ", ".join(launched) if launched else "")
 
     def _zone_note(self, new):
         """Auto Scaling may start the replacement in another zone (a zone out of capacity, changed subnets):

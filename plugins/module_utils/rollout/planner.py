@@ -37,7 +37,8 @@ LEAVING = ("Terminating", "Terminating:Wait", "Terminating:Proceed", "Terminated
 class Options:
     def __init__(self, asg_names=None, asg_tags=None, version_tag="es_version", compare=("image", "version"),
                  target_image_id=None, target_version=None, node_attribute="aws_instance_id",
-                 strategy="drain", accept_data_loss=False, max_nodes_out=1, complete_lifecycle_actions=False):
+                 strategy="drain", accept_data_loss=False, max_nodes_out=1, complete_lifecycle_actions=False,
+                 complete_launch_actions=False):
         self.asg_names = asg_names
         self.asg_tags = asg_tags
         self.version_tag = version_tag
@@ -49,6 +50,7 @@ class Options:
         self.accept_data_loss = accept_data_loss
         self.max_nodes_out = max_nodes_out
         self.complete_lifecycle_actions = complete_lifecycle_actions
+        self.complete_launch_actions = complete_launch_actions
 
     @classmethod
     def from_params(cls, params):
@@ -59,7 +61,8 @@ class Options:
                    strategy=params.get("strategy") or "drain",
                    accept_data_loss=bool(params.get("accept_data_loss")),
                    max_nodes_out=params.get("max_nodes_out") or 1,
-                   complete_lifecycle_actions=bool(params.get("complete_lifecycle_actions")))
+                   complete_lifecycle_actions=bool(params.get("complete_lifecycle_actions")),
+                   complete_launch_actions=bool(params.get("complete_launch_actions")))
 
 
 def no_group_message(opts):

@@ -29,7 +29,9 @@ node, so no fixed setting keeps a slot free. Two layers:
   reservation, ``cancel_a_relocation`` cancels the drain relocation that holds the
   slot the replica needs, the one least copied: Elasticsearch gives the freed slot
   to the unassigned replica first, the relocation's source copy stays started, and
-  the relocation starts again later.
+  the relocation starts again later. At most ``MAX_CANCELS`` per drain of a node (counted in the
+  rebalance tag, so across the step's calls): each cancel wastes what the relocation copied, and a
+  burst of new indices would otherwise keep the drain from finishing.
 
 Crash safety: the operator's values (persistent and transient, or "unset") are
 written to a tag on the cluster's Auto Scaling Groups *before* any setting is
@@ -56,6 +58,11 @@ MAX_EXTRA_SLOTS = 2  # above the reservation, however many new indices a drain m
 # on small clusters; a node with more relocates the rest within the operator's slots.
 MAX_DRAIN_SLOTS = 16
 UNSET = "unset"
+# Drain relocations cancelled for new replicas, at most, per drain of a node: beyond, a throttled
+# replica waits for one of the drain's copies to finish (minutes on real shards, once).
+MAX_CANCELS = 4
+CANCELS = "cancels"  # the rebalance tag's field: "<node id>:<count>", for the drain under way
+HELD = "held"  # the rebalance tag's field: the node whose drain raises no limit any more (another node left)
 SCOPES = ("persistent", "transient")
 
 
@@ -71,17 +78,28 @@ def render(values):
 
 
 def parse(text):
-    return {k: None if v == UNSET else v for k, v in decode_tag(text).items()
+    return _settings_of(decode_tag(text))
+
+
+def _settings_of(fields):
+    """The saved settings among the tag's fields (the drain's own fields, cancels and held, left out)."""
+    return {k: None if v == UNSET else v for k, v in fields.items()
             if k.partition(".")[0] in SETTINGS and k.partition(".")[2] in SCOPES}
+
+
+def _raw_tag(aws, group_names):
+    """The rebalance tag's fields (settings and the drain's own), or None when no run wrote it."""
+    for group in aws.find_groups(names=list(group_names)):
+        value = tag_dict(group.get("Tags")).get(REBALANCE_TAG)
+        if value:
+            return decode_tag(value)
+    return None
 
 
 def saved(aws, group_names):
     """The saved operator values, or None when no run paused rebalancing."""
-    for group in aws.find_groups(names=list(group_names)):
-        value = tag_dict(group.get("Tags")).get(REBALANCE_TAG)
-        if value:
-            return parse(value)
-    return None
+    fields = _raw_tag(aws, group_names)
+    return None if fields is None else _settings_of(fields)
 
 
 def _save(cluster, aws, group_names, now=None):
@@ -233,14 +251,56 @@ def restore(cluster, aws, group_names):
     return "rebalancing and recovery limits restored to the operator's values (%s)" % render(original)
 
 
+def _put_field(cluster, aws, group_names, name, value):
+    """A field of the drain under way in the rebalance tag (the operator's values saved first when no run
+    saved them yet); saved() leaves such fields out, so restore never mistakes one for a setting."""
+    _save(cluster, aws, group_names)
+    fields = _raw_tag(aws, group_names) or {}
+    fields[name] = value
+    aws.put_group_tag(list(group_names), REBALANCE_TAG, encode_tag(fields))
+
+
+def cancels_done(aws, group_names, node_id):
+    """Relocations cancelled so far for the drain of node_id (0 when none, or another node's drain)."""
+    field = (_raw_tag(aws, group_names) or {}).get(CANCELS) or ""
+    who, _sep, count = field.rpartition(":")
+    return int(count) if who == node_id and count.isdigit() else 0
+
+
+def count_cancel(cluster, aws, group_names, node_id):
+    """One more cancel for the drain of node_id, counted in the rebalance tag (across the step's calls)."""
+    _put_field(cluster, aws, group_names, CANCELS, "%s:%d" % (node_id, cancels_done(aws, group_names, node_id) + 1))
+
+
+def limits_held(aws, group_names, node_id):
+    """Does the drain of node_id keep to the operator's recovery limits (another node left during it)?"""
+    return (_raw_tag(aws, group_names) or {}).get(HELD) == node_id
+
+
+def hold_limits(cluster, aws, group_names, node_id):
+    """From now on the drain of node_id raises no limit (the step's later calls read it); the limits go back
+    to the operator's values now. What was put back, or None."""
+    if not limits_held(aws, group_names, node_id):
+        _put_field(cluster, aws, group_names, HELD, node_id)
+    return restore_slots(cluster, aws, group_names)
+
+
 def _blocker(explain):
     """("out", node id) when the primary's node has no outgoing slot, else ("in", node names
-    without an incoming slot), from a throttled replica's allocation explanation."""
+    without an incoming slot), from a throttled replica's allocation explanation. Elasticsearch
+    allocates an unassigned copy only to the lowest-weight node among those answering YES or
+    THROTTLE (the explanation's weight_ranking): when that one is throttled, a slot freed on
+    another node does not help, so only it is named."""
     full = set()
     for node_name, text in P.concurrent_limit_throttles(explain):
         if "outgoing shard recoveries" in text and "on the node [" in text:
             return "out", text.split("on the node [", 1)[1].split("]", 1)[0]
         full.add(node_name)
+    able = [d for d in (explain or {}).get("node_allocation_decisions") or []
+            if d.get("node_decision") in ("yes", "throttled") and d.get("weight_ranking") is not None]
+    best = min(able, key=lambda d: d["weight_ranking"], default=None)
+    if best is not None and best.get("node_name") in full:
+        return "in", {best["node_name"]}
     return "in", full
 
 

@@ -48,7 +48,8 @@ class Reconciling:
         if check_mode or not (settle or actions):
             return actions, None
         try:
-            detail, waited = self.wait(self.timeouts["join"], lambda: self.settled()[:2])
+            detail, waited = self.wait(self.timeouts["join"], lambda: self.settled(
+                complete=self.opts.complete_launch_actions)[:2])
             if waited > 0:
                 actions.append("waited %.0fs for a replacement of an earlier run to join" % waited)
             detail, waited = self.wait(self.timeouts["health"], lambda: self.health_ok(self.cluster.view()))

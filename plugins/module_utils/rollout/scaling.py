@@ -1,8 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: logstack.elk contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Auto Scaling processes suspended for a run (and lifecycle hooks holding a terminated instance), so that Auto Scaling never terminates a node the run
-did not choose: ``AZRebalance`` (moves instances between zones by launching and terminating),
+"""Auto Scaling processes suspended for a run (and lifecycle hooks holding an instance the run terminated, or
+one Auto Scaling launched for it), so that Auto Scaling never terminates a node the run did not choose: ``AZRebalance`` (moves instances between zones by launching and terminating),
 ``ReplaceUnhealthy`` and ``HealthCheck`` (an instance whose node is drained, or a new instance still
 booting, failing an ELB health check would be replaced). ``Launch`` and ``Terminate`` stay active:
 the run needs them.
@@ -24,6 +24,8 @@ CHOICES = ("AZRebalance", "HealthCheck", "ReplaceUnhealthy", "AlarmNotification"
 NONE = "none"  # the tag's value when the operator had suspended every one of them already
 TERMINATING = "autoscaling:EC2_INSTANCE_TERMINATING"
 TERMINATING_WAIT = "Terminating:Wait"
+LAUNCHING = "autoscaling:EC2_INSTANCE_LAUNCHING"
+PENDING_WAIT = "Pending:Wait"
 
 
 def suspend(aws, group_names, processes=PROCESSES):
@@ -62,6 +64,43 @@ def held_terminating(aws, group_name, instance_id, complete=False):
         aws.call("autoscaling", "CompleteLifecycleAction", AutoScalingGroupName=group_name,
                  LifecycleHookName=hook["LifecycleHookName"], InstanceId=instance_id, LifecycleActionResult="CONTINUE")
     return "completed the lifecycle action of %s on %s (CONTINUE)" % (names, instance_id)
+
+
+def _hooks(aws, group_name, transition):
+    return [h for h in aws.call("autoscaling", "DescribeLifecycleHooks", AutoScalingGroupName=group_name).get(
+        "LifecycleHooks") or [] if h.get("LifecycleTransition") == transition]
+
+
+def held_launching(aws, group, joined, complete=False):
+    """What holds the group's instances in Pending:Wait, one phrase per instance ([] when none: the hooks
+    are read only then). Such an instance runs and its node may have joined, but at the hook's heartbeat
+    timeout its default result decides: ABANDON terminates it (Auto Scaling launches another), so it is
+    waited for until InService. complete (upgrade_complete_launch_lifecycle_actions): once its node joined
+    (joined: instance ids whose node is in the cluster), complete the action (CONTINUE) on the operator's
+    behalf."""
+    name = group["AutoScalingGroupName"]
+    pending = sorted(i["InstanceId"] for i in group.get("Instances") or [] if i.get("LifecycleState") == PENDING_WAIT)
+    if not pending:
+        return []
+    hooks = _hooks(aws, name, LAUNCHING)
+    names = ", ".join("%s (heartbeat timeout %ss, default result %s)" % (
+        h["LifecycleHookName"], h.get("HeartbeatTimeout"), h.get("DefaultResult")) for h in hooks) or "?"
+    out = []
+    for iid in pending:
+        if iid not in joined:
+            out.append("instance %s is in %s, held by launch lifecycle hook %s; its node has not joined yet (its "
+                       "bootstrap completes the action; at the timeout ABANDON terminates it and Auto Scaling "
+                       "launches another)" % (iid, PENDING_WAIT, names))
+        elif not complete:
+            out.append("instance %s is in %s, held by launch lifecycle hook %s; its node has joined: its bootstrap "
+                       "completes the action, or set upgrade_complete_launch_lifecycle_actions: true"
+                       % (iid, PENDING_WAIT, names))
+        else:
+            for hook in hooks:
+                aws.call("autoscaling", "CompleteLifecycleAction", AutoScalingGroupName=name,
+                         LifecycleHookName=hook["LifecycleHookName"], InstanceId=iid, LifecycleActionResult="CONTINUE")
+            out.append("completed the launch lifecycle action of %s on %s (CONTINUE): its node joined" % (names, iid))
+    return out
 
 
 def resume(aws, group_names):

@@ -24,6 +24,7 @@ ROLLOUT_SPEC = dict(
     accept_data_loss=dict(type="bool", default=False),
     max_nodes_out=dict(type="int", default=1),
     complete_lifecycle_actions=dict(type="bool", default=False),
+    complete_launch_actions=dict(type="bool", default=False),
     drain_method=dict(type="str", choices=["auto", "shutdown", "exclusion"], default="auto"),
     timeouts=dict(type="dict", options={k: dict(type="int") for k in TIMEOUT_KEYS}),
     poll_interval=dict(type="float", default=5.0),

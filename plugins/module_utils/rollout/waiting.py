@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsError
 from ansible_collections.logstack.elk.plugins.module_utils.rollout import predicates as P
+from ansible_collections.logstack.elk.plugins.module_utils.rollout import scaling
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.planner import LEAVING, World
 
 
@@ -48,10 +49,13 @@ class Waiting:
             return False, "%d of %d expected nodes are in the cluster" % (len(view.nodes), world.expected_nodes)
         return True, "cluster %s, %d nodes" % (view.status, len(view.nodes))
 
-    def settled(self, groups=None):
-        """(ok, detail): every instance the groups keep has joined, no node of a leaving instance remains."""
+    def settled(self, groups=None, complete=False):
+        """(ok, detail, world): every instance the groups keep has joined and is out of a launch lifecycle
+        hook's Pending:Wait, no node of a leaving instance remains. complete: complete the launch action of
+        an instance whose node joined (upgrade_complete_launch_lifecycle_actions; steps only, never a check)."""
         world = World(self.cluster, self.aws, self.opts)
         problems = []
+        joined = set(world.mapping.values())
         for group in world.groups:
             name = group["AutoScalingGroupName"]
             if groups and name not in groups:
@@ -59,6 +63,7 @@ class Waiting:
             kept = [i for i in group.get("Instances") or [] if i.get("LifecycleState") not in LEAVING]
             if len(kept) < group["DesiredCapacity"]:
                 problems.append("%s has %d of %d instances" % (name, len(kept), group["DesiredCapacity"]))
+            problems.extend(scaling.held_launching(self.aws, group, joined, complete=complete))
         if world.orphans:
             problems.append("instance(s) %s not in the cluster yet" % ", ".join(sorted(world.orphans)))
         if world.unmapped:
