@@ -35,7 +35,7 @@ from sandbox.state import IndexMeta, Request, Response
 
 from . import mapping as mp
 from .errors import ESError, illegal_argument, index_not_found
-from .query import aggregate, iter_matching, sort_docs
+from .query import iter_matching
 from .server import version_tuple
 
 DEFAULT_REINDEX_RATE = 2000.0  # docs/s a reindex task copies when not throttled
@@ -197,7 +197,6 @@ class IndexExtra:
     stats_base: Dict[int, Tuple[Optional[str], int]] = field(default_factory=dict)
     delete_total: int = 0
     refresh_total: int = 0
-    flush_total: int = 0
 
 
 @dataclass
@@ -642,17 +641,6 @@ class DocumentStore:
                 "_shards": {"total": 1 + meta.number_of_replicas, "successful": 1, "failed": 0},
                 "_seq_no": ex.seq_no[shard] - 1, "_primary_term": 1, "status": 200 if found else 404}
 
-    def index_docs(self, index: str, docs: List[Dict[str, Any]]) -> int:
-        """Python entry point: index documents (``_id`` key optional) as ``_bulk`` would; returns how many."""
-        with self.state.lock:
-            n = 0
-            for d in docs:
-                d = dict(d)
-                doc_id = d.pop("_id", None)
-                self.index_one(index, None if doc_id is None else str(doc_id), d, wait=False)
-                n += 1
-            return n
-
     def add_synthetic_docs(self, index: str, n: int, bytes_per_doc: int = 1024, ack: bool = True) -> None:
         """Declare ``n`` documents without bodies (scenario data, continuous writer).
 
@@ -920,13 +908,6 @@ def _store(state: Any) -> DocumentStore:
     return store
 
 
-def _meta_of(state: Any, name: str) -> IndexMeta:
-    meta = state.indices.get(name)
-    if meta is None:
-        raise index_not_found(name)
-    return meta
-
-
 def _shards_header(store: DocumentStore, metas: List[IndexMeta]) -> Dict[str, Any]:
     total = sum(m.number_of_shards * (1 + m.number_of_replicas) for m in metas)
     ok = 0
@@ -1098,15 +1079,6 @@ def _refresh(state: Any, req: Request) -> Response:
     return Response(200, {"_shards": _shards_header(store, metas)})
 
 
-@api("indices.flush")
-def _flush(state: Any, req: Request) -> Response:
-    store = _store(state)
-    metas = [state.indices[n] for n in store.resolve(req.parts.get("index"), req.params)]
-    for m in metas:
-        store.extra[m.name].flush_total += 1
-    return Response(200, {"_shards": _shards_header(store, metas)})
-
-
 def _count_op(ex: IndexExtra, shard: int, n: int = 1) -> None:
     while len(ex.shard_totals) <= shard:
         ex.shard_totals.append(0)
@@ -1156,7 +1128,7 @@ def _index_stats(store: DocumentStore, meta: IndexMeta) -> Dict[str, Any]:
                      "is_throttled": False, "throttle_time_in_millis": 0},
         "refresh": {"total": ex.refresh_total, "total_time_in_millis": 0, "external_total": ex.refresh_total,
                     "external_total_time_in_millis": 0, "listeners": 0},
-        "flush": {"total": ex.flush_total, "periodic": 0, "total_time_in_millis": 0},
+        "flush": {"total": 0, "periodic": 0, "total_time_in_millis": 0},
     }
 
 
@@ -1435,44 +1407,6 @@ def _data_streams(state: Any, req: Request) -> Response:
     return Response(200, {"data_streams": []})
 
 
-@api("indices.rollover")
-def _rollover(state: Any, req: Request) -> Response:
-    store = _store(state)
-    body = req.body or {}
-    conditions = _obj(body.get("conditions"), "conditions", "rollover")  # the body is parsed first, as in ES
-    alias = req.parts["alias"]
-    old = store.write_target(alias, auto_create=False)
-    if alias in state.indices:
-        raise illegal_argument("rollover target [%s] is not an alias" % alias)
-    new_name = req.parts.get("new_index")
-    if not new_name:
-        m = re.match(r"^(.*?)(\d+)$", old.name)
-        if not m:
-            raise illegal_argument("index name [%s] does not match pattern '^.*-\\d+$'" % old.name)
-        new_name = "%s%0*d" % (m.group(1), max(6, len(m.group(2))), int(m.group(2)) + 1)
-    results = {}
-    for cond, val in conditions.items():
-        key = "[%s: %s]" % (cond, val)
-        if cond == "max_docs":
-            results[key] = old.doc_count() >= _int_field(val, "max_docs", "conditions")
-        else:
-            results[key] = False
-    rolled = not conditions or any(results.values())
-    dry = _bool(req.params, "dry_run")
-    if rolled and not dry:
-        store.create_index(new_name, body.get("settings"), body.get("mappings"), body.get("aliases"))
-        old_conf = old.aliases.get(alias, {})
-        if old_conf.get("is_write_index"):
-            old.aliases[alias] = dict(old_conf, is_write_index=False)
-            state.indices[new_name].aliases[alias] = {"is_write_index": True}
-        else:
-            del old.aliases[alias]
-            state.indices[new_name].aliases[alias] = {}
-    return Response(200, {"acknowledged": rolled and not dry, "shards_acknowledged": rolled and not dry,
-                          "old_index": old.name, "new_index": new_name, "rolled_over": rolled and not dry,
-                          "dry_run": dry, "lazy": False, "conditions": results})
-
-
 # --- _cat ---------------------------------------------------------------------------
 
 def _human_bytes(n: int, unit: Optional[str]) -> str:
@@ -1581,6 +1515,8 @@ def _bulk(state: Any, req: Request) -> Response:
         if kind not in ("index", "create", "update", "delete"):
             raise illegal_argument("Malformed action/metadata line [%d], expected field [create], [delete], "
                                    "[index] or [update] but found [%s]" % (i + 1, kind))
+        if kind == "update":
+            raise illegal_argument("the sandbox implements no bulk [update] action (sandbox/es_api/README.md)")
         if not isinstance(meta, dict):
             raise illegal_argument("Malformed action/metadata line [%d], expected START_OBJECT but found [%s]"
                                    % (i + 1, "START_ARRAY" if isinstance(meta, list) else "VALUE_STRING"))
@@ -1600,8 +1536,6 @@ def _bulk(state: Any, req: Request) -> Response:
         try:
             if kind == "delete":
                 r = store.delete_one(index, doc_id, meta.get("routing"))
-            elif kind == "update":
-                r = _update_doc(store, index, doc_id, source, meta.get("routing"), timeout)
             else:
                 r = store.index_one(index, doc_id, source, op_type=kind if kind == "create" else
                                     meta.get("op_type", "index"), version=meta.get("version"),
@@ -1619,37 +1553,6 @@ def _bulk(state: Any, req: Request) -> Response:
     _maybe_refresh(store, req.params, touched)
     errors = any("error" in list(it.values())[0] for it in items)
     return Response(200, {"errors": errors, "took": int((time.monotonic() - start) * 1000), "items": items})
-
-
-def _update_doc(store: DocumentStore, index: str, doc_id: Optional[str], body: Dict[str, Any],
-                routing: Optional[str], timeout: float) -> Dict[str, Any]:
-    meta = store.write_target(index)
-    shard = shard_of(doc_id or "", routing, meta.number_of_shards)
-    cur = meta.docs[shard].get(doc_id)
-    if cur is None:
-        if body.get("doc_as_upsert") and "doc" in body:
-            cur = {}
-        elif "upsert" in body:
-            return store.index_one(index, doc_id, body["upsert"], routing=routing, timeout=timeout)
-        else:
-            raise ESError(404, "document_missing_exception", "[%s]: document missing" % doc_id,
-                          index_uuid=meta.uuid, shard=str(shard), index=meta.name)
-    merged = _deep_merge(copy.deepcopy(cur), body.get("doc") or {})
-    if merged == cur:
-        ex = store.extra[meta.name]
-        return {"_index": meta.name, "_id": doc_id, "_version": ex.versions[shard].get(doc_id, 1), "result": "noop",
-                "_shards": {"total": 0, "successful": 0, "failed": 0}, "_seq_no": ex.seq_no[shard] - 1,
-                "_primary_term": 1, "status": 200}
-    return store.index_one(index, doc_id, merged, routing=routing, timeout=timeout)
-
-
-def _deep_merge(dst: Dict[str, Any], src: Dict[str, Any]) -> Dict[str, Any]:
-    for k, v in src.items():
-        if isinstance(v, dict) and isinstance(dst.get(k), dict):
-            _deep_merge(dst[k], v)
-        else:
-            dst[k] = v
-    return dst
 
 
 def _maybe_refresh(store: DocumentStore, params: Dict[str, str], names: Any) -> None:
@@ -1813,7 +1716,7 @@ def _count(state: Any, req: Request) -> Response:
     shards, header = _searchable(store, req.parts.get("index"), req.params)
     query = (req.body or {}).get("query")
     if req.params.get("q"):
-        query = _q_to_query(req.params["q"])
+        raise illegal_argument("the sandbox implements no [q] in a count (sandbox/es_api/README.md)")
     n = 0
     for m, s in shards:
         if not query or "match_all" in query:
@@ -1823,15 +1726,6 @@ def _count(state: Any, req: Request) -> Response:
     return Response(200, {"count": n, "_shards": header})
 
 
-def _q_to_query(q: str) -> Dict[str, Any]:
-    if q in ("*", "*:*"):
-        return {"match_all": {}}
-    if ":" in q:
-        f, v = q.split(":", 1)
-        return {"match": {f: v}}
-    raise illegal_argument("the sandbox supports q=<field>:<value> only")
-
-
 @api("search")
 def _search(state: Any, req: Request) -> Response:
     store = _store(state)
@@ -1839,12 +1733,14 @@ def _search(state: Any, req: Request) -> Response:
     shards, header = _searchable(store, req.parts.get("index"), req.params)
     body = req.body or {}
     query = body.get("query")
-    if req.params.get("q"):
-        query = _q_to_query(req.params["q"])
     size = _num_param(req.params, "size", None)
     size = _source_int(body.get("size", 10)) if size is None else size
-    from_ = _num_param(req.params, "from", None)
-    from_ = _source_int(body.get("from", 0)) if from_ is None else from_
+    unsupported = [k for k in ("aggs", "aggregations", "from", "search_after", "collapse") if body.get(k)]
+    if req.params.get("q") or req.params.get("from") or unsupported:
+        raise illegal_argument("the sandbox implements no [%s] in a search (sandbox/es_api/README.md)"
+                               % (unsupported or ["q" if req.params.get("q") else "from"])[0])
+    if any(s not in ("_doc", {"_doc": "asc"}) for s in (body.get("sort") or [])):
+        raise illegal_argument("the sandbox sorts a search by [_doc] only (sandbox/es_api/README.md)")
     hits: List[Tuple[IndexMeta, str, Dict[str, Any]]] = []
     total = 0
     by_index: Dict[str, List[Tuple[str, Dict[str, Any]]]] = {}
@@ -1855,12 +1751,7 @@ def _search(state: Any, req: Request) -> Response:
             total += m.synthetic_docs[s]
         by_index.setdefault(m.name, []).extend(docs)
         hits.extend((m, i, d) for i, d in docs)
-    mappings = shards[0][0].mappings if shards else {}
-    if body.get("sort"):
-        ordered = sort_docs([(i, d) for _, i, d in hits], body["sort"], mappings)
-        pos = {id(d): k for k, (_, d) in enumerate(ordered)}
-        hits.sort(key=lambda h: pos[id(h[2])])
-    page = hits[from_: from_ + size]
+    page = hits[:size]
     if req.params.get("scroll"):
         # A scroll keeps the search's hits (a point-in-time view) for later pages.
         scroll_id = _uuid()
@@ -1869,46 +1760,13 @@ def _search(state: Any, req: Request) -> Response:
         out_scroll = _scroll_page(store, scroll_id)
         out_scroll["took"] = int((time.monotonic() - start) * 1000)
         return Response(200, out_scroll)
-    track = body.get("track_total_hits", req.params.get("track_total_hits", True))
-    relation = "eq"
-    shown_total = total
-    if track not in (True, "true") and total > 10000:
-        shown_total, relation = 10000, "gte"
     out: Dict[str, Any] = {
         "took": int((time.monotonic() - start) * 1000), "timed_out": False, "_shards": header,
-        "hits": {"total": {"value": shown_total, "relation": relation}, "max_score": 1.0 if page else None,
+        "hits": {"total": {"value": total, "relation": "eq"}, "max_score": 1.0 if page else None,
                  "hits": [{"_index": m.name, "_id": i, "_score": 1.0, "_source": copy.deepcopy(d)}
                           for m, i, d in page]},
     }
-    aggs = body.get("aggs") or body.get("aggregations")
-    if aggs:
-        all_docs = [(i, d) for _, i, d in hits]
-        out["aggregations"] = aggregate(aggs, all_docs, mappings, shards[0][0].name if shards else "")
     return Response(200, out)
-
-
-@api("delete_by_query")
-def _delete_by_query(state: Any, req: Request) -> Response:
-    store = _store(state)
-    start = time.monotonic()
-    query = (req.body or {}).get("query")
-    if query is None:
-        raise ESError(400, "action_request_validation_exception", "Validation Failed: 1: query is missing;")
-    deleted = 0
-    failures = []
-    for n in store.resolve(req.parts["index"], req.params):
-        m = state.indices[n]
-        for s in range(m.number_of_shards):
-            for doc_id, _ in iter_matching(store.visible_docs(m, s), query, m.mappings):
-                try:
-                    store.delete_one(n, doc_id)
-                    deleted += 1
-                except ESError as e:
-                    failures.append({"index": n, "id": doc_id, "cause": e.cause(), "status": e.status})
-    return Response(200, {"took": int((time.monotonic() - start) * 1000), "timed_out": False, "total": deleted,
-                          "deleted": deleted, "batches": 1 if deleted else 0, "version_conflicts": 0, "noops": 0,
-                          "retries": {"bulk": 0, "search": 0}, "throttled_millis": 0, "requests_per_second": -1.0,
-                          "throttled_until_millis": 0, "failures": failures})
 
 
 # --- reindex and tasks ------------------------------------------------------------------
