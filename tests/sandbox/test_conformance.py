@@ -11,11 +11,9 @@ import json
 
 import pytest
 
-from sandbox.es_api.documents import install
-from sandbox.es_api.server import start_server
 from sandbox.recording import shape, subset_diff  # the shapes the real-cluster recordings are compared by
-from sandbox.state import SandboxState
 from tests.sandbox.es_http import request
+from tests.sandbox_plugin import serve_http
 
 osmem_server = pytest.importorskip("osmem_server")
 
@@ -91,13 +89,9 @@ DIFFERENCES = [
 @pytest.fixture(scope="module")
 def servers():
     osmem = osmem_server.OsmemServer.start(seed=[], freeze=False)
-    state = SandboxState()
-    state.es_version = ES_VERSION
-    install(state)
-    server, url = start_server(state)
-    yield osmem.url, url
-    server.shutdown()
-    server.server_close()
+    srv = serve_http(version=ES_VERSION, documents=True)
+    yield osmem.url, srv.url
+    srv.close()
     osmem.close()
 
 

@@ -4,7 +4,7 @@ could not send its operations to replicas on newer ones during a rolling upgrade
 from __future__ import annotations
 
 from tests.sandbox import mini
-from tests.sandbox.conftest import wait_for
+from tests.sandbox_plugin import wait_for
 
 
 def test_the_replica_on_the_newest_node_becomes_primary(sandbox_factory, tmp_path):

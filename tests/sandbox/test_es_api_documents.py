@@ -7,9 +7,6 @@ import time
 
 import pytest
 
-from sandbox.es_api.documents import install
-from sandbox.es_api.server import start_server
-from sandbox.state import SandboxState
 from tests.sandbox.es_http import request
 
 
@@ -40,32 +37,20 @@ class StandInEngine:
 
 
 class ES:
-    def __init__(self, version="8.15.0", engine=None, rate=2000.0):
-        self.state = SandboxState()
-        self.state.es_version = version
-        self.state.engine = engine
-        self.store = install(self.state, reindex_rate=rate)
-        self.server, self.url = start_server(self.state)
+    """The HTTP API with the documents half (the plugin's HttpSandbox), called as e(method, path, body)."""
+
+    def __init__(self, srv):
+        self.srv, self.state, self.store, self.url = srv, srv.state, srv.store, srv.url
 
     def __call__(self, method, path, body=None, ndjson=None):
         return request(self.url, method, path, body, ndjson)
 
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
 
 @pytest.fixture
-def es():
-    made = []
-
-    def make(*a, **kw):
-        e = ES(*a, **kw)
-        made.append(e)
-        return e
-    yield make
-    for e in made:
-        e.close()
+def es(sandbox_http):
+    def make(version="8.15.0", engine=None, rate=2000.0):
+        return ES(sandbox_http(version=version, documents=True, engine=engine, reindex_rate=rate))
+    return make
 
 
 def bulk_lines(index, docs):

@@ -14,7 +14,7 @@ from ansible_collections.logstack.elk.plugins.module_utils.rollout.node import N
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.planner import Options
 
 from tests.sandbox import mini
-from tests.sandbox.conftest import wait_for
+from tests.sandbox_plugin import wait_for
 
 INDICES = 25
 EXCLUDE = "cluster.routing.allocation.exclude._name"

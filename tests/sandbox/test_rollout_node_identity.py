@@ -18,7 +18,7 @@ from ansible_collections.logstack.elk.plugins.module_utils.rollout.node import N
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.planner import Options
 
 from tests.sandbox import mini
-from tests.sandbox.conftest import wait_for
+from tests.sandbox_plugin import wait_for
 
 
 @pytest.mark.parametrize("drain_method", ["exclusion", "auto"])
