@@ -35,7 +35,7 @@ from sandbox.state import IndexMeta, Request, Response
 
 from . import mapping as mp
 from .errors import ESError, illegal_argument, index_not_found
-from .query import iter_matching
+from .query import aggregate, iter_matching
 from .server import version_tuple
 
 DEFAULT_REINDEX_RATE = 2000.0  # docs/s a reindex task copies when not throttled
@@ -1735,7 +1735,7 @@ def _search(state: Any, req: Request) -> Response:
     query = body.get("query")
     size = _num_param(req.params, "size", None)
     size = _source_int(body.get("size", 10)) if size is None else size
-    unsupported = [k for k in ("aggs", "aggregations", "from", "search_after", "collapse") if body.get(k)]
+    unsupported = [k for k in ("from", "search_after", "collapse") if body.get(k)]
     if req.params.get("q") or req.params.get("from") or unsupported:
         raise illegal_argument("the sandbox implements no [%s] in a search (sandbox/es_api/README.md)"
                                % (unsupported or ["q" if req.params.get("q") else "from"])[0])
@@ -1766,6 +1766,9 @@ def _search(state: Any, req: Request) -> Response:
                  "hits": [{"_index": m.name, "_id": i, "_score": 1.0, "_source": copy.deepcopy(d)}
                           for m, i, d in page]},
     }
+    aggs = body.get("aggs") or body.get("aggregations")
+    if aggs:
+        out["aggregations"] = aggregate(aggs, [(i, d) for _, i, d in hits], shards[0][0].mappings if shards else {})
     return Response(200, out)
 
 

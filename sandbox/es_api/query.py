@@ -3,8 +3,9 @@
 Supported: match_all, ids (the reindex of missing documents), match_phrase (the search for a
 task's stored result), term, terms, match and range. Values are compared as their mapped type,
 so a range query on an integer field holding "9" and "10" orders them as numbers: this is what
-lets a test see that a mapping is in force. No aggregations, no sorting other than ``_doc``: the
-real clusters (tests/real) cover the rest of the document APIs.
+lets a test see that a mapping is in force. Aggregations: the metric ones (min, max, sum, avg,
+value_count; the reindex tests check a new mapping with ``max``). No bucket aggregations, no sorting
+other than ``_doc``: the real clusters (tests/real) cover the rest of the document APIs.
 """
 from __future__ import annotations
 
@@ -128,6 +129,58 @@ def compile_query(query: Optional[Dict[str, Any]], mappings: Dict[str, Any]) -> 
             return False
         return rng
     raise ESError(400, "parsing_exception", "unknown query [%s]" % kind, line=1, col=12)
+
+
+METRICS = ("min", "max", "sum", "avg", "value_count")
+
+
+def aggregate(aggs: Any, docs: List[Doc], mappings: Dict[str, Any]) -> Dict[str, Any]:
+    """The metric aggregations of a search over its matching documents."""
+    if not isinstance(aggs, dict):
+        raise ESError(400, "parsing_exception", "Expected [START_OBJECT] under [aggs], but got a [VALUE_STRING]")
+    out: Dict[str, Any] = {}
+    for name, spec in aggs.items():
+        if not isinstance(spec, dict):
+            raise ESError(400, "parsing_exception", "Expected [START_OBJECT] under [%s], but got a [VALUE_STRING] in "
+                          "[%s]" % (name, name))
+        kinds = [k for k in spec if k not in ("aggs", "aggregations", "meta")]
+        if len(kinds) != 1:
+            raise ESError(400, "parsing_exception", "Expected one aggregation type in [%s]" % name)
+        kind, body = kinds[0], spec[kinds[0]]
+        if kind not in METRICS:
+            raise ESError(400, "illegal_argument_exception", "the sandbox implements no [%s] aggregation, only %s "
+                          "(sandbox/es_api/README.md)" % (kind, ", ".join(METRICS)))
+        if not isinstance(body, dict):
+            raise ESError(400, "parsing_exception", "Expected [START_OBJECT] under [%s], but got a [VALUE_STRING] in "
+                          "[%s]" % (kind, name))
+        field = body.get("field")
+        if not isinstance(field, str):
+            raise ESError(400, "illegal_argument_exception",
+                          "Required one of fields [field, script], but none were specified.")
+        ftype = _ftype(mappings, field)
+        if ftype == "text" and kind != "value_count":
+            raise ESError(400, "illegal_argument_exception",
+                          "Text fields are not optimised for operations that require per-document field data like "
+                          "aggregations and sorting, so these operations are disabled by default. Please use a "
+                          "keyword field instead. Alternatively, set fielddata=true on [%s] in order to load field "
+                          "data by uninverting the inverted index. Note that this can use significant memory." % field)
+        vals = []
+        for _id, src in docs:
+            for v in _values(src, field):
+                try:
+                    vals.append(coerce(ftype or "keyword", v, field))
+                except FieldParseError:
+                    pass
+        nums = [float(v) for v in vals if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if kind == "value_count":
+            out[name] = {"value": len(vals)}
+        elif kind == "sum":
+            out[name] = {"value": float(sum(nums))}
+        elif kind == "avg":
+            out[name] = {"value": (sum(nums) / len(nums)) if nums else None}
+        else:
+            out[name] = {"value": (min(nums) if kind == "min" else max(nums)) if nums else None}
+    return out
 
 
 def iter_matching(docs: Iterable[Doc], query: Optional[Dict[str, Any]], mappings: Dict[str, Any]) -> List[Doc]:

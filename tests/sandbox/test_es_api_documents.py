@@ -134,20 +134,22 @@ def test_dynamic_mapping_maps_new_fields(es):
     assert status == 400 and "field [n] of type [long]" in body["error"]["reason"]
 
 
-def test_range_query_compares_integers_as_numbers(es):
+def test_range_query_and_aggregations_compare_integers_as_numbers(es):
     e = es()
     e("PUT", "/nums", {"mappings": {"properties": {"v": {"type": "integer"}, "k": {"type": "keyword"}}}})
     docs = [{"v": "9", "k": "a"}, {"v": "10", "k": "b"}, {"v": 100, "k": "a"}]
     e("POST", "/_bulk?refresh=true", ndjson=bulk_lines("nums", docs))
     # As strings "10" < "9"; as integers 9 < 10 < 100.
-    body = e("POST", "/nums/_search", {"query": {"range": {"v": {"gte": 9, "lt": 50}}}})[1]
+    body = e("POST", "/nums/_search", {"query": {"range": {"v": {"gte": 9, "lt": 50}}},
+                                       "aggs": {"lo": {"min": {"field": "v"}}, "hi": {"max": {"field": "v"}}}})[1]
     assert sorted(h["_id"] for h in body["hits"]["hits"]) == ["0", "1"]
     assert body["hits"]["total"] == {"value": 2, "relation": "eq"}
+    assert body["aggregations"]["lo"]["value"] == 9.0 and body["aggregations"]["hi"]["value"] == 10.0
     assert e("POST", "/nums/_count", {"query": {"term": {"k": "a"}}})[1]["count"] == 2
 
 
 @pytest.mark.parametrize("method,path,body,ndjson,named", [
-    ("POST", "/nums/_search", {"aggs": {"m": {"max": {"field": "v"}}}}, None, "aggs"),
+    ("POST", "/nums/_search", {"aggs": {"by_v": {"terms": {"field": "v"}}}}, None, "terms"),
     ("POST", "/nums/_search", {"from": 1}, None, "from"),
     ("GET", "/nums/_search?q=k:a", None, None, "q"),
     ("POST", "/nums/_search", {"sort": [{"v": "desc"}]}, None, "_doc"),
@@ -500,6 +502,8 @@ MALFORMED = [
     ("POST", "/a/_search", {"query": {"match": {"x": 1, "y": 2}}}, "parsing_exception"),
     ("POST", "/a/_count", {"query": {"range": {"x": "y"}}}, "parsing_exception"),
     ("POST", "/a/_search", {"query": {"terms": {"x": "y"}}}, "parsing_exception"),
+    ("POST", "/a/_search", {"aggs": {"a": {"terms": {}}}}, "illegal_argument_exception"),
+    ("POST", "/a/_search", {"aggs": {"a": "x"}}, "parsing_exception"),
     ("POST", "/a/_search", {"size": "x"}, "number_format_exception"),
     ("GET", "/a/_search?size=x", None, "illegal_argument_exception"),
     ("POST", "/_reindex", {"source": "x", "dest": {"index": "b"}}, "x_content_parse_exception"),
