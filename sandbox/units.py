@@ -75,6 +75,21 @@ def parse_seconds(value: Any, where: str) -> float:
     return float(m.group(1)) * _SECONDS[m.group(2)]
 
 
+def time_param(value: Any, default: float, name: str) -> float:
+    """Seconds of an Elasticsearch time value in a request ("30s", "500ms"); ``default`` when absent,
+    -1.0 for "-1" (no limit; the caller says what that means); ValueError with Elasticsearch's text."""
+    if value is None or value == "":
+        return default
+    text = str(value).strip()
+    if text in ("-1", "-1s"):
+        return -1.0
+    try:
+        return parse_seconds(text, name)
+    except ValueError:
+        raise ValueError(f"failed to parse setting [{name}] with value [{text}] as a time value: "
+                         "unit is missing or unrecognized") from None
+
+
 def setting_text(value: Any) -> Optional[str]:
     """A setting value as Elasticsearch stores it: strings, "true"/"false", lists joined by commas."""
     if value is None:

@@ -11,7 +11,7 @@ from ..engine import Cluster
 from ..es_api.errors import ESError
 from ..model import Node
 from ..state import Request, SandboxState
-from ..units import parse_seconds, version_tuple
+from ..units import time_param, version_tuple
 
 __all__ = ["ESError", "_bool", "_cond", "_engine", "_index_names", "_major", "_need_master", "_seconds", "_wait",
            "resolve_nodes"]
@@ -33,16 +33,12 @@ def _cond(state: SandboxState) -> threading.Condition:
 
 
 def _seconds(value: Optional[str], default: float, name: str) -> float:
-    if value is None or value == "":
-        return default
-    if value == "-1":
-        return 365 * 86400.0
+    """A request's time value in seconds; "-1" waits a year (as good as no limit here)."""
     try:
-        return parse_seconds(value, name)
-    except ValueError:
-        raise ESError(400, "illegal_argument_exception",
-                      f"failed to parse setting [{name}] with value [{value}] as a time value: "
-                      "unit is missing or unrecognized") from None
+        seconds = time_param(value, default, name)
+    except ValueError as exc:
+        raise ESError(400, "illegal_argument_exception", str(exc)) from None
+    return 365 * 86400.0 if seconds < 0 else seconds
 
 
 def _wait(state: SandboxState, until: Callable[[], bool], timeout: float) -> bool:

@@ -24,13 +24,13 @@ import base64
 import copy
 import fnmatch
 import json
-import re
 import time
 import uuid as uuidlib
 import zlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from sandbox import units
 from sandbox.state import IndexMeta, Request, Response
 
 from . import mapping as mp
@@ -48,20 +48,12 @@ def _uuid() -> str:
     return base64.urlsafe_b64encode(uuidlib.uuid4().bytes).decode().rstrip("=")[:22]
 
 
-def parse_time(value: Any, default: float) -> float:
-    """Seconds of an Elasticsearch time value ("30s", "1m", "500ms", "-1")."""
-    if value is None or value == "":
-        return default
-    s = str(value).strip()
-    if s in ("-1", "-1s"):
-        return -1.0
-    m = re.match(r"^(\d+(?:\.\d+)?)(nanos|micros|ms|s|m|h|d)?$", s)
-    if not m:
-        raise illegal_argument("failed to parse setting [timeout] with value [%s] as a time value: unit is missing "
-                               "or unrecognized" % s)
-    n = float(m.group(1))
-    unit = m.group(2) or "ms"
-    return n * {"nanos": 1e-9, "micros": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
+def parse_time(value: Any, default: float, name: str = "timeout") -> float:
+    """Seconds of an Elasticsearch time value ("30s", "1m", "500ms"); -1.0 for "-1"."""
+    try:
+        return units.time_param(value, default, name)
+    except ValueError as exc:
+        raise illegal_argument(str(exc)) from None
 
 
 def _obj(value: Any, field: str, ctx: str) -> Dict[str, Any]:
@@ -126,39 +118,11 @@ def _bool(params: Dict[str, str], name: str, default: bool = False) -> bool:
 
 def flatten_settings(settings: Optional[Dict[str, Any]]) -> Dict[str, Optional[str]]:
     """{"index": {"number_of_shards": 1}} or {"number_of_shards": 1} -> {"index.number_of_shards": "1"}."""
-    out: Dict[str, Optional[str]] = {}
-
-    def walk(obj: Dict[str, Any], prefix: str) -> None:
-        for k, v in obj.items():
-            key = prefix + k
-            if isinstance(v, dict):
-                walk(v, key + ".")
-            else:
-                if v is None:
-                    out[key] = None
-                elif isinstance(v, bool):
-                    out[key] = "true" if v else "false"
-                elif isinstance(v, list):
-                    out[key] = ",".join(str(i) for i in v)
-                else:
-                    out[key] = str(v)
-    walk(settings or {}, "")
-    return {(k if k.startswith("index.") else "index." + k): v for k, v in out.items()}
+    return {(k if k.startswith("index.") else "index." + k): units.setting_text(v)
+            for k, v in units.flatten(settings or {}).items()}
 
 
-def nest_settings(flat: Dict[str, Any]) -> Dict[str, Any]:
-    out: Dict[str, Any] = {}
-    for key in sorted(flat):
-        cur = out
-        parts = key.split(".")
-        for p in parts[:-1]:
-            nxt = cur.setdefault(p, {})
-            if not isinstance(nxt, dict):  # "a" and "a.b" both set: keep the flat key
-                nxt = cur.setdefault(".".join(parts), {})
-                break
-            cur = nxt
-        cur[parts[-1]] = flat[key]
-    return out
+nest_settings = units.nest
 
 
 def shard_of(doc_id: str, routing: Optional[str], shards: int) -> int:
@@ -506,7 +470,7 @@ class DocumentStore:
         if flat.get("index.number_of_replicas") is not None:
             _setting_int(flat, "index.number_of_replicas", "1")  # refuse before changing anything
         if flat.get("index.refresh_interval") is not None:
-            parse_time(flat["index.refresh_interval"], 1.0)
+            parse_time(flat["index.refresh_interval"], 1.0, "index.refresh_interval")
         bad = sorted(k for k in flat if k in _NON_DYNAMIC)
         if bad:
             raise illegal_argument("Can't update non dynamic settings [[%s]] for open indices [[%s/%s]]"
@@ -1409,16 +1373,6 @@ def _data_streams(state: Any, req: Request) -> Response:
 
 # --- _cat ---------------------------------------------------------------------------
 
-def _human_bytes(n: int, unit: Optional[str]) -> str:
-    if unit:
-        div = {"b": 1, "kb": 1024, "mb": 1024 ** 2, "gb": 1024 ** 3, "tb": 1024 ** 4}.get(unit, 1)
-        return str(n // div)
-    for suffix, div in (("tb", 1024 ** 4), ("gb", 1024 ** 3), ("mb", 1024 ** 2), ("kb", 1024)):
-        if n >= div:
-            return "%.1f%s" % (n / div, suffix)
-    return "%db" % n
-
-
 def cat_response(rows: List[Dict[str, Any]], columns: List[str], params: Dict[str, str]) -> Response:
     """Render a _cat table: text (columns aligned, ``v`` for headers) or ``format=json``."""
     if params.get("h"):
@@ -1461,8 +1415,8 @@ def _cat_indices(state: Any, req: Request) -> Response:
         size = sum(m.size_bytes)
         rows.append({"health": health, "status": "open", "index": n, "uuid": m.uuid, "pri": str(m.number_of_shards),
                      "rep": str(m.number_of_replicas), "docs.count": str(count), "docs.deleted": "0",
-                     "store.size": _human_bytes(size, unit), "pri.store.size": _human_bytes(size, unit),
-                     "dataset.size": _human_bytes(size, unit), "creation.date": str(m.creation_date_ms)})
+                     "store.size": units.cat_bytes(size, unit), "pri.store.size": units.cat_bytes(size, unit),
+                     "dataset.size": units.cat_bytes(size, unit), "creation.date": str(m.creation_date_ms)})
     cols = ["health", "status", "index", "uuid", "pri", "rep", "docs.count", "docs.deleted", "store.size",
             "pri.store.size"]
     if store._ver()[0] >= 8:
