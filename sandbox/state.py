@@ -48,7 +48,7 @@ Handler = Callable[["SandboxState", Request], Response]
 
 @dataclass
 class IndexMeta:
-    """One index. Owned by es_api/documents.py; the engine reads it and places its shards.
+    """One index. Owned by es_api/store.py (the documents half); the engine reads it and places its shards.
 
     Documents: ``docs[shard]`` maps _id -> source for documents indexed through the
     API; ``synthetic_docs[shard]`` counts documents the scenario declared without
@@ -85,7 +85,7 @@ class SandboxState:
         self.templates: Dict[str, Dict[str, Any]] = {}  # composable index templates
         self.handlers: Dict[str, Handler] = {}  # API name -> handler, both halves register
         self.engine: Any = None  # engine.Cluster
-        self.documents: Any = None  # es_api.documents.DocumentStore
+        self.documents: Any = None  # es_api.store.DocumentStore
         self.audit: Any = None  # audit.Audit
         # Handlers that wait (wait_for_completion, health waits) sleep on this; its wait()
         # releases every level of the RLock, so other requests and the tick thread go on.
