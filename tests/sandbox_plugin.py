@@ -63,6 +63,21 @@ def split_with(tmp_path: Any, indices: List[Dict[str, Any]], recovery_bytes_per_
     return str(path)
 
 
+def mini_scenario(tmp_path: Any, name: str, groups: List[Dict[str, Any]], indices: List[Dict[str, Any]],
+                  delayed_timeout: str = "0s") -> str:
+    """A small scenario written for one test, 8.14 AMIs rolled to 8.15, fast timing; its path.
+    groups: {name, role or roles, size, ami (es-8.14 | es-8.15), ...}."""
+    data = {"name": name, "cluster_name": name, "es": {"version": "8.15.0"},
+            "amis": {"es-8.14": {"es_version": "8.14.3"}, "es-8.15": {"es_version": "8.15.0"}},
+            "groups": groups, "roll_to": {"ami": "es-8.15"},
+            "timing": {"boot_to_join_seconds": 0.5, "recovery_bytes_per_second": "50MB", "no_master_seconds": 1,
+                       "delayed_timeout": delayed_timeout},
+            "indices": indices}
+    path = tmp_path / ("%s.yml" % name)
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
 # -- the whole sandbox in this process -------------------------------------------------------
 class ES:
     """Minimal raw HTTP client: exact statuses and bodies are what the tests check."""
