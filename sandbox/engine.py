@@ -407,9 +407,6 @@ class Cluster:
         n = data[0] if data else next(iter(self.nodes.values()), None)
         return (n.id, n.name) if n else ("_na_", "_na_")
 
-    def data_node_names(self) -> List[str]:
-        return sorted(n.name for n in self.nodes.values() if n.is_data)
-
     def all_copies(self):
         for groups in self.shards.values():
             for copies in groups:

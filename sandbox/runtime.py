@@ -59,10 +59,7 @@ class Sandbox:
         return self
 
     def _install_documents(self) -> None:
-        try:
-            from .es_api import documents  # the other half; absent until it lands
-        except ImportError:
-            return
+        from .es_api import documents  # the documents half (indices, documents, reindex, tasks)
         documents.install(self.state)
         self.state.cluster_name = self.scenario.cluster_name
         self.state.cluster_uuid = self.cluster.cluster_uuid
