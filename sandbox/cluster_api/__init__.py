@@ -7,8 +7,8 @@ API family:
 * ``voting``: ``_cluster/voting_config_exclusions`` in each version's forms;
 * ``shutdown``: ``_nodes/<id>/shutdown``;
 * ``nodes``: ``_nodes``, ``_nodes/stats``;
-* ``cat``: ``_cat/nodes|shards|health|master|allocation|recovery`` (and ``indices`` when the
-  documents half does not serve it);
+* ``cat``: ``_cat/nodes|shards|health|master|allocation|recovery`` (``_cat/indices`` is the
+  documents half's);
 * ``snapshots``: ``_snapshot``, ``_cat/snapshots``, ``_migration/deprecations``.
 
 They read and change the engine (``state.engine``, ``sandbox/engine.py``). Handlers run under
@@ -45,15 +45,10 @@ HANDLERS = {
     "cat.allocation": cat.cat_allocation,
     "cat.recovery": cat.cat_recovery,
 }
-# Index-level cat output lives here too unless the documents half serves it.
-OPTIONAL_HANDLERS = {"cat.indices": cat.cat_indices}
 
 
 def install(state: SandboxState) -> None:
     for api, handler in HANDLERS.items():
         state.register(api, handler)
-    for api, handler in OPTIONAL_HANDLERS.items():
-        if api not in state.handlers:
-            state.register(api, handler)
     snapshots.install(state)
     _cond(state)

@@ -1,4 +1,4 @@
-"""The ``_cat`` tables of the cluster half (nodes, shards, health, master, allocation, recovery, indices)."""
+"""The ``_cat`` tables of the cluster half (nodes, shards, health, master, allocation, recovery)."""
 from __future__ import annotations
 
 import fnmatch
@@ -180,25 +180,3 @@ def cat_recovery(state: SandboxState, req: Request) -> Response:
     cols = [(k, k) for k in ("index", "shard", "time", "type", "stage", "source_node", "target_node", "bytes_total",
                              "bytes_percent")]
     return _cat(req, cols, [k for k, _ in cols], rows)
-
-
-def cat_indices(state: SandboxState, req: Request) -> Response:
-    c = _need_master(state, req)
-    unit = req.params.get("bytes")
-    rows = []
-    for name in _index_names(state, req.parts.get("index")):
-        m = state.indices[name]
-        total = sum(c.shard_size(name, s) for s in range(m.number_of_shards))
-        active_copies = sum(1 for cp in c.all_copies() if cp.index == name and cp.state in ("STARTED", "RELOCATING"))
-        health = c.health_of_index(name)
-        if req.params.get("health") and req.params["health"] != health:
-            continue
-        rows.append({"health": health, "status": "open", "index": name, "uuid": m.uuid, "pri": m.number_of_shards,
-                     "rep": m.number_of_replicas, "docs.count": m.doc_count(), "docs.deleted": 0,
-                     "store.size": _fmt_bytes(total * max(1, active_copies) / max(1, m.number_of_shards), unit),
-                     "pri.store.size": _fmt_bytes(total, unit),
-                     "creation.date": m.creation_date_ms})
-    cols = [("health", "h"), ("status", "s"), ("index", "i"), ("uuid", "id"), ("pri", "p"), ("rep", "r"),
-            ("docs.count", "dc"), ("docs.deleted", "dd"), ("store.size", "ss"), ("pri.store.size", "pri.store.size"),
-            ("creation.date", "cd")]
-    return _cat(req, cols, [k for k, _ in cols if k != "creation.date"], rows)
