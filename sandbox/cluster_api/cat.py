@@ -1,61 +1,15 @@
 """The ``_cat`` tables of the cluster half (nodes, shards, health, master, allocation, recovery)."""
 from __future__ import annotations
 
-import fnmatch
 import time
-from typing import Any, Dict, List, Tuple
+from typing import List
 
 from .. import allocation
+from ..es_api.cat import cat_table as _cat
 from ..state import Request, Response, SandboxState
 from ..units import cat_bytes as _fmt_bytes
 from .cluster import _health_body
-from .common import ESError, _bool, _engine, _index_names, _need_master, resolve_nodes
-
-
-def _cat(req: Request, columns: List[Tuple[str, str]], default: List[str], rows: List[Dict[str, Any]]) -> Response:
-    """columns: (name, alias) pairs; rows keyed by name. Handles h, v, s, format, help."""
-    p = req.params
-    alias = {a: n for n, a in columns}
-    known = [n for n, _ in columns]
-    if _bool(p.get("help")):
-        return Response(200, "".join(f"{n} | {a} |\n" for n, a in columns))
-    if p.get("h"):
-        chosen = []
-        for h in p["h"].split(","):
-            h = h.strip()
-            name = h if h in known else alias.get(h)
-            if name is None:
-                matches = [k for k in known if fnmatch.fnmatchcase(k, h)]
-                chosen += matches
-                if not matches:
-                    raise ESError(400, "illegal_argument_exception", f"header [{h}] is not in the table")
-            else:
-                chosen.append(name)
-    else:
-        chosen = default
-    if p.get("s"):
-        for key in reversed(p["s"].split(",")):
-            name, _, order = key.partition(":")
-            name = name if name in known else alias.get(name, name)
-            rows.sort(key=lambda r: (r.get(name) is None, _sortable(r.get(name))), reverse=order == "desc")
-    fmt = p.get("format", "text")
-    if fmt == "json":
-        return Response(200, [{k: (None if r.get(k) is None else str(r.get(k))) for k in chosen} for r in rows])
-    table = [[("" if r.get(k) is None else str(r.get(k))) for k in chosen] for r in rows]
-    if _bool(p.get("v")):
-        table.insert(0, list(chosen))
-    if not table:
-        return Response(200, "")
-    widths = [max(len(row[i]) for row in table) for i in range(len(chosen))]
-    lines = [" ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in table]
-    return Response(200, "\n".join(lines) + "\n")
-
-
-def _sortable(v: Any) -> Any:
-    try:
-        return (0, float(v))
-    except (TypeError, ValueError):
-        return (1, str(v))
+from .common import _bool, _engine, _index_names, _need_master, resolve_nodes
 
 
 def _role_letters(roles: List[str]) -> str:

@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from sandbox.state import IndexMeta, Request, Response
 
 from .errors import ESError, illegal_argument
-from .indices import cat_response  # importing indices registers its handlers
+from . import indices  # noqa: F401  (importing it registers the index handlers)
 from .query import aggregate, iter_matching
 from .store import (_HANDLERS, DEFAULT_REINDEX_RATE, DocumentStore, ReindexTask, _bool, _num_param, _source_int,
                     _store, _uuid, api, flatten_settings, nest_settings, parse_time, shard_of)
@@ -420,4 +420,4 @@ def install(state: Any, reindex_rate: float = DEFAULT_REINDEX_RATE) -> DocumentS
     return store
 
 
-__all__ = ["DocumentStore", "install", "cat_response", "flatten_settings", "nest_settings", "parse_time"]
+__all__ = ["DocumentStore", "install", "flatten_settings", "nest_settings", "parse_time"]

@@ -11,6 +11,7 @@ from sandbox import units
 from sandbox.state import IndexMeta, Request, Response
 
 from . import mapping as mp
+from .cat import cat_table
 from .errors import ESError, illegal_argument, index_not_found
 from .store import (DocumentStore, _bool, _int_field, _obj, _shards_header, _store, api, flatten_settings,
                     nest_settings)
@@ -503,34 +504,6 @@ def _data_streams(state: Any, req: Request) -> Response:
 
 # --- _cat ---------------------------------------------------------------------------
 
-def cat_response(rows: List[Dict[str, Any]], columns: List[str], params: Dict[str, str]) -> Response:
-    """Render a _cat table: text (columns aligned, ``v`` for headers) or ``format=json``."""
-    if params.get("h"):
-        columns = [c for c in params["h"].split(",") if c]
-    if params.get("s"):
-        for key in reversed(params["s"].split(",")):
-            k, _, order = key.partition(":")
-            rows = sorted(rows, key=lambda r, k=k: (r.get(k) is None, _sortable(r.get(k))), reverse=(order == "desc"))
-    fmt = params.get("format", "text")
-    if fmt == "json":
-        return Response(200, [{c: r.get(c) for c in columns} for r in rows])
-    if fmt not in ("text", "txt"):
-        raise illegal_argument("Unsupported format [%s]" % fmt)
-    table = [[("" if r.get(c) is None else str(r.get(c))) for c in columns] for r in rows]
-    if _bool(params, "v"):
-        table.insert(0, list(columns))
-    widths = [max([len(row[i]) for row in table] + [0]) for i in range(len(columns))]
-    lines = [" ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in table]
-    return Response(200, "".join(line + "\n" for line in lines))
-
-
-def _sortable(v: Any) -> Any:
-    try:
-        return (0, float(v))
-    except (TypeError, ValueError):
-        return (1, str(v))
-
-
 @api("cat.indices")
 def _cat_indices(state: Any, req: Request) -> Response:
     store = _store(state)
@@ -551,7 +524,8 @@ def _cat_indices(state: Any, req: Request) -> Response:
             "pri.store.size"]
     if store._ver()[0] >= 8:
         cols.append("dataset.size")
-    return cat_response(rows, cols, req.params)
+    known = [(c, c) for c in cols + ["creation.date"] + ([] if "dataset.size" in cols else ["dataset.size"])]
+    return cat_table(req, known, cols, rows)
 
 
 @api("cat.aliases")
@@ -568,5 +542,5 @@ def _cat_aliases(state: Any, req: Request) -> Response:
                          "routing.index": conf.get("index_routing", conf.get("routing", "-")),
                          "routing.search": conf.get("search_routing", conf.get("routing", "-")),
                          "is_write_index": str(conf["is_write_index"]).lower() if "is_write_index" in conf else "-"})
-    return cat_response(rows, ["alias", "index", "filter", "routing.index", "routing.search", "is_write_index"],
-                        req.params)
+    cols = ["alias", "index", "filter", "routing.index", "routing.search", "is_write_index"]
+    return cat_table(req, [(c, c) for c in cols], cols, rows)
