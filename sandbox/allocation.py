@@ -8,8 +8,13 @@ from __future__ import annotations
 import fnmatch
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
+from .model import epoch_ms as _ms
+from .units import byte_size_text as byte_size
+from .units import parse_byte_size, parse_seconds
+
 if TYPE_CHECKING:  # pragma: no cover
-    from .engine import Cluster, Copy, Node
+    from .engine import Cluster
+    from .model import Copy, Node
 
 YES, NO, THROTTLE = "YES", "NO", "THROTTLE"
 LIMIT_SETTING = "cluster.routing.allocation.node_concurrent_recoveries"
@@ -214,11 +219,8 @@ def parse_watermark(value: Any) -> Tuple[str, float]:
             ratio = float(raw)
             if 0 <= ratio <= 1:
                 return "ratio", ratio
-        else:
-            units = {"pb": 1024 ** 5, "tb": 1024 ** 4, "gb": 1024 ** 3, "mb": 1024 ** 2, "kb": 1024, "b": 1}
-            for suffix, mult in units.items():
-                if raw.endswith(suffix) and raw[: -len(suffix)].strip().replace(".", "", 1).isdigit():
-                    return "bytes", float(raw[: -len(suffix)]) * mult
+        elif parse_byte_size(raw) is not None:
+            return "bytes", parse_byte_size(raw)
     except ValueError:
         pass
     raise ValueError(f"failed to parse value [{value}] as a watermark (a percentage, a ratio or a byte size)")
@@ -238,15 +240,6 @@ def watermark(cluster: "Cluster", level: str) -> Tuple[str, float, str]:
 def min_free_bytes(cluster: "Cluster", level: str, total: float) -> float:
     kind, val, _ = watermark(cluster, level)
     return total * (1 - val) if kind == "ratio" else val
-
-
-def byte_size(n: float) -> str:
-    """Elasticsearch's ByteSizeValue text: the largest unit, one decimal at most ("1.5gb", "512mb")."""
-    for suffix, div in (("pb", 1024 ** 5), ("tb", 1024 ** 4), ("gb", 1024 ** 3), ("mb", 1024 ** 2), ("kb", 1024)):
-        if abs(n) >= div:
-            v = n / div
-            return f"{v:.1f}".rstrip("0").rstrip(".") + suffix
-    return f"{int(n)}b"
 
 
 def _pct(x: float) -> str:
@@ -560,8 +553,6 @@ def shard_counts(cluster: "Cluster") -> Dict[str, int]:
 
 # ----------------------------------------------------------- node departure
 def node_left(cluster: "Cluster", node: "Node", now: float) -> None:
-    from .engine import _ms
-
     sd = cluster.shutdowns.get(node.id)
     for index, groups in cluster.shards.items():
         for copies in groups:
@@ -614,8 +605,6 @@ def _left_delay(cluster: "Cluster", index: str, sd: Optional[Dict[str, Any]]) ->
     ``remove`` or ``replace`` shutdown record (a node leaving for good is waited for all the same: only
     that setting at 0 allocates at once); after a ``restart`` record the longer of it and the record's
     allocation_delay (5m by default)."""
-    from .engine import delayed_timeout_seconds
-
     delay = delayed_timeout_seconds(cluster, index)
     if sd and sd.get("type") == "restart":
         delay = max(delay, _duration(sd.get("allocation_delay") or "5m"))
@@ -623,16 +612,23 @@ def _left_delay(cluster: "Cluster", index: str, sd: Optional[Dict[str, Any]]) ->
 
 
 def _duration(raw: Any) -> float:
-    from .scenario import parse_seconds
     try:
         return parse_seconds(raw, "allocation_delay")
     except ValueError:
         return 300.0
 
 
-def _unassign(c: "Copy", reason: str, now: float, details: str) -> None:
-    from .engine import _ms
+def delayed_timeout_seconds(cluster: "Cluster", index: str) -> float:
+    meta = cluster.state.indices.get(index)
+    raw = (meta.settings.get("index.unassigned.node_left.delayed_timeout") if meta else None) \
+        or cluster.scenario.delayed_timeout
+    try:
+        return parse_seconds(raw, "index.unassigned.node_left.delayed_timeout")
+    except ValueError:
+        return 60.0
 
+
+def _unassign(c: "Copy", reason: str, now: float, details: str) -> None:
     c.node_id = None
     c.state = "UNASSIGNED"
     c.relocating_node_id = None
@@ -841,8 +837,6 @@ def bootstrap_place(cluster: "Cluster") -> None:
 
 # ---------------------------------------------------------------- explain
 def explain(cluster: "Cluster", copy: "Copy", include_yes: bool, es_major: int) -> Dict[str, Any]:
-    from .engine import _ms
-
     now = cluster.state.now()
     rec = recoveries(cluster)
     counts = shard_counts(cluster)

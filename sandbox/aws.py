@@ -43,7 +43,6 @@ class AwsWorld:
     scenario: Scenario
     ami_ids: Dict[str, str] = field(default_factory=dict)  # AMI key -> ami-...
     launch_templates: Dict[str, str] = field(default_factory=dict)  # group -> lt-...
-    subnet_id: str = ""
     subnets: Dict[str, str] = field(default_factory=dict)  # Availability Zone -> subnet-...
     initial_instances: Dict[str, List[str]] = field(default_factory=dict)  # group -> instance ids
 
@@ -159,7 +158,6 @@ def _provision(world: AwsWorld) -> None:
     for n, letter in enumerate("abcdef"):
         world.subnets[f"{REGION}{letter}"] = ec2.create_subnet(
             VpcId=vpc, CidrBlock=f"10.20.{16 * n}.0/20", AvailabilityZone=f"{REGION}{letter}")["Subnet"]["SubnetId"]
-    world.subnet_id = world.subnets[f"{REGION}a"]
     for key, version in sc.amis.items():
         ami = ec2.register_image(Name=f"elasticsearch-{key}", Description=f"Elasticsearch {version}")["ImageId"]
         ec2.create_tags(Resources=[ami], Tags=_tags({VERSION_TAG: version, "Name": key}))

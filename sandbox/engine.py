@@ -10,102 +10,17 @@ timestamps are only used where Elasticsearch shows them.
 """
 from __future__ import annotations
 
-import base64
-import hashlib
 import threading
 import time
-import uuid
-from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 from . import allocation
-from .scenario import Scenario, parse_seconds
+from .model import Copy, Instance, Node, new_uuid, node_id_for, vtuple
+from .model import epoch_ms as _ms
+from .scenario import Scenario
 from .state import IndexMeta, SandboxState
 
 TICK_SECONDS = 0.1
-CONCURRENT_RECOVERIES = 2  # cluster.routing.allocation.node_concurrent_recoveries default
-
-
-def vtuple(version: str) -> Tuple[int, ...]:
-    return tuple(int(p) for p in version.split("-")[0].split(".")[:3])
-
-
-def node_id_for(instance_id: str) -> str:
-    # ES node ids are random 22-char url-safe strings; derive one so a rerun is readable.
-    return base64.urlsafe_b64encode(hashlib.sha256(instance_id.encode()).digest())[:22].decode()
-
-
-def new_uuid() -> str:
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-
-
-@dataclass
-class Node:
-    id: str
-    name: str
-    instance_id: str
-    ip: str
-    host: str
-    version: str
-    roles: List[str]
-    group: str
-    joined_at: float
-    ephemeral_id: str = field(default_factory=new_uuid)
-    attributes: Dict[str, str] = field(default_factory=dict)
-    disk_bytes: int = 500 * 1024 ** 3  # the data disk (fs.total); the group's disk_bytes
-
-    @property
-    def vt(self) -> Tuple[int, ...]:
-        return vtuple(self.version)
-
-    @property
-    def master_eligible(self) -> bool:
-        return "master" in self.roles
-
-    @property
-    def is_data(self) -> bool:
-        return any(r.startswith("data") for r in self.roles)
-
-    @property
-    def transport_address(self) -> str:
-        return f"{self.ip}:9300"
-
-
-@dataclass
-class Copy:
-    """One shard copy (ShardRouting)."""
-
-    index: str
-    shard: int
-    primary: bool
-    node_id: Optional[str] = None
-    state: str = "UNASSIGNED"  # STARTED / INITIALIZING / RELOCATING / UNASSIGNED
-    relocating_node_id: Optional[str] = None
-    recovery_left: float = 0.0  # bytes still to copy (INITIALIZING, or RELOCATING to the target)
-    recovery_source: Optional[str] = None  # node the data comes from
-    recovery_started: float = 0.0  # engine seconds; a recovery copies nothing in the tick that starts it
-    allocation_id: str = field(default_factory=new_uuid)
-    unassigned_reason: Optional[str] = "INDEX_CREATED"
-    unassigned_at: float = 0.0  # engine seconds
-    unassigned_at_ms: int = 0
-    unassigned_details: Optional[str] = None
-    delayed_until: float = 0.0
-    ever_started: bool = False
-
-
-@dataclass
-class Instance:
-    """What the engine knows about one EC2 instance of the cluster's groups."""
-
-    id: str
-    group: str
-    seen_at: float
-    ordinal_new: int = 0  # 1 for the first instance launched after formation in its group, ...
-    never_join: bool = False
-    crashed: bool = False
-    joined: bool = False
-    left: bool = False
-    refused_logged: str = ""
 
 
 class Cluster:
@@ -461,7 +376,7 @@ class Cluster:
             now = self.state.now()
             for c in replicas:
                 if c.state == "UNASSIGNED" and c.unassigned_reason == "NODE_LEFT" and c.delayed_until > now:
-                    c.delayed_until = c.unassigned_at + delayed_timeout_seconds(self, meta.name)
+                    c.delayed_until = c.unassigned_at + allocation.delayed_timeout_seconds(self, meta.name)
         self.version += 1
         if self.master_id is not None and self.bootstrapped:
             allocation.allocate(self, self.state.now())
@@ -492,9 +407,6 @@ class Cluster:
         n = data[0] if data else next(iter(self.nodes.values()), None)
         return (n.id, n.name) if n else ("_na_", "_na_")
 
-    def data_node_names(self) -> List[str]:
-        return sorted(n.name for n in self.nodes.values() if n.is_data)
-
     def all_copies(self):
         for groups in self.shards.values():
             for copies in groups:
@@ -518,12 +430,6 @@ class Cluster:
             if c.relocating_node_id:
                 used[c.relocating_node_id] = used.get(c.relocating_node_id, 0.0) + max(0.0, size - c.recovery_left)
         return {k: int(v) for k, v in used.items()}
-
-    def disk_used(self, nid: str) -> int:
-        """Bytes of shard data on node ``nid``'s disk now: its copies, a recovery in progress
-        counting what it has copied so far. (The disk decider counts incoming copies at full
-        size: allocation._disk_map.)"""
-        return self.disk_used_map().get(nid, 0)
 
     def status(self) -> str:
         status = "green"
@@ -658,10 +564,6 @@ def _short_role(roles: List[str]) -> str:
     return "data" if "data" in roles or len(tiers) != 1 else tiers[0]
 
 
-def _ms() -> int:
-    return int(time.time() * 1000)
-
-
 def create_index(state: SandboxState, name: str, shards: int, replicas: int, docs: int, size_bytes: int,
                  settings: Optional[Dict[str, str]] = None) -> IndexMeta:
     """Create an index holding ``docs`` synthetic documents of ``size_bytes`` in all
@@ -689,16 +591,6 @@ def create_index(state: SandboxState, name: str, shards: int, replicas: int, doc
     if state.engine is not None:
         state.engine.on_index_created(meta)
     return meta
-
-
-def delayed_timeout_seconds(cluster: Cluster, index: str) -> float:
-    meta = cluster.state.indices.get(index)
-    raw = (meta.settings.get("index.unassigned.node_left.delayed_timeout") if meta else None) \
-        or cluster.scenario.delayed_timeout
-    try:
-        return parse_seconds(raw, "index.unassigned.node_left.delayed_timeout")
-    except ValueError:
-        return 60.0
 
 
 def fair_shares(links: List[List[Any]], demands: List[float], capacity: float) -> List[float]:

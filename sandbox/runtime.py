@@ -59,10 +59,7 @@ class Sandbox:
         return self
 
     def _install_documents(self) -> None:
-        try:
-            from .es_api import documents  # the other half; absent until it lands
-        except ImportError:
-            return
+        from .es_api import documents  # the documents half (indices, documents, reindex, tasks)
         documents.install(self.state)
         from .es_api import resize  # the clone API (sandbox/es_api/resize.py)
         resize.install(self.state)

@@ -12,6 +12,8 @@ from typing import Any, Dict, List, Optional
 
 import yaml
 
+from . import units
+
 ROLE_PRESETS = {
     # Roles as Elasticsearch 8 reports them for such nodes.
     "master": ["master"],
@@ -107,38 +109,22 @@ class Scenario:
     engine: str = "sim"  # sim (the simulator) | real (real nodes, sandbox/real/)
     real: Optional[RealSpec] = None
 
-    def version_of_group(self, group: Group) -> str:
-        return self.amis[group.ami]
 
-
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)\s*$", re.I)
-_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3, "t": 1024 ** 4}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _VERSION = re.compile(r"^\d+\.\d+\.\d+$")
 
 
 def parse_size(value: Any, where: str) -> int:
-    if isinstance(value, bool):
-        raise ScenarioError(f"{where} must be a size such as 200MB, not {value!r}")
-    if isinstance(value, (int, float)):
-        return int(value)
-    m = _SIZE.match(str(value))
-    if not m:
-        raise ScenarioError(f"{where} must be a size such as 200MB or 1GB, not {value!r}")
-    unit = m.group(2).lower().rstrip("b").rstrip("i")
-    return int(float(m.group(1)) * _UNITS[unit])
+    try:
+        return units.parse_size(value, where)
+    except ValueError as exc:
+        raise ScenarioError(str(exc)) from None
 
 
 def parse_seconds(value: Any, where: str) -> float:
-    if isinstance(value, bool):
-        raise ScenarioError(f"{where} must be a duration such as 5s, not {value!r}")
-    if isinstance(value, (int, float)):
-        return float(value)
-    m = _DURATION.match(str(value))
-    if not m:
-        raise ScenarioError(f"{where} must be a duration such as 5s or 1m, not {value!r}")
-    factor = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[m.group(2)]
-    return float(m.group(1)) * factor
+    try:
+        return units.parse_seconds(value, where)
+    except ValueError as exc:
+        raise ScenarioError(str(exc)) from None
 
 
 def _mapping(value: Any, where: str) -> Dict[str, Any]:

@@ -2,14 +2,17 @@
 
 The sandbox has two halves that meet only here:
 
-* the cluster engine (``engine.py``, ``aws.py``, ``audit.py``, ``scenario.py``,
-  ``cli.py``): nodes that follow the EC2 instances in moto, shard copies and
-  their allocation/recovery, master election, voting configuration, settings,
-  node shutdown, the audit; it serves the cluster-level endpoints;
+* the cluster (``model.py``, ``engine.py``, ``allocation.py``, with ``aws.py``,
+  ``audit.py``, ``scenario.py``): nodes that follow the EC2 instances in moto, shard
+  copies and their allocation/recovery, master election, voting configuration,
+  settings, node shutdown, the audit; ``cluster_api/`` serves its endpoints;
 * the HTTP API (``es_api/``): the server, TLS, auth, version presentation,
   routing and parameter validation by the Elasticsearch REST spec, error shapes,
-  and the index/document endpoints (indices, bulk, count, search, aliases,
-  templates, reindex, tasks) with the index metadata and documents.
+  and the documents half (``store.py``, ``indices.py``, ``documents.py``: indices,
+  bulk, count, search, aliases, templates, reindex, tasks) with the index metadata
+  and documents.
+
+The layout, module by module: sandbox/README.md.
 
 Every handler runs under ``state.lock``; the engine's tick thread takes the same
 lock, so a request sees one consistent cluster.
@@ -48,7 +51,7 @@ Handler = Callable[["SandboxState", Request], Response]
 
 @dataclass
 class IndexMeta:
-    """One index. Owned by es_api/documents.py; the engine reads it and places its shards.
+    """One index. Owned by es_api/store.py (the documents half); the engine reads it and places its shards.
 
     Documents: ``docs[shard]`` maps _id -> source for documents indexed through the
     API; ``synthetic_docs[shard]`` counts documents the scenario declared without
@@ -85,7 +88,7 @@ class SandboxState:
         self.templates: Dict[str, Dict[str, Any]] = {}  # composable index templates
         self.handlers: Dict[str, Handler] = {}  # API name -> handler, both halves register
         self.engine: Any = None  # engine.Cluster
-        self.documents: Any = None  # es_api.documents.DocumentStore
+        self.documents: Any = None  # es_api.store.DocumentStore
         self.audit: Any = None  # audit.Audit
         # Handlers that wait (wait_for_completion, health waits) sleep on this; its wait()
         # releases every level of the RLock, so other requests and the tick thread go on.
@@ -114,7 +117,6 @@ class SandboxState:
 #   engine.primary_active(index: str, shard: int) -> bool  # writes to a shard with no
 #                                                         # active primary fail (503-like)
 #   engine.health_of_index(index: str) -> str             # green/yellow/red
-#   engine.data_node_names() -> List[str]
 # Hooks the documents half implements and the engine calls:
 #   documents.drop_shard(index: str, shard: int) -> int   # every copy is gone: its
 #                                                         # documents are lost; returns how many

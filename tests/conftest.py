@@ -5,6 +5,9 @@ import sys
 
 import pytest
 
+# The sandbox's fixtures (in-process, HTTP-only, background process), for every test folder.
+pytest_plugins = ["tests.sandbox_plugin"]
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COLLECTIONS = os.path.join(ROOT, ".collections")
 link = os.path.join(COLLECTIONS, "ansible_collections", "logstack", "elk")

@@ -53,7 +53,3 @@ def index_not_found(name: str) -> ESError:
 
 def illegal_argument(reason: str) -> ESError:
     return ESError(400, "illegal_argument_exception", reason)
-
-
-def parse_error(reason: str) -> ESError:
-    return ESError(400, "parse_exception", reason)

@@ -26,6 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Dict, List, Optional, Tuple
 
 from sandbox.state import Request, Response
+from sandbox.units import version_tuple
 
 from .errors import ESError
 from .spec import router
@@ -50,10 +51,6 @@ _VERSION_FACTS = {
     9: {"lucene_version": "10.2.2", "minimum_wire_compatibility_version": "8.19.0",
         "minimum_index_compatibility_version": "8.0.0"},
 }
-
-
-def version_tuple(version: str) -> Tuple[int, ...]:
-    return tuple(int(p) for p in version.split("-")[0].split(".")[:3])
 
 
 def major(state: Any) -> int:

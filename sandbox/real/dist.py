@@ -19,6 +19,8 @@ import subprocess
 import sys
 from typing import List, Optional, Tuple
 
+from ..units import version_tuple as vtuple
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 POM = os.path.join(HERE, "launcher", "pom.xml")
 FAMILIES = {"elasticsearch": "es7", "opensearch": "opensearch"}
@@ -30,10 +32,6 @@ class DistError(RuntimeError):
 
 def cache_dir() -> str:
     return os.environ.get("LOGSTACK_REAL_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "logstack-real")
-
-
-def vtuple(version: str) -> Tuple[int, ...]:
-    return tuple(int(p) for p in re.findall(r"\d+", version)[:3])
 
 
 def check_supported(family: str, version: str) -> None:

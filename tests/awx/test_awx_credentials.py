@@ -1,10 +1,7 @@
 """The "logstack Elasticsearch" credential type of awx/configure.yml, injected as AWX injects it
 (inputs rendered into environment variables, the CA certificate written to a file of the job),
 then a job under ansible-runner reaching a sandbox cluster that wants TLS and credentials."""
-import json
 import os
-import subprocess
-import sys
 
 import pytest
 import yaml
@@ -52,17 +49,12 @@ def inject(spec, inputs, files_dir):
     return {k: env.from_string(v).render(**namespace) for k, v in spec["injectors"]["env"].items()}
 
 
-def sandbox_up(state, auth):
+def tls_scenario(auth):
+    """small.yml over https with the authentication asked for."""
     with open(os.path.join(ROOT, "sandbox", "scenarios", "small.yml"), encoding="utf-8") as fh:
         scenario = yaml.safe_load(fh)
     scenario["es"] = dict(scenario["es"], https=True, auth=auth)
-    path = state.parent / ("tls-%s.yml" % auth)
-    path.write_text(yaml.safe_dump(scenario))
-    proc = subprocess.run([sys.executable, "-m", "sandbox", "up", "--scenario", str(path), "--state", str(state)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    with open(state / "sandbox.json", encoding="utf-8") as fh:
-        return json.load(fh)["env"], scenario["cluster_name"]
+    return scenario
 
 
 def test_upgrade_and_reindex_templates_get_the_elasticsearch_credential():
@@ -80,31 +72,28 @@ def test_upgrade_and_reindex_templates_get_the_elasticsearch_credential():
 
 
 @pytest.mark.parametrize("auth", ["basic", "api_key"])
-def test_a_job_with_the_credential_reaches_a_tls_cluster_with_its_ca_and_secret(auth, tmp_path, monkeypatch):
-    state = tmp_path / "state"
-    sb_env, cluster_name = sandbox_up(state, auth)
-    try:
-        with open(sb_env["ES_CA_FILE"], encoding="utf-8") as fh:
-            ca_pem = fh.read()
-        # What an operator types into the credential form: the CA as text, not a path.
-        inputs = {"es_url": sb_env["ES_URL"], "es_ca_cert": ca_pem}
-        if auth == "basic":
-            inputs.update(es_username=sb_env["ES_USERNAME"], es_password=sb_env["ES_PASSWORD"])
-        else:
-            inputs.update(es_api_key=sb_env["ES_API_KEY"])
-        files = tmp_path / "awx-files"
-        files.mkdir()
-        injected = inject(credential_type("logstack Elasticsearch"), inputs, str(files))
-        assert injected["ES_CA_FILE"].startswith(str(files)) and open(injected["ES_CA_FILE"]).read() == ca_pem
-        aws = {k: v for k, v in sb_env.items() if k.startswith("AWS_")}
-        envvars = dict(aws, **injected, SANDBOX_CLUSTER_NAME=cluster_name, AWS_EC2_METADATA_DISABLED="true")
-        pdd = awx_private_data_dir(tmp_path, "inventories/sandbox", extravars={}, envvars=envvars)
-        runner, events, failed = run_job(pdd, "playbooks/cluster-info.yml", monkeypatch)
-        output = runner.stdout.read()
-        assert (runner.status, failed) == ("successful", []), output[-3000:]
-        assert "status: green" in output or "green" in output, output[-3000:]
-        secret = inputs.get("es_password") or inputs.get("es_api_key")
-        assert secret not in output
-    finally:
-        subprocess.run([sys.executable, "-m", "sandbox", "down", "--state", str(state)], cwd=ROOT,
-                       capture_output=True, timeout=60)
+def test_a_job_with_the_credential_reaches_a_tls_cluster_with_its_ca_and_secret(auth, tmp_path, monkeypatch,
+                                                                               sandbox_process):
+    sb = sandbox_process(tls_scenario(auth))
+    sb_env, cluster_name = sb.env, sb.cluster_name
+    with open(sb_env["ES_CA_FILE"], encoding="utf-8") as fh:
+        ca_pem = fh.read()
+    # What an operator types into the credential form: the CA as text, not a path.
+    inputs = {"es_url": sb_env["ES_URL"], "es_ca_cert": ca_pem}
+    if auth == "basic":
+        inputs.update(es_username=sb_env["ES_USERNAME"], es_password=sb_env["ES_PASSWORD"])
+    else:
+        inputs.update(es_api_key=sb_env["ES_API_KEY"])
+    files = tmp_path / "awx-files"
+    files.mkdir()
+    injected = inject(credential_type("logstack Elasticsearch"), inputs, str(files))
+    assert injected["ES_CA_FILE"].startswith(str(files)) and open(injected["ES_CA_FILE"]).read() == ca_pem
+    aws = {k: v for k, v in sb_env.items() if k.startswith("AWS_")}
+    envvars = dict(aws, **injected, SANDBOX_CLUSTER_NAME=cluster_name, AWS_EC2_METADATA_DISABLED="true")
+    pdd = awx_private_data_dir(tmp_path, "inventories/sandbox", extravars={}, envvars=envvars)
+    runner, events, failed = run_job(pdd, "playbooks/cluster-info.yml", monkeypatch)
+    output = runner.stdout.read()
+    assert (runner.status, failed) == ("successful", []), output[-3000:]
+    assert "status: green" in output or "green" in output, output[-3000:]
+    secret = inputs.get("es_password") or inputs.get("es_api_key")
+    assert secret not in output

@@ -25,6 +25,8 @@ import boto3
 import pytest
 import yaml
 
+from tests.sandbox_plugin import Sandbox
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)
 SCENARIO = os.path.join(ROOT, "sandbox", "scenarios", "small.yml")
@@ -46,17 +48,9 @@ def _clean_env():
 def sandbox(tmp_path_factory):
     """`python -m sandbox up` with the small scenario; yields its environment and state dir."""
     state = tmp_path_factory.mktemp("sandbox-state")
-    proc = subprocess.run([sys.executable, "-m", "sandbox", "up", "--scenario", SCENARIO, "--state", str(state)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    with open(state / "sandbox.json", encoding="utf-8") as fh:
-        info = json.load(fh)
-    with open(SCENARIO, encoding="utf-8") as fh:
-        cluster_name = yaml.safe_load(fh)["cluster_name"]
-    env = dict(info["env"], SANDBOX_CLUSTER_NAME=cluster_name, AWS_EC2_METADATA_DISABLED="true")
-    yield env, state
-    subprocess.run([sys.executable, "-m", "sandbox", "down", "--state", str(state)], cwd=ROOT,
-                   capture_output=True, timeout=60)
+    sb = Sandbox(SCENARIO, state)
+    yield dict(sb.env, AWS_EC2_METADATA_DISABLED="true"), state
+    sb.down()
 
 
 def _audit(state):

@@ -15,6 +15,7 @@ import yaml
 from test_runner import ROOT, audit_nodes, awx_private_data_dir, run_job
 
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.lock import LOCK_TAG, now_iso, render
+from tests.sandbox_plugin import Sandbox
 
 pytestmark = pytest.mark.xdist_group("awx-operator")
 
@@ -45,17 +46,9 @@ def sandbox(tmp_path_factory):
     for index in scenario["indices"]:
         if index["replicas"]:
             index["size"] = "60MB"
-    path = state / "slow-drain.yml"
-    path.write_text(yaml.safe_dump(scenario))
-    proc = subprocess.run([sys.executable, "-m", "sandbox", "up", "--scenario", str(path), "--state", str(state)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    with open(state / "sandbox.json", encoding="utf-8") as fh:
-        env = dict(json.load(fh)["env"], SANDBOX_CLUSTER_NAME=scenario["cluster_name"],
-                   AWS_EC2_METADATA_DISABLED="true")
-    yield env, state
-    subprocess.run([sys.executable, "-m", "sandbox", "down", "--state", str(state)], cwd=ROOT, capture_output=True,
-                   timeout=60)
+    sb = Sandbox(scenario, state)
+    yield dict(sb.env, AWS_EC2_METADATA_DISABLED="true"), state
+    sb.down()
 
 
 @pytest.fixture(scope="module")

@@ -1,23 +1,29 @@
-"""Fixtures of the tests that run against real peers."""
+"""Fixtures of the reindex tests against a cluster (the sandbox's reindex.yml scenario, or the real
+cluster REINDEX_TEST_ES_URL names; see reindex_cluster.py). The sandbox's own fixtures are in
+tests/sandbox_plugin.py."""
 import pytest
+from reindex_cluster import Cluster
 
-from sandbox.es_api.server import start_server
-from sandbox.state import SandboxState
+
+@pytest.fixture(scope="module")
+def cluster():
+    c = Cluster()
+    yield c
+    c.close()
 
 
 @pytest.fixture
-def sandbox_es():
-    """Start the sandbox's Elasticsearch HTTP API alone (version, TLS, auth chosen by the test); returns its URL."""
-    servers = []
+def es_cluster(cluster):
+    """The module's cluster, emptied before each test."""
+    cluster.reset()
+    yield cluster
 
-    def start(version="8.15.0", tls=None, auth=None):
-        state = SandboxState()
-        state.es_version = version
-        server, url = start_server(state, tls=tls, auth=auth)
-        servers.append(server)
-        return url
 
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+@pytest.fixture
+def reindex_sandbox(cluster):
+    """(url, cluster) of the module's cluster, which must be the sandbox (3 data nodes: replicas, health,
+    _tasks with slow reindex tasks), emptied, its reindex tasks at 2000 documents a second."""
+    cluster.need_sandbox("the sandbox's task rate and request log")
+    cluster.reset()
+    cluster.state.documents.reindex_rate = 2000.0
+    yield cluster.url, cluster

@@ -9,7 +9,6 @@ injection or its internals are skipped there (``need_sandbox``).
 import http.server
 import os
 import subprocess
-import sys
 import threading
 import urllib.error
 import urllib.request
@@ -17,9 +16,9 @@ import urllib.request
 import pytest
 
 from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsClient
+from tests.sandbox_plugin import start_in_process
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SCENARIO = os.path.join(ROOT, "sandbox", "scenarios", "reindex.yml")
 
 
 class Cluster:
@@ -32,10 +31,7 @@ class Cluster:
                                password=os.environ.get("REINDEX_TEST_ES_PASSWORD"),
                                ca_file=os.environ.get("REINDEX_TEST_ES_CA_FILE"), max_retries=0)
             return
-        sys.path.insert(0, ROOT)
-        from sandbox.runtime import Sandbox
-        from sandbox.scenario import load
-        self.sb = Sandbox(load(SCENARIO)).start()
+        self.sb = start_in_process("reindex.yml")
         self.url = self.sb.es_url
         self.es = EsClient([self.url], max_retries=0)
 
@@ -198,20 +194,6 @@ class HoldingProxy:
         self.release.set()
         self.server.shutdown()
         self.server.server_close()
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    c = Cluster()
-    yield c
-    c.close()
-
-
-@pytest.fixture
-def es_cluster(cluster):
-    """The module's cluster, emptied before each test."""
-    cluster.reset()
-    yield cluster
 
 
 def playbook(url, *extra, inventory="inventories/sandbox", popen=False):

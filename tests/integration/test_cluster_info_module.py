@@ -142,25 +142,25 @@ def test_url_without_scheme_fails_in_one_sentence(tmp_path):
     assert_one_sentence_failure(result, output, "Elasticsearch URL 'es.internal:9200' has no scheme")
 
 
-def test_wrong_password_fails_in_one_sentence_and_never_shows_the_password(sandbox_es, tmp_path):
-    url = sandbox_es(auth={"basic": {"user": "elastic", "password": "right-pass-123"}})
+def test_wrong_password_fails_in_one_sentence_and_never_shows_the_password(sandbox_http, tmp_path):
+    url = sandbox_http(auth={"basic": {"user": "elastic", "password": "right-pass-123"}}).url
     result, output = run_module({"es_url": url, "es_username": "elastic", "es_password": "Wr0ng-pass-456"},
                                 env=_clean_env(tmp_path), tmp_path=tmp_path)
     assert_one_sentence_failure(result, output, "Elasticsearch at %s refused the credentials (401" % url)
     assert "Wr0ng-pass-456" not in output
 
 
-def test_wrong_api_key_fails_in_one_sentence(sandbox_es, tmp_path):
-    url = sandbox_es(auth={"api_key": "id-1:right"})
+def test_wrong_api_key_fails_in_one_sentence(sandbox_http, tmp_path):
+    url = sandbox_http(auth={"api_key": "id-1:right"}).url
     result, output = run_module({"es_url": url}, env=_clean_env(tmp_path, ES_API_KEY="id-1:not-the-key"),
                                 tmp_path=tmp_path)
     assert_one_sentence_failure(result, output, "Elasticsearch at %s refused the credentials (401" % url)
     assert "not-the-key" not in output
 
 
-def test_tls_mismatch_fails_in_one_sentence(sandbox_es, tmp_path):
+def test_tls_mismatch_fails_in_one_sentence(sandbox_http, tmp_path):
     tls, right_ca, wrong_ca = _ca_and_cert(tmp_path)
-    url = sandbox_es(tls=tls)
+    url = sandbox_http(tls=tls).url
     result, output = run_module({"es_url": url, "es_ca_file": wrong_ca, "es_max_retries": 0},
                                 env=_clean_env(tmp_path), tmp_path=tmp_path)
     assert_one_sentence_failure(result, output, "TLS to %s failed (certificate verify failed)" % url)

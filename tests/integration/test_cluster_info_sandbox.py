@@ -19,7 +19,7 @@ BIN = os.path.dirname(sys.executable)
 from test_cluster_info_module import run_module  # noqa: E402  (same runner for both files)
 
 
-def _scenario(tmp_path, replicated_only=False, **es):
+def _scenario(replicated_only=False, **es):
     """sandbox/scenarios/small.yml with the Elasticsearch presentation the test asks for."""
     with open(os.path.join(ROOT, "sandbox", "scenarios", "small.yml"), encoding="utf-8") as fh:
         scenario = yaml.safe_load(fh)
@@ -27,33 +27,20 @@ def _scenario(tmp_path, replicated_only=False, **es):
     if replicated_only:  # for tests that terminate a node: no index may live on it alone
         scenario["indices"] = [i for i in scenario["indices"] if i.get("replicas", 1) > 0]
     scenario["es"] = dict(scenario.get("es") or {}, **es)
-    path = tmp_path / "scenario.yml"
-    path.write_text(yaml.safe_dump(scenario))
-    return str(path), scenario
+    return scenario
 
 
 @pytest.fixture
-def sandbox_up(tmp_path):
-    """`python -m sandbox up` in the background; yields (env, scenario); `down` afterwards."""
-    started = []
-
+def sandbox_up(sandbox_process):
+    """A background sandbox of small.yml as the test asks; (environment for a module run, scenario)."""
     def up(replicated_only=False, **es):
-        path, scenario = _scenario(tmp_path, replicated_only=replicated_only, **es)
-        state = tmp_path / "state"
-        proc = subprocess.run([sys.executable, "-m", "sandbox", "up", "--scenario", path, "--state", str(state)],
-                              cwd=ROOT, capture_output=True, text=True, timeout=120)
-        assert proc.returncode == 0, proc.stderr
-        started.append(state)
-        with open(state / "sandbox.json", encoding="utf-8") as fh:
-            info = json.load(fh)
+        scenario = _scenario(replicated_only=replicated_only, **es)
+        sb = sandbox_process(scenario)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ES_"))}
-        env.update(info["env"], AWS_EC2_METADATA_DISABLED="true")
+        env.update(sb.env, AWS_EC2_METADATA_DISABLED="true")
         return env, scenario
 
-    yield up
-    for state in started:
-        subprocess.run([sys.executable, "-m", "sandbox", "down", "--state", str(state)], cwd=ROOT,
-                       capture_output=True, timeout=60)
+    return up
 
 
 def _until(read, done, timeout=120):

@@ -6,7 +6,9 @@ exactly as they were: no lock tag, no exclusion, no setting changed, no node rep
 import json
 
 import pytest
-from upgrade_support import Sandbox, playbook
+from upgrade_support import playbook
+
+from tests.sandbox_plugin import Sandbox
 
 LOCK = "logstack:rollout-lock"
 

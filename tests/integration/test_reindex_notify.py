@@ -2,12 +2,12 @@
 (moto), the reindex itself against the sandbox's Elasticsearch API."""
 import boto3
 from notify_support import subscribe
-from reindex_cluster import cluster, playbook  # noqa: F401 (fixture of sandbox_es)
-from test_reindex_playbook import DAYS, EsClient, sandbox_es, seed  # noqa: F401 (fixture)
+from reindex_cluster import playbook
+from test_reindex_playbook import DAYS, EsClient, seed
 
 
-def test_reindex_start_finish_and_failure_are_published(sandbox_es, monkeypatch):
-    url, cluster = sandbox_es
+def test_reindex_start_finish_and_failure_are_published(reindex_sandbox, monkeypatch):
+    url, cluster = reindex_sandbox
     # The sandbox's own moto: moto keeps its state per process, so a second moto fixture would reset
     # the backends under the running sandbox and take its nodes' instances away.
     moto_url = cluster.sb.world.endpoint

@@ -11,7 +11,7 @@ from osmem_server import OsmemServer
 
 from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsClient
 
-from reindex_cluster import HoldingProxy, cluster, playbook  # noqa: F401 (cluster: fixture)
+from reindex_cluster import HoldingProxy, playbook
 from test_reindex_osmem import DAYS, DOCS, assert_reindexed, ids, seed
 
 
@@ -29,15 +29,6 @@ def clone(osmem):
     c.close()
 
 
-@pytest.fixture
-def sandbox_es(cluster):  # noqa: F811
-    """The sandbox (3 data nodes: replicas, health, _tasks with slow reindex tasks), one per module."""
-    cluster.need_sandbox("the sandbox's task rate and request log")
-    cluster.reset()
-    cluster.state.documents.reindex_rate = 2000.0
-    yield cluster.url, cluster
-
-
 def test_playbook_copy_back_on_osmem_keeps_names_counts_aliases_and_new_mapping(clone):
     es = EsClient([clone.url])
     seed(es)
@@ -52,8 +43,8 @@ def test_playbook_copy_back_on_osmem_keeps_names_counts_aliases_and_new_mapping(
     assert again.returncode == 0 and "changed=0" in again.stdout
 
 
-def test_playbook_swap_on_sandbox_polls_tasks_and_swaps(sandbox_es):
-    url, state = sandbox_es
+def test_playbook_swap_on_sandbox_polls_tasks_and_swaps(reindex_sandbox):
+    url, state = reindex_sandbox
     es = EsClient([url])
     seed(es, docs=DOCS)
     run = playbook(url, "-e", "reindex_mode=swap")
@@ -68,8 +59,8 @@ def test_playbook_swap_on_sandbox_polls_tasks_and_swaps(sandbox_es):
     assert state.docs_lost() == 0
 
 
-def test_playbook_copy_back_on_sandbox_through_tasks(sandbox_es):
-    url, state = sandbox_es
+def test_playbook_copy_back_on_sandbox_through_tasks(reindex_sandbox):
+    url, state = reindex_sandbox
     es = EsClient([url])
     seed(es, days=DAYS[:1])
     run = playbook(url)
@@ -80,8 +71,8 @@ def test_playbook_copy_back_on_sandbox_through_tasks(sandbox_es):
     assert ("POST", "/logstash-%s-r/_clone/logstash-%s" % (DAYS[0], DAYS[0]), 200) in log  # the final index
 
 
-def test_playbook_rejected_document_fails_with_its_error_on_sandbox(sandbox_es):
-    url, _ = sandbox_es
+def test_playbook_rejected_document_fails_with_its_error_on_sandbox(reindex_sandbox):
+    url, _ = reindex_sandbox
     es = EsClient([url])
     seed(es, days=DAYS[:1], bad_ids=("42",))
     name = "logstash-" + DAYS[0]
@@ -150,8 +141,8 @@ def test_sigkill_of_the_run_then_rerun_finishes_without_losing_a_document(clone,
     assert_reindexed(es, NAME)
 
 
-def test_sigkill_while_polling_a_running_task_on_sandbox_then_rerun_finishes(sandbox_es):
-    url, cluster = sandbox_es
+def test_sigkill_while_polling_a_running_task_on_sandbox_then_rerun_finishes(reindex_sandbox):
+    url, cluster = reindex_sandbox
     state = cluster.state
     state.documents.reindex_rate = 500.0  # 300 documents: the task runs for ~0.6 s
     es = EsClient([url])

@@ -10,7 +10,7 @@ import pytest
 from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsClient, EsError
 from ansible_collections.logstack.elk.plugins.module_utils.reindex import Reindexer, ReindexError, reindex_all
 
-from reindex_cluster import HoldingProxy, cluster, es_cluster  # noqa: E402,F401
+from reindex_cluster import HoldingProxy  # noqa: E402
 from test_reindex_osmem import DAYS, DOCS, assert_reindexed, ids, options, seed, template  # noqa: E402
 
 NAME = "logstash-" + DAYS[0]

@@ -13,7 +13,6 @@ import pytest
 from ansible_collections.logstack.elk.plugins.module_utils.reindex import (
     COPY_BACK_STEPS, SWAP_STEPS, Reindexer, ReindexError, reindex_all)
 
-from reindex_cluster import cluster, es_cluster  # noqa: E402,F401
 from test_reindex_osmem import DAYS, DOCS, _all_docs_somewhere, assert_reindexed, ids, options, seed  # noqa: E402
 
 NAME = "logstash-" + DAYS[0]

@@ -7,20 +7,9 @@ import socket
 import time
 
 import pytest
-from upgrade_support import TASK, Sandbox, assert_invariants, assert_only_version_skew_degradation, playbook
+from upgrade_support import TASK, assert_invariants, assert_only_version_skew_degradation, playbook
 
-
-@pytest.fixture
-def sandbox(request, tmp_path):
-    boxes = []
-
-    def make(scenario):
-        sb = Sandbox(scenario, tmp_path / ("sb%d" % len(boxes)))
-        boxes.append(sb)
-        return sb
-    yield make
-    for sb in boxes:
-        sb.down()
+from tests.sandbox_plugin import Sandbox
 
 
 def instance_ids(sb):
@@ -31,8 +20,8 @@ def lock_tags(sb):
     return [t for g in sb.groups() for t in g.get("Tags", []) if t["Key"] == "logstack:rollout-lock"]
 
 
-def test_full_upgrade_masters_last_then_second_run_changes_nothing(sandbox):
-    sb = sandbox("split.yml")
+def test_full_upgrade_masters_last_then_second_run_changes_nothing(sandbox_process):
+    sb = sandbox_process("split.yml")
     elected = sb.es("/_cluster/state/master_node")["master_node"]
     elected_name = sb.es("/_nodes")["nodes"][elected]["name"]
     # An operator's transient rebalancing value: paused for the run, then put back as it was.
@@ -84,8 +73,8 @@ def test_full_upgrade_masters_last_then_second_run_changes_nothing(sandbox):
     assert sb.audit()["nodes_replaced"] == 6
 
 
-def test_check_mode_prints_the_ordered_plan_and_changes_nothing(sandbox):
-    sb = sandbox("split.yml")
+def test_check_mode_prints_the_ordered_plan_and_changes_nothing(sandbox_process):
+    sb = sandbox_process("split.yml")
     before = instance_ids(sb)
     events_before = len(sb.events())
     run = playbook(sb, "--check")
@@ -191,8 +180,8 @@ def refused_before_any_change(sb, case):
         assert report["health"] and report["health"][-1][1] == report["cluster_at_start"]["status"], report["health"]
 
 
-def test_replacement_that_never_joins_fails_within_its_timeout_and_no_other_node_is_touched(sandbox):
-    sb = sandbox("upgrade-nojoin.yml")
+def test_replacement_that_never_joins_fails_within_its_timeout_and_no_other_node_is_touched(sandbox_process):
+    sb = sandbox_process("upgrade-nojoin.yml")
     before = set(instance_ids(sb))
     run = playbook(sb, "-e", json.dumps({"upgrade_timeouts": {"join": 8}, "upgrade_task_per_step": False}))
     assert run.rc != 0
@@ -214,8 +203,8 @@ def test_replacement_that_never_joins_fails_within_its_timeout_and_no_other_node
     assert audit["outdated_nodes_left"] == audit["outdated_nodes_at_start"] - 1
 
 
-def test_surge_adds_a_node_first_and_restores_the_group_size(sandbox):
-    sb = sandbox("small.yml")
+def test_surge_adds_a_node_first_and_restores_the_group_size(sandbox_process):
+    sb = sandbox_process("small.yml")
     run = playbook(sb, "-e", "upgrade_strategy=surge", "-e", "upgrade_task_per_step=false")
     assert run.rc == 0, run.output[-3000:]
     audit = sb.audit()
@@ -227,15 +216,15 @@ def test_surge_adds_a_node_first_and_restores_the_group_size(sandbox):
     assert not [t for t in group.get("Tags", []) if t["Key"].startswith("logstack:rollout")]
 
 
-def test_terminate_strategy_loses_no_document_of_replicated_indices(sandbox):
-    sb = sandbox("upgrade-replicated.yml")
+def test_terminate_strategy_loses_no_document_of_replicated_indices(sandbox_process):
+    sb = sandbox_process("upgrade-replicated.yml")
     run = playbook(sb, "-e", "upgrade_strategy=terminate", "-e", "upgrade_task_per_step=false")
     assert run.rc == 0, run.output[-3000:]
     assert_invariants(sb.audit())
 
 
-def test_second_run_started_during_a_run_refuses_and_the_first_finishes(sandbox):
-    sb = sandbox("small.yml")
+def test_second_run_started_during_a_run_refuses_and_the_first_finishes(sandbox_process):
+    sb = sandbox_process("small.yml")
     second = {}
 
     def start_second_once_locked(box, _out):
@@ -255,13 +244,13 @@ def test_second_run_started_during_a_run_refuses_and_the_first_finishes(sandbox)
     assert lock_tags(sb) == []
 
 
-def test_drain_with_a_writer_never_loses_a_copy_and_no_replica_of_a_new_index_waits(sandbox):
+def test_drain_with_a_writer_never_loses_a_copy_and_no_replica_of_a_new_index_waits(sandbox_process):
     # The demo cluster: a continuous writer creates an index every 20 s, some while a data node
     # drains. Elasticsearch counts a new replica against the same recovery limits as the drain's
     # relocations; the drain step reserves slots for the drain's copies on top of the operator's
     # (docs/upgrade.md), so such a replica is allocated at once: nothing is degraded but the
     # replicas the node_version decider keeps off older nodes.
-    sb = sandbox("demo.yml")
+    sb = sandbox_process("demo.yml")
     run = playbook(sb, "-e", "upgrade_task_per_step=false", "-v")  # -v: the detail per node
     assert run.rc == 0, run.output[-3000:]
     audit = sb.audit()
@@ -273,7 +262,7 @@ def test_drain_with_a_writer_never_loses_a_copy_and_no_replica_of_a_new_index_wa
     assert "recovery limits were incoming +" in " ".join(run.output.split())  # the YAML callback folds lines
 
 
-def test_the_console_names_the_step_that_waits_while_it_waits(sandbox, tmp_path):
+def test_the_console_names_the_step_that_waits_while_it_waits(sandbox_process, tmp_path):
     # One cluster: the play runs linear, and display_skipped_hosts = True (ansible.cfg) prints a task's
     # banner when it starts, so during a drain the screen's last banner is "Step drain". Under each
     # bounded call's retry line comes the progress line (callback logstack.elk.progress). Several
@@ -287,7 +276,7 @@ def test_the_console_names_the_step_that_waits_while_it_waits(sandbox, tmp_path)
             index["size"] = "60MB"  # drains of a few seconds at the scenario's 20 MB/s
     path = tmp_path / "slow-drain.yml"
     path.write_text(yaml.safe_dump(scenario))
-    sb = sandbox(str(path))
+    sb = sandbox_process(str(path))
     seen = []
 
     def drain_on_screen(box, out):
@@ -306,9 +295,9 @@ def test_the_console_names_the_step_that_waits_while_it_waits(sandbox, tmp_path)
     assert [line for line in progress if " drain: " in line and " left" in line], run.output[-3000:]
 
 
-def test_start_finish_and_failure_are_published_to_the_environments_topic(sandbox):
+def test_start_finish_and_failure_are_published_to_the_environments_topic(sandbox_process):
     from notify_support import subscribe
-    sb = sandbox("small.yml")
+    sb = sandbox_process("small.yml")
     received = subscribe(sb.aws, "logstack-sandbox-notifications")
     run = playbook(sb, "-e", "upgrade_task_per_step=false", "-e", "notify_sns_topic=logstack-sandbox-notifications")
     assert run.rc == 0, run.output[-3000:]

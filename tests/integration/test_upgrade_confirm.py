@@ -8,7 +8,9 @@ import sys
 
 import pexpect
 import pytest
-from upgrade_support import PLAYBOOK, ROOT, Sandbox, playbook
+from upgrade_support import PLAYBOOK, ROOT, playbook
+
+from tests.sandbox_plugin import Sandbox
 
 
 @pytest.fixture(scope="module")

@@ -4,17 +4,16 @@ import signal
 import time
 
 import pytest
-from upgrade_support import TASK, Sandbox, assert_invariants, playbook
+from upgrade_support import TASK, assert_invariants, playbook
 
 SCENARIO = "upgrade-replicated.yml"  # 3 mixed nodes, ~3 s drains, 3 s boot
 
 
 @pytest.fixture
-def sb(tmp_path):
-    box = Sandbox(SCENARIO, tmp_path / "sb")
+def sb(sandbox_process):
+    box = sandbox_process(SCENARIO)
     box.initial = {i["InstanceId"] for g in box.groups() for i in g["Instances"]}
-    yield box
-    box.down()
+    return box
 
 
 def terminated(sb):

@@ -6,7 +6,9 @@ import os
 import shutil
 
 import yaml
-from upgrade_support import ROOT, Sandbox, playbook
+from upgrade_support import ROOT, playbook
+
+from tests.sandbox_plugin import Sandbox
 
 
 def inventory(tmp_path, boxes):

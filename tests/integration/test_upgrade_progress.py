@@ -7,7 +7,7 @@ import re
 
 import pytest
 import yaml
-from upgrade_support import Sandbox, playbook
+from upgrade_support import playbook
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PROGRESS = re.compile(r"^progress: \[sandbox\] (\S+) \((i-\w+)\) drain: ([0-9.]+ [KMG]?B) left, ([0-9.]+ [KMG]?B)/s, "
@@ -26,10 +26,8 @@ def slow_drain_scenario(path):
 
 
 @pytest.fixture
-def sb(tmp_path):
-    box = Sandbox(slow_drain_scenario(tmp_path / "slow-drain.yml"), tmp_path / "sb")
-    yield box
-    box.down()
+def sb(sandbox_process, tmp_path):
+    return sandbox_process(slow_drain_scenario(tmp_path / "slow-drain.yml"))
 
 
 def test_a_drain_prints_bytes_left_rate_and_eta_of_its_node_while_it_waits(sb):

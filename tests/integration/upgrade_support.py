@@ -1,5 +1,6 @@
-"""Helpers of the rolling-upgrade integration tests: a background sandbox per test and
-ansible-playbook runs against it that can be killed at a chosen moment.
+"""Helpers of the rolling-upgrade integration tests: ansible-playbook runs against a background
+sandbox (``Sandbox`` and the ``sandbox_process`` fixture of tests/sandbox_plugin.py) that can be
+killed at a chosen moment, and the audit's safety invariants.
 
 Every test gets its own sandbox process (its own moto and Elasticsearch ports, its own
 state directory), so the tests run in parallel (pytest-xdist) without sharing anything.
@@ -10,93 +11,14 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 
-import boto3
 import yaml
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SCENARIOS = os.path.join(ROOT, "sandbox", "scenarios")
+from tests.sandbox_plugin import ROOT
+
 PLAYBOOK = "playbooks/upgrade-es.yml"
 # Ansible names a role's tasks "<role> : <task>" in its output.
 TASK = "TASK [logstack.elk.upgrade : "
-
-
-class Sandbox:
-    """``python -m sandbox up`` in the background for one test: a scenario file's name under
-    sandbox/scenarios, or a scenario as a dict (written into the state folder)."""
-
-    def __init__(self, scenario, state_dir, timeout=120, attempts=1):
-        self.state = str(state_dir)
-        os.makedirs(self.state, exist_ok=True)
-        if isinstance(scenario, dict):
-            self.scenario = os.path.join(self.state, "scenario.yml")
-            with open(self.scenario, "w") as handle:
-                yaml.safe_dump(scenario, handle)
-        else:
-            self.scenario = os.path.join(SCENARIOS, scenario)
-        for attempt in range(attempts):  # a real cluster that did not form on a loaded machine: once more
-            up = subprocess.run([sys.executable, "-m", "sandbox", "up", "--scenario", self.scenario,
-                                 "--state", self.state], cwd=ROOT, timeout=timeout, capture_output=True, text=True)
-            if up.returncode == 0 or "did not form" not in up.stderr or attempt == attempts - 1:
-                break
-            self.down()
-        if up.returncode != 0:
-            try:
-                with open(os.path.join(self.state, "sandbox.log")) as handle:
-                    log = handle.read()[-3000:]
-            except OSError:
-                log = ""
-            raise AssertionError("the sandbox did not start: %s\n%s" % (up.stderr.strip(), log))
-        with open(os.path.join(self.state, "sandbox.json")) as handle:
-            info = json.load(handle)
-        self.env = dict(info["env"])
-        with open(self.scenario) as handle:
-            self.cluster_name = yaml.safe_load(handle)["cluster_name"]
-        # The sandbox inventory finds the groups by this tag value (inventories/sandbox).
-        self.env["SANDBOX_CLUSTER_NAME"] = self.cluster_name
-
-    def audit(self):
-        out = subprocess.run([sys.executable, "-m", "sandbox", "audit", "--state", self.state], cwd=ROOT,
-                             check=True, timeout=60, capture_output=True, text=True).stdout
-        return json.loads(out.strip().splitlines()[-1])
-
-    def down(self):
-        subprocess.run([sys.executable, "-m", "sandbox", "down", "--state", self.state], cwd=ROOT, timeout=60,
-                       capture_output=True)
-
-    def events(self):
-        with open(os.path.join(self.state, "events.jsonl")) as handle:
-            return [json.loads(line) for line in handle if line.strip()]
-
-    # -- direct reads, to decide when to interrupt and to check the end state ----
-    def es(self, path, method="GET", body=None):
-        req = urllib.request.Request(self.env["ES_URL"] + path, method=method,
-                                     data=json.dumps(body).encode() if body is not None else None,
-                                     headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return json.loads(resp.read() or b"null")
-
-    def aws(self, service):
-        return boto3.client(service, region_name=self.env["AWS_REGION"], endpoint_url=self.env["AWS_ENDPOINT_URL"],
-                            aws_access_key_id="testing", aws_secret_access_key="testing")
-
-    def groups(self):
-        return self.aws("autoscaling").describe_auto_scaling_groups()["AutoScalingGroups"]
-
-    def exclusions(self):
-        """(allocation exclusions, node shutdown records, voting exclusions) left in the cluster."""
-        return self.allocation_exclusions(), self.es("/_nodes/shutdown").get("nodes", []), self.voting_exclusions()
-
-    def allocation_exclusions(self):
-        settings = self.es("/_cluster/settings?flat_settings=true")
-        names = [v for scope in ("persistent", "transient")
-                 for k, v in settings.get(scope, {}).items() if k.startswith("cluster.routing.allocation.exclude")]
-        return [n for n in names if n]
-
-    def voting_exclusions(self):
-        state = self.es("/_cluster/state/metadata?filter_path=metadata.cluster_coordination")
-        return state["metadata"]["cluster_coordination"]["voting_config_exclusions"]
 
 
 class Run:

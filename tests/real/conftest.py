@@ -16,7 +16,7 @@ import os
 import pytest
 import yaml
 
-from tests.integration.upgrade_support import ROOT, SCENARIOS, Sandbox
+from tests.sandbox_plugin import ROOT, SCENARIOS, Sandbox
 
 UP_TIMEOUT = 1500  # first use on a machine resolves jars with Maven; six JVMs start on two busy cores
 

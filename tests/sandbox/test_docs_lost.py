@@ -1,13 +1,14 @@
 """The audit's docs_lost: every acknowledged document that can no longer be found under the index
 name or alias it was written to, whoever removed it; and the _mget and scroll a diagnosis uses."""
 import pytest
-from es_http import request
+
+from tests.sandbox.es_http import request
+from tests.sandbox_plugin import start_in_process
 
 
 @pytest.fixture(scope="module")
 def sbx():
-    from sandbox import Sandbox, load
-    sb = Sandbox(load("sandbox/scenarios/reindex.yml")).start()
+    sb = start_in_process("reindex.yml")
     yield sb
     sb.stop()
 

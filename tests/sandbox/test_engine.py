@@ -9,7 +9,7 @@ import os
 import time
 
 from sandbox import allocation
-from tests.sandbox.conftest import SCENARIOS, split_with, wait_for
+from tests.sandbox_plugin import SCENARIOS, split_with, wait_for
 from tests.sandbox.es_http import request
 
 

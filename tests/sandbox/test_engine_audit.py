@@ -2,7 +2,7 @@
 red on purpose (index allocation filters), as a test of a refusal needs."""
 from __future__ import annotations
 
-from tests.sandbox.conftest import wait_for
+from tests.sandbox_plugin import wait_for
 
 MB = 1024 ** 2
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from sandbox.scenario import ScenarioError, parse
-from tests.sandbox.conftest import wait_for
+from tests.sandbox_plugin import wait_for
 
 MB = 1024 ** 2
 

@@ -3,12 +3,11 @@ as Elasticsearch's RoutingNodes.activeReplicaWithHighestVersion picks it: a prim
 could not send its operations to replicas on newer ones during a rolling upgrade."""
 from __future__ import annotations
 
-from tests.sandbox import mini
-from tests.sandbox.conftest import wait_for
+from tests.sandbox_plugin import mini_scenario, wait_for
 
 
 def test_the_replica_on_the_newest_node_becomes_primary(sandbox_factory, tmp_path):
-    path = mini.write(tmp_path, "promote", [
+    path = mini_scenario(tmp_path, "promote", [
         {"name": "es-master", "role": "master", "size": 3, "ami": "es-8.14"},
         {"name": "es-data", "role": "data", "size": 3, "ami": "es-8.14"},
         {"name": "es-new", "role": "data", "size": 1, "ami": "es-8.15"}],

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import time
 
-from tests.sandbox.conftest import SCENARIOS, split_with, wait_for
+from tests.sandbox_plugin import SCENARIOS, split_with, wait_for
 
 GENERIC = "cluster.routing.allocation.node_concurrent_recoveries"
 

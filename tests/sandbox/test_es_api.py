@@ -18,34 +18,18 @@ import urllib.parse
 
 import pytest
 
-from sandbox.es_api.documents import install
-from sandbox.es_api.server import start_server
 from sandbox.es_api.tls import make_ca_and_cert
-from sandbox.state import SandboxState
 
 elasticsearch = pytest.importorskip("elasticsearch")
 
 
-def _serve(version="8.15.0", **kw):
-    state = SandboxState()
-    state.es_version = version
-    install(state)
-    server, url = start_server(state, **kw)
-    return state, server, url
-
-
 @pytest.fixture
-def sandbox():
-    servers = []
-
+def sandbox(sandbox_http):
+    """(state, url) of the HTTP API with the documents half, as each test asks (version, tls, auth)."""
     def make(version="8.15.0", **kw):
-        state, server, url = _serve(version, **kw)
-        servers.append(server)
-        return state, url
-    yield make
-    for s in servers:
-        s.shutdown()
-        s.server_close()
+        srv = sandbox_http(version=version, documents=True, **kw)
+        return srv.state, srv.url
+    return make
 
 
 def call(url, method, path, body=None, headers=None, ctx=None):

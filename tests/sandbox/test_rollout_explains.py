@@ -13,8 +13,7 @@ from ansible_collections.logstack.elk.plugins.module_utils.rollout.cluster impor
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.node import NodeReplacement
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.planner import Options
 
-from tests.sandbox import mini
-from tests.sandbox.conftest import wait_for
+from tests.sandbox_plugin import mini_scenario, wait_for
 
 INDICES = 25
 EXCLUDE = "cluster.routing.allocation.exclude._name"
@@ -33,7 +32,7 @@ class Counting(Cluster):
 def test_25_version_skew_replicas_are_all_explained_with_one_request(sandbox_factory, tmp_path, monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    path = mini.write(tmp_path, "skew", [
+    path = mini_scenario(tmp_path, "skew", [
         {"name": "es-master", "role": "master", "size": 3, "ami": "es-8.14"},
         {"name": "es-data", "role": "data", "size": 2, "ami": "es-8.14"},
         {"name": "es-new", "role": "data", "size": 1, "ami": "es-8.15"}], [])

@@ -18,7 +18,7 @@ from ansible_collections.logstack.elk.plugins.module_utils.rollout.node import N
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.planner import SURGE_TAG, Options
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.verifying import verify
 
-from tests.sandbox.conftest import SCENARIOS, wait_for
+from tests.sandbox_plugin import SCENARIOS, wait_for
 
 
 def variant(tmp_path, base="split.yml", **changes):

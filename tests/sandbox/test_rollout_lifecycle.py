@@ -9,7 +9,7 @@ import pytest
 
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.diagnosing import StepFailed
 
-from tests.sandbox.conftest import wait_for
+from tests.sandbox_plugin import wait_for
 from tests.sandbox.test_rollout_leftovers import clients, group, settled, step_for
 
 

@@ -17,8 +17,7 @@ from ansible_collections.logstack.elk.plugins.module_utils.rollout.cluster impor
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.node import NodeReplacement
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.planner import Options
 
-from tests.sandbox import mini
-from tests.sandbox.conftest import wait_for
+from tests.sandbox_plugin import mini_scenario, wait_for
 
 
 @pytest.mark.parametrize("drain_method", ["exclusion", "auto"])
@@ -26,7 +25,7 @@ def test_a_replacement_with_the_departed_nodes_name_is_a_new_node(sandbox_factor
                                                                    drain_method):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    path = mini.write(tmp_path, "names", [
+    path = mini_scenario(tmp_path, "names", [
         {"name": "es-master", "role": "master", "size": 3, "ami": "es-8.14"},
         {"name": "es-data", "role": "data", "size": 3, "ami": "es-8.14", "reuse_names": True}],
         [{"name": "logs", "primaries": 3, "replicas": 1, "docs": 300, "size": "3MB"}])

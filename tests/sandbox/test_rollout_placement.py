@@ -17,8 +17,7 @@ from ansible_collections.logstack.elk.plugins.module_utils.rollout.cluster impor
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.node import NodeReplacement
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.planner import Options
 
-from tests.sandbox import mini
-from tests.sandbox.conftest import wait_for
+from tests.sandbox_plugin import mini_scenario, wait_for
 
 ZONE = "aws_availability_zone"
 AWARE = {"cluster.routing.allocation.awareness.attributes": ZONE}
@@ -29,7 +28,7 @@ def scenario(tmp_path, data_groups, indices, name="zones"):
     """Three masters and the given data groups ({name, size, zone, roles?}); its path."""
     groups = [{"name": "es-master", "role": "master", "size": 3, "ami": "es-8.14"}]
     groups += [dict({"role": "data", "ami": "es-8.14"}, **g) for g in data_groups]
-    return mini.write(tmp_path, name, groups, indices)
+    return mini_scenario(tmp_path, name, groups, indices)
 
 
 @pytest.fixture

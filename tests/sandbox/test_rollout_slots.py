@@ -20,7 +20,7 @@ from ansible_collections.logstack.elk.plugins.module_utils.rollout.diagnosing im
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.planner import Options
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.node import NodeReplacement
 
-from tests.sandbox.conftest import SCENARIOS, split_with, wait_for
+from tests.sandbox_plugin import SCENARIOS, split_with, wait_for
 
 GENERIC = "cluster.routing.allocation.node_concurrent_recoveries"
 

@@ -10,7 +10,7 @@ import pytest
 from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsError
 from ansible_collections.logstack.elk.plugins.module_utils.rollout import planner, snapshots
 
-from tests.sandbox.conftest import wait_for
+from tests.sandbox_plugin import wait_for
 from tests.sandbox.test_rollout_leftovers import clients, settled, variant
 
 real_time = time.time

@@ -130,8 +130,8 @@ def test_missing_index_error_is_one_sentence_with_the_type(osmem):
 
 # -- Elasticsearch versions (sandbox) -----------------------------------------
 @pytest.mark.parametrize("version", ["7.17.25", "8.15.0", "9.1.0"])
-def test_every_supported_elasticsearch_version_accepts_our_requests(sandbox_es, version):
-    es = EsClient([sandbox_es(version=version)])
+def test_every_supported_elasticsearch_version_accepts_our_requests(sandbox_http, version):
+    es = EsClient([sandbox_http(version=version).url])
     assert es.distribution == "elasticsearch"
     assert es.version[0] == int(version.split(".")[0])
     assert es.has_voting_exclusions()
@@ -141,10 +141,10 @@ def test_every_supported_elasticsearch_version_accepts_our_requests(sandbox_es, 
     assert not es.has_shutdown_api()
 
 
-def test_plain_json_works_on_7_where_the_official_8_client_is_rejected(sandbox_es):
+def test_plain_json_works_on_7_where_the_official_8_client_is_rejected(sandbox_http):
     # Why es_client does not use elasticsearch.Elasticsearch: its compatible-with media type.
     import elasticsearch
-    url = sandbox_es(version="7.17.25")
+    url = sandbox_http(version="7.17.25").url
     with pytest.raises(elasticsearch.ApiError) as err:
         elasticsearch.Elasticsearch(url).info()
     assert err.value.status_code == 400 and "media_type_header_exception" in str(err.value)
@@ -152,15 +152,15 @@ def test_plain_json_works_on_7_where_the_official_8_client_is_rejected(sandbox_e
 
 
 # -- TLS -----------------------------------------------------------------------
-def test_tls_with_the_right_ca_file_succeeds(sandbox_es, tls_files):
-    url = sandbox_es(tls=tls_files["server"])
+def test_tls_with_the_right_ca_file_succeeds(sandbox_http, tls_files):
+    url = sandbox_http(tls=tls_files["server"]).url
     assert url.startswith("https://")
     assert EsClient([url], ca_file=tls_files["ca"]).info()["version"]["number"] == "8.15.0"
 
 
 @pytest.mark.parametrize("ca", ["other_ca", None])
-def test_tls_verification_is_on_by_default_and_a_wrong_ca_fails_in_one_sentence(sandbox_es, tls_files, ca):
-    url = sandbox_es(tls=tls_files["server"])
+def test_tls_verification_is_on_by_default_and_a_wrong_ca_fails_in_one_sentence(sandbox_http, tls_files, ca):
+    url = sandbox_http(tls=tls_files["server"]).url
     with pytest.raises(EsError) as err:
         EsClient([url], ca_file=tls_files[ca] if ca else None, max_retries=0).info()
     message = err.value.message
@@ -168,13 +168,13 @@ def test_tls_verification_is_on_by_default_and_a_wrong_ca_fails_in_one_sentence(
     assert "es_ca_file" in message and "\n" not in message
 
 
-def test_turning_verification_off_is_explicit(sandbox_es, tls_files):
-    url = sandbox_es(tls=tls_files["server"])
+def test_turning_verification_off_is_explicit(sandbox_http, tls_files):
+    url = sandbox_http(tls=tls_files["server"]).url
     assert EsClient([url], validate_certs=False).info()["cluster_name"]
 
 
-def test_https_url_against_a_plain_http_server_says_so(sandbox_es):
-    url = sandbox_es().replace("http://", "https://")
+def test_https_url_against_a_plain_http_server_says_so(sandbox_http):
+    url = sandbox_http().url.replace("http://", "https://")
     with pytest.raises(EsError) as err:
         EsClient([url], max_retries=0).info()
     assert "does not speak TLS" in err.value.message
@@ -184,8 +184,8 @@ def test_https_url_against_a_plain_http_server_says_so(sandbox_es):
 AUTH = {"basic": {"user": "elastic", "password": "s3cret-pw"}, "api_key": "key-id:key-secret"}
 
 
-def test_basic_auth_and_api_key_are_accepted(sandbox_es):
-    url = sandbox_es(auth=AUTH)
+def test_basic_auth_and_api_key_are_accepted(sandbox_http):
+    url = sandbox_http(auth=AUTH).url
     assert EsClient([url], username="elastic", password="s3cret-pw").info()["cluster_name"]
     assert EsClient([url], api_key="key-id:key-secret").info()["cluster_name"]
     # The base64 form Elasticsearch hands out works as well.
@@ -194,8 +194,8 @@ def test_basic_auth_and_api_key_are_accepted(sandbox_es):
 
 
 @pytest.mark.parametrize("creds", [dict(username="elastic", password="wrong"), dict(api_key="key-id:wrong"), {}])
-def test_wrong_or_missing_credentials_fail_in_one_sentence_without_the_secret(sandbox_es, creds):
-    url = sandbox_es(auth=AUTH)
+def test_wrong_or_missing_credentials_fail_in_one_sentence_without_the_secret(sandbox_http, creds):
+    url = sandbox_http(auth=AUTH).url
     with pytest.raises(EsError) as err:
         EsClient([url], **creds).info()
     message = err.value.message

@@ -17,8 +17,9 @@ import time
 import uuid
 from typing import Any, Dict, List
 
-from .cluster_api import ESError, _bool, _cat, _need_master, _wait
-from .state import Request, Response, SandboxState
+from ..state import Request, Response, SandboxState
+from .cat import _cat
+from .common import ESError, _bool, _need_master, _wait
 
 # Settings removed in the next major (checked by Elasticsearch's deprecation API as critical).
 REMOVED_NEXT_MAJOR = {
