@@ -56,7 +56,8 @@ def group_of(item):
 def pytest_collection_modifyitems(items):
     """Mark the groups, and put each group's tests next to each other (in their order): a shared cluster
     is stopped when the next test is of another group, also without xdist. The six-node upgrades, the
-    longest, go first: xdist hands out groups in this order, so none of them is left for the end."""
+    longest, go first: xdist hands out the groups of several tests first, then the rest in this order,
+    so neither is left for the end."""
     slots = [i for i, item in enumerate(items) if "/tests/real/" in str(item.fspath)]
     real = [items[i] for i in slots]
     first = {}

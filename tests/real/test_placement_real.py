@@ -8,11 +8,11 @@ joining): the planner's preflight, its grouped allocation explains and the drain
 server's own deciders (awareness, shards limit, node_version) and its ``exclude._id``; each refusal the
 planner computes is checked against the real allocation explain.
 """
-import pytest
-
 from __future__ import annotations
 
 import time
+
+import pytest
 
 from ansible_collections.logstack.elk.plugins.module_utils.aws import Aws
 from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsClient

@@ -2,25 +2,24 @@
 2.19: the rollout's own code (rollout/snapshots.py, rollout/voting.py through Cluster,
 rollout/versions.py) against 3 mixed nodes without x-pack (each node's path.repo is the same
 directory, so an fs repository works as on a shared mount). The cluster is test_reindex_real.py's
-(``shared_real``): the test brings its own index and removes what it registers."""
+(``shared_real``): the test empties it first (as each reindex test does) and removes what it registers."""
 import pytest
 
 from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsClient
 from ansible_collections.logstack.elk.plugins.module_utils.rollout import snapshots, versions
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.cluster import Cluster
-from tests.real.test_reindex_real import plain
+from tests.real.test_reindex_real import emptied, plain
 
 INDEX = "snap-logs"
 
 
 @pytest.mark.parametrize("family", ["elasticsearch", "opensearch"])
-def test_snapshot_require_take_and_voting_exclusions_on_a_real_cluster(shared_real, family):
-    sb = shared_real(plain(family))
+def test_snapshot_require_take_and_voting_exclusions_on_a_real_cluster(shared_real, monkeypatch, family):
+    sb = emptied(shared_real(plain(family)), monkeypatch)
     cluster = Cluster(EsClient([sb.env["ES_URL"]], max_retries=1, timeout=30))
-    for repo in sb.es("/_snapshot"):  # a cluster shared with other tests: none of theirs registers one
+    for repo in sb.es("/_snapshot"):  # none of the other tests on this cluster registers one
         sb.es("/_snapshot/" + repo, "DELETE")
-    if INDEX not in [r["index"] for r in sb.es("/_cat/indices?format=json&h=index")]:
-        sb.es("/" + INDEX, "PUT", {"settings": {"number_of_shards": 2, "number_of_replicas": 1}})
+    sb.es("/" + INDEX, "PUT", {"settings": {"number_of_shards": 2, "number_of_replicas": 1}})
     sb.es("/%s/_doc/1?refresh=true" % INDEX, "PUT", {"message": "kept"})
 
     # item 5: nothing registered, then an fs repository (relative to path.repo) with no snapshot
