@@ -65,7 +65,7 @@ def test_reindex_safety_tests_pass_on_a_real_multi_node_cluster(shared_real, fam
     env = dict(os.environ, REINDEX_TEST_ES_URL=sb.env["ES_URL"])
     proc = subprocess.run([sys.executable, "-m", "pytest", "-v", "-p", "no:xdist", "-p", "no:cacheprovider", "-rs",
                            "tests/integration/test_reindex_safety.py", "tests/integration/test_reindex_sandbox.py"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stdout[-5000:]
     passed = int(re.search(r"(\d+) passed", proc.stdout).group(1))
     # the tests that need no fault injection ran for real: redundancy, write block API, write indices,
