@@ -47,7 +47,7 @@ real-deps: venv
 
 demo-real: venv collection real-deps
 	$(BIN)/python -m sandbox run --scenario $(REAL_SCENARIO) -- \
-	  ansible-playbook playbooks/upgrade-es.yml -i inventories/sandbox -e @inventories/sandbox/real-timeouts.yml
+	  ansible-playbook playbooks/upgrade-es.yml -i inventories/sandbox -e @sandbox/real/timeouts.yml
 
 test: venv collection
 	$(MAKE) lint sanity pytest molecule

@@ -84,15 +84,14 @@ def filter_decision(cluster: "Cluster", copy: "Copy", node: "Node") -> Tuple[str
         ("cluster", cluster.settings_with_prefix("cluster.routing.allocation."), "cluster.routing.allocation."),
     ):
         f = _filters(settings, prefix)
-        sep = "." if scope == "index" else ""
         if f["require"] and not all(_matches(node, a, v) for a, v in f["require"].items()):
-            return NO, (f"node does not match {scope} setting [{prefix}require{sep}] filters "
+            return NO, (f"node does not match {scope} setting [{prefix}require] filters "
                         f"[{_describe(f['require'])}]")
         if f["include"] and not any(_matches(node, a, v) for a, v in f["include"].items()):
-            return NO, (f"node does not match {scope} setting [{prefix}include{sep}] filters "
+            return NO, (f"node does not match {scope} setting [{prefix}include] filters "
                         f"[{_describe(f['include'])}]")
         if f["exclude"] and any(_matches(node, a, v) for a, v in f["exclude"].items()):
-            return NO, (f"node matches {scope} setting [{prefix}exclude{sep}] filters "
+            return NO, (f"node matches {scope} setting [{prefix}exclude] filters "
                         f"[{_describe(f['exclude'])}]")
     return YES, "node passes include/exclude/require filters"
 

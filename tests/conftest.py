@@ -42,3 +42,22 @@ def moto_url():
     host, port = server.get_host_and_port()
     yield "http://%s:%d" % (host, port)
     server.stop()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    """``--dist loadgroup`` keeps an ``xdist_group``'s tests on one worker by ending their node ids with
+    "@<group>". pytest-xdist 3.8 writes that into ``item._nodeid``, which pytest 9 no longer reads (the
+    id is ``Node._id``): without this every grouped test was scheduled on its own, so tests meant to share
+    a module's cluster (tests/real, tests/awx) each started one on another worker."""
+    if not getattr(config.option, "loadgroup", False):
+        return
+    try:
+        from _pytest.nodeid import coerce_node_id
+    except ImportError:  # pytest 8: xdist's own suffix works
+        return
+    for item in items:
+        names = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                        for m in item.iter_markers("xdist_group")})
+        if names and not item.nodeid.endswith("@" + "_".join(names)):
+            item._id = coerce_node_id("%s@%s" % (item.nodeid, "_".join(names)))

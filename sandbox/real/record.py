@@ -27,7 +27,7 @@ from .proxy import Front
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RECORDINGS = os.path.join(ROOT, "tests", "fixtures", "recordings")
 REAL = {"real-es7.yml": "elasticsearch-7.17.json", "real-opensearch.yml": "opensearch-3.9.json"}
-TIMEOUTS = "@inventories/sandbox/real-timeouts.yml"
+TIMEOUTS = "@sandbox/real/timeouts.yml"
 
 
 def _es(url: str, method: str, path: str, body: Any = None) -> Any:

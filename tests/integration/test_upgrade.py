@@ -7,6 +7,7 @@ import socket
 import time
 
 import pytest
+from ansible_collections.logstack.elk.plugins.module_utils.rollout.lock import proc_stat
 from upgrade_support import TASK, assert_invariants, assert_only_version_skew_degradation, playbook
 
 from tests.sandbox_plugin import Sandbox
@@ -148,7 +149,7 @@ def refused_before_any_change(sb, case):
             "cluster.routing.allocation.disk.watermark.flood_stage": "499.9994gb"}})
     elif case == "lock":
         # A run in progress: fresh heartbeat, held by a live process of this host (us).
-        me = "%d:%s" % (os.getpid(), open("/proc/%d/stat" % os.getpid()).read().rsplit(")", 1)[1].split()[19])
+        me = "%d:%s" % (os.getpid(), proc_stat(os.getpid())[2])
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         sb.aws("autoscaling").create_or_update_tags(Tags=[{
             "ResourceId": "es-nodes", "ResourceType": "auto-scaling-group", "Key": "logstack:rollout-lock",

@@ -14,6 +14,7 @@ import time
 
 import yaml
 
+from ansible_collections.logstack.elk.plugins.module_utils.rollout.lock import proc_stat
 from tests.sandbox_plugin import ROOT
 
 PLAYBOOK = "playbooks/upgrade-es.yml"
@@ -93,12 +94,9 @@ def playbook(sb, *args, kill_when=None, sig=signal.SIGKILL, timeout=400, extra_e
 def _descendants(pid):
     children = {}
     for entry in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open("/proc/%s/stat" % entry) as handle:
-                ppid = int(handle.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        children.setdefault(ppid, []).append(int(entry))
+        stat = proc_stat(int(entry))
+        if stat:
+            children.setdefault(stat[1], []).append(int(entry))
     out, todo = [], [pid]
     while todo:
         for child in children.get(todo.pop(), []):
@@ -123,17 +121,9 @@ def kill_run(pid, sig):
         except ProcessLookupError:
             pass
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and any(os.path.exists("/proc/%d" % v) and _state(v) not in ("Z", "X")
+    while time.monotonic() < deadline and any((proc_stat(v) or ("X",))[0] not in ("Z", "X")
                                               for v in victims):
         time.sleep(0.1)
-
-
-def _state(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return "X"
 
 
 def assert_invariants(audit, complete=True):

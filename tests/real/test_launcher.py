@@ -86,7 +86,7 @@ def test_a_real_cluster_that_cannot_form_fails_with_what_each_node_logged(tmp_pa
     spec = scenario("real-small.yml", writer=None, indices=[], roll_to=None,
                     amis={"es-7.17": {"es_version": "7.17.29"}},
                     groups=[{"name": "es-nodes", "role": "mixed", "size": 2, "ami": "es-7.17"}],
-                    real={"distribution": "elasticsearch", "heap": "256m", "form_timeout": 90,
+                    real={"distribution": "elasticsearch", "heap": "256m", "form_timeout": 60,
                           "node_settings": {"cluster.initial_master_nodes": ["nobody"],
                                             "discovery.cluster_formation_warning_timeout": "2s"}})
     path = tmp_path / "scenario.yml"
@@ -100,7 +100,7 @@ def test_a_real_cluster_that_cannot_form_fails_with_what_each_node_logged(tmp_pa
                        capture_output=True, timeout=120)
     assert up.returncode != 0, up.stdout
     err = up.stderr
-    assert "the real cluster did not form within 90s" in err, err[-3000:]
+    assert "the real cluster did not form within 60s" in err, err[-3000:]
     # one section per node: its name, state and log file, then the end of that log
     sections = re.findall(r"^--- (\S+) \(elasticsearch 7\.17\.29, .*?\) (\S+/node\.log)$", err, re.M)
     assert len(sections) == 2, err[-3000:]

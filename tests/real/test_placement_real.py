@@ -1,14 +1,18 @@
-"""Placement, zones, grouped explains and node ids on a real Elasticsearch cluster (issue 15 items 1-4).
+"""Placement, zones, grouped explains and node ids on real Elasticsearch and OpenSearch clusters (issue 15
+items 1-4).
 
-One real 7.x cluster of three nodes: a master-eligible data node on 7.16 in zone a and one in zone b,
-and a data-only node on 7.17 already in zone b (data-only: a 7.17 elected master would keep the 7.16
-nodes from joining): the planner's preflight, its grouped allocation explains and the drain step run
-against real Elasticsearch's own deciders (awareness, shards limit, node_version) and its
-``exclude._id``; each refusal the planner computes is checked against the real allocation explain.
+One real cluster of three nodes per family: a master-eligible data node on the old version in zone a
+and one in zone b, and a data-only node on the new version already in zone b (Elasticsearch 7.16 /
+7.17, OpenSearch 2.19 / 3.9; data-only: a newer elected master would keep the older nodes from
+joining): the planner's preflight, its grouped allocation explains and the drain step run against the
+server's own deciders (awareness, shards limit, node_version) and its ``exclude._id``; each refusal the
+planner computes is checked against the real allocation explain.
 """
 from __future__ import annotations
 
 import time
+
+import pytest
 
 from ansible_collections.logstack.elk.plugins.module_utils.aws import Aws
 from ansible_collections.logstack.elk.plugins.module_utils.es_client import EsClient
@@ -58,26 +62,27 @@ def no_deciders(explain):
             if d["decision"] == "NO"}
 
 
-def test_placement_explains_and_node_ids_on_real_elasticsearch(real_sandbox, monkeypatch):
+VERSIONS = {"elasticsearch": ("7.16.3", "7.17.29"), "opensearch": ("2.19.6", "3.9.0")}
+
+
+@pytest.mark.parametrize("family", ["elasticsearch", "opensearch"])
+def test_placement_explains_and_node_ids_on_a_real_cluster(real_sandbox, monkeypatch, family):
+    old, new = VERSIONS[family]
     spec = scenario("real-small.yml", cluster_name="logs-real-placement", writer=None,
-                    groups=[{"name": "es-a", "role": "mixed", "size": 1, "ami": "es-7.16", "zone": "us-east-1a"},
-                            {"name": "es-b", "role": "mixed", "size": 1, "ami": "es-7.16", "zone": "us-east-1b"},
-                            {"name": "es-new", "role": "data", "size": 1, "ami": "es-7.17", "zone": "us-east-1b"}],
-                    # kept off the 7.17 node until formed: a primary placed there at random would leave its
-                    # replica unassignable on the 7.16 nodes (node_version) and the cluster never green
+                    real={"distribution": family, "heap": "256m", "node_settings": scenario(
+                        "real-small.yml")["real"]["node_settings"]},
+                    amis={"old": {"es_version": old}, "new": {"es_version": new}}, roll_to={"ami": "new"},
+                    groups=[{"name": "es-a", "role": "mixed", "size": 1, "ami": "old", "zone": "us-east-1a"},
+                            {"name": "es-b", "role": "mixed", "size": 1, "ami": "old", "zone": "us-east-1b"},
+                            {"name": "es-new", "role": "data", "size": 1, "ami": "new", "zone": "us-east-1b"}],
+                    # kept off the new node until formed: a primary placed there at random would leave its
+                    # replica unassignable on the old nodes (node_version) and the cluster never green
                     indices=[{"name": "logs", "primaries": 2, "replicas": 1, "docs": 200, "size": "1MB",
                               "settings": {"index.routing.allocation.exclude._name": "data-*"}}])
-    spec["name"] = "real-placement"
+    spec["name"] = "real-placement-" + family
     sb = real_sandbox(spec)
     sb.es("/logs/_settings", "PUT", {"index.routing.allocation.exclude._name": None})
-    # Lifting the filter lets the balancer move a copy onto the 7.17 node; while it relocates, the
-    # shard is on both ends (a third holder of it): wait until the cluster has settled.
-    for _ in range(30):
-        health = sb.es("/_cluster/health?wait_for_status=green&wait_for_no_relocating_shards=true&timeout=8s")
-        if not health["timed_out"]:
-            break
-    else:
-        raise AssertionError("the real cluster did not settle after the seed filter was lifted: %s" % health)
+    settle(sb)  # copies rebalance onto the new node: a relocating copy is on two nodes for a moment
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     cluster = Counting(EsClient([sb.env["ES_URL"]], max_retries=1))
@@ -87,9 +92,9 @@ def test_placement_explains_and_node_ids_on_real_elasticsearch(real_sandbox, mon
     by_zone = {}
     for nid, n in nodes.items():
         by_zone.setdefault((n["attributes"][ZONE], n["version"]), []).append((nid, n["name"]))
-    (a_id, a_name), = by_zone[("us-east-1a", "7.16.3")]
-    (b_id, b_name), = by_zone[("us-east-1b", "7.16.3")]
-    (new_id, new_name), = by_zone[("us-east-1b", "7.17.29")]
+    (a_id, a_name), = by_zone[("us-east-1a", old)]
+    (b_id, b_name), = by_zone[("us-east-1b", old)]
+    (new_id, new_name), = by_zone[("us-east-1b", new)]
 
     # 1. nothing in the way: no placement refusal
     _world, plan, refused = planner.preflight(cluster, aws, opts)

@@ -2,6 +2,7 @@
 surge, the terminate strategy's refusal of a 0-replica index, a replacement that never joins,
 cluster-info, and ansible-playbook killed mid-drain / mid-join then run again."""
 import json
+import re
 import signal
 import time
 
@@ -10,7 +11,7 @@ import pytest
 from tests.integration.upgrade_support import assert_invariants, playbook
 from tests.real.conftest import RealSandbox, scenario
 
-TIMEOUTS = "@inventories/sandbox/real-timeouts.yml"
+TIMEOUTS = "@sandbox/real/timeouts.yml"
 
 
 def instance_ids(sb):
@@ -126,12 +127,14 @@ def test_kill_9_of_ansible_mid_drain_and_mid_join_on_a_real_cluster_then_a_rerun
     assert not [t for t in tags if t.startswith("logstack:rollout")], tags
 
 
-def test_a_real_node_that_crashes_stops_the_run_and_after_its_instance_is_replaced_a_rerun_finishes(real_sandbox):
+def test_a_real_node_that_crashes_stops_the_run_and_after_its_instance_is_replaced_the_plan_goes_on(real_sandbox):
     """The real engine's crash fault: the Elasticsearch process of an initial instance is SIGKILLed as the
     run is about to start, its instance stays running (as on EC2). The run refuses to take any node out
     while an instance of the group has no node; no acknowledged document is lost (every index has a
     replica) and the cluster is never red. The operator terminates the crashed instance, the group
-    launches a replacement from the new launch template, and a rerun replaces the rest."""
+    launches a replacement from the new launch template, and the run's plan then takes the two nodes
+    left, refusing nothing. (A rerun from a partly replaced group finishing with every invariant is shown
+    by the kill -9 test, on the same versions: not run twice.)"""
     spec = scenario("real-small.yml",
                     indices=[{"name": "logs-2024.11.01", "primaries": 2, "replicas": 1, "docs": 2000, "size": "4MB"},
                              {"name": "logs-2024.11.02", "primaries": 2, "replicas": 1, "docs": 2000, "size": "4MB"}],
@@ -166,9 +169,13 @@ def test_a_real_node_that_crashes_stops_the_run_and_after_its_instance_is_replac
     while sb.es("/_cluster/health")["number_of_nodes"] != 3 or crashed[0] in instance_ids(sb):
         assert time.monotonic() < wait, "the crashed instance's replacement never joined"
         time.sleep(2)
-    rerun = playbook(sb, "-e", TIMEOUTS, "-e", "upgrade_task_per_step=false", timeout=1200)
-    assert rerun.rc == 0, rerun.output[-4000:]
+    check = playbook(sb, "-e", TIMEOUTS, "--check", timeout=600)
+    assert check.rc == 0, check.output[-4000:]
+    plan = check.output[check.output.index("outdated node(s) in this order"):]
+    # "- '1 | node-46eb49 (i-...) | 7.16.3 ami-... -> 7.17.29 ..."
+    order = [line.split("|")[1].split()[0] for line in plan.splitlines() if re.match(r"^- '[0-9]+ \|", line.strip())]
+    versions = {n["name"]: n["version"] for n in sb.es("/_nodes")["nodes"].values()}
+    assert sorted(order) == sorted(n for n, v in versions.items() if v == "7.16.3") and len(order) == 2, plan[:2000]
     audit = sb.audit()
-    assert_invariants(audit)
-    assert audit["outdated_nodes_left"] == 0 and audit["versions_after"] == ["7.17.29"], audit
-    assert audit["nodes_replaced"] == 3, audit
+    assert_invariants(audit, complete=False)
+    assert audit["outdated_nodes_left"] == 2 and audit["docs_lost"] == 0, audit

@@ -45,7 +45,7 @@ def test_an_index_required_on_a_node_that_does_not_exist_is_red_until_the_filter
     for entry in explain["node_allocation_decisions"]:
         assert [d["decider"] for d in entry["deciders"]] == ["filter"]
         assert entry["deciders"][0]["explanation"] == \
-            'node does not match index setting [index.routing.allocation.require.] filters [_name:"nosuchnode"]'
+            'node does not match index setting [index.routing.allocation.require] filters [_name:"nosuchnode"]'
     # exclude-everything is red too, and reads the same way through nested settings
     sbx.es.ok("PUT", "/shunned", {"settings": {"index": {"routing": {"allocation": {"exclude": {"_name": "*"}}}}}})
     assert sbx.es.get("/_cluster/health/shunned")["status"] == "red"

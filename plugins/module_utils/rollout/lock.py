@@ -66,8 +66,10 @@ def age_seconds(iso, clock=time.time):
     return clock() - then
 
 
-def _proc_stat(pid):
-    """(state, ppid, start time) of a process from /proc, or None."""
+def proc_stat(pid):
+    """(state, ppid, start time) of a process from /proc/<pid>/stat, or None (gone, or not Linux).
+    The command name may hold spaces and parentheses: the fields are read after its last ")".
+    (The test helpers' kill_run reads process trees with it too.)"""
     try:
         with open("/proc/%d/stat" % pid) as handle:
             fields = handle.read().rsplit(")", 1)[1].split()
@@ -77,7 +79,7 @@ def _proc_stat(pid):
 
 
 def _proc_start(pid):
-    stat = _proc_stat(pid)
+    stat = proc_stat(pid)
     return stat[2] if stat else None
 
 
@@ -105,7 +107,7 @@ def holder_process():
             found = pid
         elif found:
             break
-        stat = _proc_stat(pid)
+        stat = proc_stat(pid)
         if not stat:
             break
         pid = stat[1]
@@ -121,7 +123,7 @@ def process_alive(pid_token):
         pid = int(pid)
     except ValueError:
         return None
-    stat = _proc_stat(pid)
+    stat = proc_stat(pid)
     return stat is not None and stat[2] == start and stat[0] not in ("Z", "X")
 
 
