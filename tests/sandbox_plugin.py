@@ -243,7 +243,11 @@ class Sandbox:
                        capture_output=True)
 
     def events(self) -> List[Dict[str, Any]]:
-        with open(os.path.join(self.state, "events.jsonl")) as handle:
+        path = os.path.join(self.state, "events.jsonl")
+        # The sandbox appends its events on its periodic flush: right after `up` the file may not exist yet
+        # (its first events, the nodes joining, are written within a tick).
+        wait_for(lambda: os.path.exists(path), timeout=30, what="%s to be written" % path)
+        with open(path) as handle:
             return [json.loads(line) for line in handle if line.strip()]
 
     # -- direct reads, to decide when to interrupt and to check the end state ----

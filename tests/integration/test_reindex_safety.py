@@ -410,7 +410,8 @@ def test_the_clone_api_refuses_and_clones_as_elasticsearch_does(es_cluster):
 
     status, body = clone("test-clone-dst")
     assert (status, body["error"]["type"]) == (500, "illegal_state_exception"), body  # source writable
-    assert "must be read-only to resize index" in body["error"]["reason"]
+    # ES: "must be read-only to resize index. use ...", OpenSearch: "must block write operations to resize index. use ..."
+    assert 'to resize index. use "index.blocks.write=true"' in body["error"]["reason"], body
     assert clone("test-clone-dst", source="test-clone-missing")[0] == 404
     es.put("/test-clone-src/_block/write")
     status, body = clone("test-clone-alias")
