@@ -13,6 +13,7 @@ The probe window is a deliberate wait (probe_seconds) and is set to 0 here; ever
 index of the frozen base on its first write; that copy is made before the clock starts, for all three.
 The raw copy is timed first and last of each round; each kind keeps its best time
 (BENCH_REINDEX_ROUNDS rounds, default 1; BENCH_REINDEX_DOCS documents, default 200000).
+BENCH_REINDEX_STEPS=1 prints each step of es_reindex with the time it started.
 Targets: swap <= 1.3x raw, copy_back <= 2.5x raw (all three end with the final index green with
 the source's replicas). Prints ratios; returns 1 when a target is missed.
 """
@@ -26,6 +27,7 @@ sys.path.insert(0, os.path.join(ROOT, ".collections"))
 DOCS = int(os.environ.get("BENCH_REINDEX_DOCS", "200000"))
 NAME = "logstash-2024.01.01"
 ROUNDS = int(os.environ.get("BENCH_REINDEX_ROUNDS", "1"))
+STEPS = os.environ.get("BENCH_REINDEX_STEPS") == "1"
 TARGETS = {"swap": 1.3, "copy_back": 2.5}
 BASE = "bench-reindex-base"
 OLD = {"properties": {"Status": {"type": "text"}, "@timestamp": {"type": "date"}, "message": {"type": "text"}}}
@@ -85,8 +87,10 @@ def _raw(es):
 def _module(es, mode):
     from ansible_collections.logstack.elk.plugins.module_utils.reindex import Options, Reindexer, reindex_all
     started = time.monotonic()
+    # each step as it starts, to see where the time over the raw copy goes
+    log = (lambda msg: print("  %7.2fs %s" % (time.monotonic() - started, msg), flush=True)) if STEPS else None
     out = reindex_all(Reindexer(es, Options(indices=[NAME], mode=mode, probe_seconds=0, poll_interval=0.05,
-                                            stall_polls=20)))
+                                            stall_polls=20), log=log))
     elapsed = time.monotonic() - started
     assert out["failure"] is None, out["failure"]
     assert out["results"][0]["docs"] == DOCS

@@ -179,7 +179,7 @@ class Audit:
         self.min_master_eligible = masters if self.min_master_eligible is None else min(self.min_master_eligible, masters)
         self.max_nodes_out = max(self.max_nodes_out, c.initial_expected_nodes - len(c.nodes))
         self._classify_requests()
-        self._flush_events()
+        self.flush_events()
 
     def _note_episode(self, now: float, dt: float, copies: list) -> None:
         if self._episode is None:
@@ -193,16 +193,17 @@ class Audit:
             if label not in self._episode["copies"] and len(self._episode["copies"]) < 10:
                 self._episode["copies"].append(label)
 
-    def _flush_events(self) -> None:
+    def flush_events(self) -> None:
         if not self.state_dir:
             return
         events = self.cluster.events
         if self._events_written > len(events):
             self._events_written = 0
         new = events[self._events_written:]
-        if not new:
+        path = os.path.join(self.state_dir, "events.jsonl")
+        if not new and os.path.exists(path):
             return
-        with open(os.path.join(self.state_dir, "events.jsonl"), "a", encoding="utf-8") as fh:
+        with open(path, "a", encoding="utf-8") as fh:
             for e in new:
                 fh.write(json.dumps(e) + "\n")
         self._events_written = len(events)

@@ -75,6 +75,9 @@ class Sandbox:
                     aws.roll_launch_templates(self.world)
                     self.state.audit.begin()
                     c.mark_formed()
+                    # events.jsonl is complete up to "formed" before `up` reports ready (sandbox.json):
+                    # a reader never counts a startup event as one of the run's
+                    self.state.audit.flush_events()
                     return
             time.sleep(0.02)
         refused = [e["message"] for e in c.events if e["event"] == "join_refused"]

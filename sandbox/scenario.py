@@ -24,7 +24,7 @@ KNOWN_ROLES = {
     "master", "data", "data_content", "data_hot", "data_warm", "data_cold", "data_frozen",
     "ingest", "ml", "remote_cluster_client", "transform", "voting_only",
 }
-FAULT_TYPES = {"never_join", "crash", "es_unavailable", "slow_recovery"}
+FAULT_TYPES = {"never_join", "crash", "es_unavailable", "slow_recovery", "slow_boot"}
 
 
 class ScenarioError(ValueError):
@@ -301,11 +301,16 @@ def parse(data: Any, path: Optional[str] = None) -> Scenario:
                       node=f.get("node"), factor=float(f.get("factor", 1.0)))
         if ftype == "never_join" and fault.group not in names:
             raise ScenarioError(f"{where} (never_join) needs 'group', one of {', '.join(names)}")
-        if ftype == "crash":
+        if ftype in ("crash", "slow_boot"):
             m = re.match(r"^(.+)/(\d+)$", str(fault.node or ""))
             grp = next((g for g in groups if m and g.name == m.group(1)), None)
             if not m or grp is None or int(m.group(2)) >= grp.size:
-                raise ScenarioError(f"{where} (crash) needs 'node' as <group>/<n>, n below the group's size")
+                raise ScenarioError(f"{where} ({ftype}) needs 'node' as <group>/<n>, n below the group's size")
+        if ftype == "slow_boot" and fault.for_seconds <= 0:
+            raise ScenarioError(f"{where} (slow_boot) needs a positive 'for_seconds'")
+        if ftype == "slow_boot" and engine != "real":
+            raise ScenarioError(f"{where}: slow_boot is a fault of engine: real (the simulator's boots take "
+                                "timing.boot_to_join_seconds)")
         if ftype == "es_unavailable" and fault.for_seconds <= 0:
             raise ScenarioError(f"{where} (es_unavailable) needs a positive 'for_seconds'")
         if ftype == "slow_recovery" and not (0 < fault.factor <= 1):

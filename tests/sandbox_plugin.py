@@ -244,9 +244,6 @@ class Sandbox:
 
     def events(self) -> List[Dict[str, Any]]:
         path = os.path.join(self.state, "events.jsonl")
-        # The sandbox appends its events on its periodic flush: right after `up` the file may not exist yet
-        # (its first events, the nodes joining, are written within a tick).
-        wait_for(lambda: os.path.exists(path), timeout=30, what="%s to be written" % path)
         with open(path) as handle:
             return [json.loads(line) for line in handle if line.strip()]
 

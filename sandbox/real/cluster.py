@@ -71,6 +71,7 @@ class RealCluster:
         self.fatal: Optional[str] = None
         self._stop = threading.Event()
         self._crash_done: set = set()
+        self._boot_at: Dict[str, float] = {}  # instance id -> when its node starts (fault slow_boot)
         self.front: Any = None
         # writer bookkeeping: index -> acknowledged documents
         self.acked: Dict[str, int] = {}
@@ -139,6 +140,11 @@ class RealCluster:
         for iid, (group, inst) in running.items():
             if iid not in known and iid not in self.never_join:
                 self._launch(iid, group, inst)
+        for iid, at in list(self._boot_at.items()):
+            if time.monotonic() >= at:
+                del self._boot_at[iid]
+                if not known.get(iid) or not known[iid].killed:
+                    self._start_node(self.nodes[iid])
         if self.formed:
             self._faults()
 
@@ -177,9 +183,42 @@ class RealCluster:
             initial = self._initial_master_names()
         seeds = [n.transport for n in live] + [node.transport]
         node.write_config(self.scenario.cluster_name, seeds, initial)
+        self._write_seed_files()
+        late = self._boot_delay(group, iid)
+        if late:
+            self._boot_at[iid] = time.monotonic() + late
+            self.log("fault", f"instance {iid} ({group}) boots {late:.0f}s after the others (scenario fault "
+                     f"slow_boot)", instance_id=iid, node=node.name)
+            return
+        self._start_node(node)
+
+    def _start_node(self, node: RealNode) -> None:
         node.start(self.real.heap, self.real.jvm_options)
-        self.log("node_started", f"instance {iid} ({group}) started {self.family} {version} as {node.name} "
-                 f"on {node.ip}", instance_id=iid, node=node.name, version=version)
+        self.log("node_started", f"instance {node.instance_id} ({node.group}) started {self.family} {node.version} "
+                 f"as {node.name} on {node.ip}", instance_id=node.instance_id, node=node.name, version=node.version)
+
+    def _boot_delay(self, group: str, iid: str) -> float:
+        for f in self.scenario.faults:
+            if f.type == "slow_boot" and not self.formed:
+                name, n = f.node.rsplit("/", 1)
+                if name == group and self.world.initial_instances[group][int(n)] == iid:
+                    return f.for_seconds
+        return 0.0
+
+    def _write_seed_files(self) -> None:
+        """Every node's ``unicast_hosts.txt`` lists every node not killed, as discovery-ec2 lists the
+        running instances: a node re-reads it each discovery round. Static seeds alone let a node that
+        boots slower than the others (it knew only itself) miss the cluster they formed without it, for
+        good: a formed cluster stops probing for peers."""
+        with self.lock:
+            live = [n for n in self.nodes.values() if not n.killed]
+        text = "".join(n.transport + "\n" for n in live)
+        for n in live:
+            path = os.path.join(n.home, "config", "unicast_hosts.txt")
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path + ".tmp", "w", encoding="utf-8") as fh:
+                fh.write(text)
+            os.replace(path + ".tmp", path)  # read whole or not at all
 
     def _initial_master_names(self) -> List[str]:
         names = []

@@ -132,6 +132,7 @@ class RealNode:
             "node.attr.aws_instance_id": self.instance_id,
             "node.attr.aws_availability_zone": self.zone,
             "discovery.seed_hosts": seeds,
+            "discovery.seed_providers": "file",  # config/unicast_hosts.txt, kept current by the cluster
             "path.data": os.path.join(self.home, "data"),
             "path.logs": os.path.join(self.home, "logs"),
             "path.repo": os.path.join(os.path.dirname(os.path.dirname(self.home)), "snapshots"),

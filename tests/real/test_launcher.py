@@ -69,6 +69,8 @@ BASE = {"engine": "real", "amis": {"a": {"es_version": "7.17.29"}},
 @pytest.mark.parametrize("change,words", [
     ({"es": {"version": "7.17.29"}}, "es is for the simulator"),
     ({"faults": [{"type": "slow_recovery", "factor": 0.5}]}, "slow_recovery is a simulator fault"),
+    ({"faults": [{"type": "slow_boot", "node": "g/0"}]}, "faults[0] (slow_boot) needs a positive 'for_seconds'"),
+    ({"faults": [{"type": "slow_boot", "node": "g/1", "for_seconds": 9}]}, "faults[0] (slow_boot) needs 'node' as"),
     ({"real": {"distribution": "solr"}}, "real.distribution must be elasticsearch or opensearch"),
     ({"real": {"heap": "lots"}}, "real.heap must be a JVM heap size"),
     ({"engine": "sim", "real": {"heap": "256m"}}, "real: applies to engine: real only"),

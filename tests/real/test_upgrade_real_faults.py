@@ -20,8 +20,12 @@ def instance_ids(sb):
 
 @pytest.fixture(scope="module")
 def untouched(tmp_path_factory):
-    """One real cluster for the runs that must change nothing (refusals, cluster-info)."""
-    sb = RealSandbox(scenario("real-small.yml", writer=None), tmp_path_factory.mktemp("real-untouched"))
+    """One real cluster for the runs that must change nothing (refusals, cluster-info). One of its
+    instances boots 20 s after the others (fault slow_boot), as EC2 instances do: the two first form
+    the cluster without it, and it must still join (the cluster-info test counts 3 nodes)."""
+    spec = scenario("real-small.yml", writer=None,
+                    faults=[{"type": "slow_boot", "node": "es-nodes/0", "for_seconds": 20}])
+    sb = RealSandbox(spec, tmp_path_factory.mktemp("real-untouched"))
     yield sb
     sb.down()
 
@@ -57,6 +61,8 @@ def test_cluster_info_maps_every_real_node_to_its_instance_and_reports_it_outdat
     assert "elasticsearch 7.16.3 logs-real-small: green, 3 nodes (3 data)" in text, text[-3000:]
     assert text.count("asg=es-nodes") == 3 and text.count("OUTDATED(image") == 3, text[-3000:]
     assert "nodes without an instance: none" in text, text[-3000:]
+    late = [e for e in sb.events() if e["event"] == "fault"]
+    assert len(late) == 1 and "boots 20s after the others" in late[0]["message"], late
     for node in sb.es("/_nodes?filter_path=nodes.*.name")["nodes"].values():
         assert node["name"] in text.split("outdated nodes:")[1], text[-3000:]
     assert sb.audit()["mutating_requests"] == 0

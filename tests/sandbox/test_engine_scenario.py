@@ -53,7 +53,9 @@ def test_demo_scenario_is_sized_for_a_one_and_a_half_to_two_minute_ideal_roll():
     (with_(faults=[{"type": "crash", "node": "g/7"}]),
      "faults[0] (crash) needs 'node' as <group>/<n>, n below the group's size"),
     (with_(faults=[{"type": "meteor"}]),
-     "faults[0].type must be one of crash, es_unavailable, never_join, slow_recovery, not 'meteor'"),
+     "faults[0].type must be one of crash, es_unavailable, never_join, slow_boot, slow_recovery, not 'meteor'"),
+    (with_(faults=[{"type": "slow_boot", "node": "g/0", "for_seconds": 20}]),
+     "faults[0]: slow_boot is a fault of engine: real (the simulator's boots take timing.boot_to_join_seconds)"),
     (with_(indices=[{"name": "Logs"}]), "indices[0].name must be a valid lowercase index name"),
     (with_(writer={"prefix": "x"}), "writer needs 'every_seconds' (how often a new index starts)"),
     (with_(colour="blue"), "the scenario has unknown key(s) colour; allowed: amis, cluster_name, engine, es, "
