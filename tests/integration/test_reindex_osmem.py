@@ -290,7 +290,8 @@ def test_killed_at_every_step_boundary_a_rerun_finishes_without_losing_a_documen
             if done[-1] == "create_temp":
                 settings = es.get("/%s-r/_settings" % name, params={"flat_settings": "true"})
                 settings = settings[name + "-r"]["settings"]
-                assert (settings["index.number_of_replicas"], settings["index.refresh_interval"]) == ("0", "-1")
+                # the source's replicas from the first write (written as the copy fills), no refresh
+                assert (settings["index.number_of_replicas"], settings["index.refresh_interval"]) == ("1", "-1")
             rerun = reindex_all(Reindexer(es, options(mode=mode)))
             assert rerun["failure"] is None, (boundary, rerun["failure"])
             assert rerun["results"][0]["steps"] == list(steps[boundary:]), boundary

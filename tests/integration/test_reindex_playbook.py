@@ -113,9 +113,9 @@ KILL_POINTS = {
                        and b and b"remove_index" in b and (NAME + '"').encode() in b, True),
     # About to create the final index under the original name.
     "before_create_final": (lambda m, p, b: m == "PUT" and p == "/" + NAME and b and b"final" in b, False),
-    # The copy back verified, its replicas not asked for yet.
-    "before_final_replicas": (lambda m, p, b: m == "PUT" and p.startswith("/%s/_settings" % NAME)
-                              and b and b"number_of_replicas" in b, False),
+    # The copy back verified and green with its replicas (made with them), not yet marked replicated.
+    "before_final_replicas": (lambda m, p, b: m == "PUT" and p == "/%s/_mapping" % NAME
+                              and b and b'"replicated"' in b, False),
     # The copy back replicated, the temporary copy removed, settings not restored yet.
     "before_restore": (lambda m, p, b: m == "PUT" and p.startswith("/%s/_settings" % NAME)
                        and b and b"refresh_interval" in b, False),
