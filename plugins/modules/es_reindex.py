@@ -16,8 +16,8 @@ description:
   - Copies each outdated index into C(<name><suffix>) created with the mappings and settings the
     current index templates give C(<name>) (C(_index_template/_simulate_index), else the legacy
     C(_template)s that match) or the explicit O(mappings)/O(settings), with the source's placement
-    (C(index.routing.allocation.*), C(index.hidden)) and shard count, C(number_of_replicas=0) and
-    C(refresh_interval=-1) during the copy. The source is write-blocked (C(_block/write)) during the copy.
+    (C(index.routing.allocation.*), C(index.hidden)), shard count and replica count (replicas are
+    written as the copy fills), and C(refresh_interval=-1) during the copy. The source is write-blocked (C(_block/write)) during the copy.
   - Nothing is deleted or swapped before the verified copy has the source's replica count started
     (green); the final index gets the source's C(index.lifecycle.*) (with C(origination_date)),
     read-only blocks and refresh interval back. See docs/reindex.md for what is and is not preserved.
