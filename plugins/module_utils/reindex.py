@@ -707,7 +707,10 @@ class Reindexer:
     def _do_create_temp(self, name):
         src = self.state(name)
         desired = self.desired(name)
-        health = self._health(name) or {}
+        # The bar the final index must reach: the source's redundancy once settled. A source made a
+        # moment ago is yellow while its replicas initialise (a second on a real cluster); taken then,
+        # the bar would let a final index missing a replica pass.
+        health = self._health(name, {"wait_for_no_initializing_shards": "true", "timeout": "30s"}) or {}
         template_shards = desired[0].get("index.number_of_shards")
         explicit = creatable_settings(self.opt.settings)
         # Where the source lives now (ILM may have moved it to another tier since the template made it)

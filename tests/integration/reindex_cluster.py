@@ -97,6 +97,14 @@ class Cluster:
         self.need_sandbox("a slow reindex task")
         self.state.documents.reindex_rate = rate
 
+    def set_recovery_rate(self, bytes_per_second):
+        """The simulated recoveries' rate (the scenario's recovery_bytes_per_second); returns the old one."""
+        self.need_sandbox("recoveries slowed at a chosen moment")
+        with self.state.lock:
+            old, self.sb.cluster.scenario.recovery_bytes_per_second = \
+                self.sb.cluster.scenario.recovery_bytes_per_second, bytes_per_second
+        return old
+
     def crash_node_holding(self, index, primary=True):
         """Crash (the ES process of) the data node holding a copy of ``index``; returns its name."""
         self.need_sandbox("fault injection")

@@ -120,6 +120,30 @@ def test_nothing_is_deleted_before_the_copy_has_the_sources_replicas_started(es_
     assert_reindexed(es, NAME, mode=mode)
 
 
+def test_the_bar_is_the_sources_settled_redundancy_not_a_replica_still_initialising(es_cluster):
+    """A source whose replica is still initialising (an index made a moment ago, a replica being rebuilt)
+    is yellow for that while: the run waits for it to settle before it records the redundancy the final
+    index must reach. Taken at that moment (yellow, 1 active copy), the bar let a final index with no
+    replica pass as done (seen on a real 3-node cluster)."""
+    es_cluster.need_sandbox("a replica held initialising at a chosen moment")
+    es = es_cluster.es
+    seed(es, days=DAYS[:1])
+    es.put("/%s/_settings" % NAME, {"number_of_replicas": 0})
+    old = es_cluster.set_recovery_rate(20000)  # bytes/s: the replica takes seconds to rebuild
+    try:
+        es.put("/%s/_settings" % NAME, {"number_of_replicas": 1})
+        assert es.get("/_cluster/health/" + NAME)["initializing_shards"] == 1
+        steps_until(Reindexer(es, options(mode="swap")), NAME, "create_temp")
+    finally:
+        es_cluster.set_recovery_rate(old)
+    meta = es.get("/%s/_mapping" % TEMP)[TEMP]["mappings"]["_meta"]["logstack_reindex"]
+    assert (meta["source_status"], meta["source_active_shards"]) == ("green", 2), meta
+    out = reindex_all(Reindexer(es, options(mode="swap")))
+    assert out["failure"] is None, out["failure"]
+    health = es.get("/_cluster/health/" + TEMP)
+    assert health["status"] == "green" and health["active_shards"] == 2, health
+
+
 # -- 2. disk -------------------------------------------------------------------------------------
 
 def test_a_copy_without_room_below_the_low_watermark_is_refused_with_the_figures(es_cluster):
