@@ -286,19 +286,25 @@ def _search(state: Any, req: Request) -> Response:
         by_index.setdefault(m.name, []).extend(docs)
         hits.extend((m, i, d) for i, d in docs)
     page = hits[:size]
+    no_source = str(body.get("_source", req.params.get("_source", "true"))).lower() == "false"
+
+    def hit(m: IndexMeta, i: str, d: Dict[str, Any]) -> Dict[str, Any]:
+        out: Dict[str, Any] = {"_index": m.name, "_id": i, "_score": 1.0}
+        if not no_source:  # "_source": false: hits without it
+            out["_source"] = copy.deepcopy(d)
+        return out
     if req.params.get("scroll"):
         # A scroll keeps the search's hits (a point-in-time view) for later pages.
         scroll_id = _uuid()
-        store.scrolls[scroll_id] = {"size": size or 10, "total": total, "shards": header, "hits": [
-            {"_index": m.name, "_id": i, "_score": 1.0, "_source": copy.deepcopy(d)} for m, i, d in hits]}
+        store.scrolls[scroll_id] = {"size": size or 10, "total": total, "shards": header,
+                                    "hits": [hit(m, i, d) for m, i, d in hits]}
         out_scroll = _scroll_page(store, scroll_id)
         out_scroll["took"] = int((time.monotonic() - start) * 1000)
         return Response(200, out_scroll)
     out: Dict[str, Any] = {
         "took": int((time.monotonic() - start) * 1000), "timed_out": False, "_shards": header,
         "hits": {"total": {"value": total, "relation": "eq"}, "max_score": 1.0 if page else None,
-                 "hits": [{"_index": m.name, "_id": i, "_score": 1.0, "_source": copy.deepcopy(d)}
-                          for m, i, d in page]},
+                 "hits": [hit(m, i, d) for m, i, d in page]},
     }
     aggs = body.get("aggs") or body.get("aggregations")
     if aggs:

@@ -25,10 +25,6 @@ KNOWN = {
     "GET nodes.info": "x-pack attribute xpack.installed",
     "POST cluster.allocation_explain": "x-pack attribute xpack.installed",
     "GET shutdown.get_node": "x-pack node shutdown API",
-    # es_reindex copy_back now makes the final index with the clone API; the committed recording was
-    # made before (the final index was created and copied back), so its settings have no
-    # index.resize.source.*: re-record (python -m sandbox.real.record) to compare the clone too.
-    "GET indices.get": "index.resize.* of a cloned final index (recording made before clone_final)",
 }
 
 
@@ -46,8 +42,7 @@ def test_the_simulator_answers_the_collections_requests_as_real_elasticsearch_do
     assert len(common) >= 12, sorted(common)  # the comparison covers the APIs the playbooks lean on
     diffs = [d for d in compare(sim, real)
              if not (d.split(" ?")[0].split(" 2")[0] in KNOWN
-                     and ("xpack" in d or "shutdown" in KNOWN[d.split(" ?")[0].split(" 2")[0]]
-                      or ("resize" in d and "clone" in KNOWN[d.split(" ?")[0].split(" 2")[0]])))]
+                     and ("xpack" in d or "shutdown" in KNOWN[d.split(" ?")[0].split(" 2")[0]]))]
     assert diffs == [], "\n".join(diffs)
 
 
