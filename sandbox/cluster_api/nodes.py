@@ -20,6 +20,12 @@ def _split_node_metric(req: Request) -> Tuple[Optional[str], Optional[set]]:
     return node_expr, (None if metric in (None, "_all") else set(metric.split(",")))
 
 
+def _nodes_response(c: Any, out: Dict[str, Any]) -> Response:
+    """The envelope of every _nodes answer: how many nodes answered, the cluster's name, the nodes."""
+    return Response(200, {"_nodes": {"total": len(out), "successful": len(out), "failed": 0},
+                          "cluster_name": c.scenario.cluster_name, "nodes": out})
+
+
 def nodes_info(state: SandboxState, req: Request) -> Response:
     c = _engine(state)
     node_expr, metrics = _split_node_metric(req)
@@ -46,8 +52,7 @@ def nodes_info(state: SandboxState, req: Request) -> Response:
             if metrics is None or k in metrics:
                 entry[k] = v
         out[n.id] = entry
-    return Response(200, {"_nodes": {"total": len(out), "successful": len(out), "failed": 0},
-                          "cluster_name": c.scenario.cluster_name, "nodes": out})
+    return _nodes_response(c, out)
 
 
 NODE_STATS_METRICS = {  # Elasticsearch's; only indices, os, jvm and fs carry figures here
@@ -96,5 +101,4 @@ def nodes_stats(state: SandboxState, req: Request) -> Response:
             if wanted is None or k in wanted:
                 entry[k] = v
         out[n.id] = entry
-    return Response(200, {"_nodes": {"total": len(out), "successful": len(out), "failed": 0},
-                          "cluster_name": c.scenario.cluster_name, "nodes": out})
+    return _nodes_response(c, out)

@@ -1,8 +1,9 @@
 """The node shutdown API (``_nodes/<id>/shutdown``), from 7.15 on."""
 from __future__ import annotations
 
+import functools
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict
 
 from .. import allocation
 from ..engine import Cluster
@@ -65,19 +66,23 @@ def _shutdown_status(c: Cluster, nid: str, sd: Dict[str, Any]) -> Dict[str, Any]
     return entry
 
 
-def _no_shutdown_api(state: SandboxState, req: Request) -> Optional[Response]:
-    """The node shutdown API exists from 7.15 on; older versions know no such endpoint."""
-    if version_tuple(state.es_version)[:2] >= (7, 15):
-        return None
-    state.unknown_requests.append(f"{req.method} {req.path}")
-    return Response(400, {"error": f"no handler found for uri [{req.path}] and method [{req.method}]"})
+Handler = Callable[[SandboxState, Request, Cluster], Response]
 
 
-def shutdown_put(state: SandboxState, req: Request) -> Response:
-    refused = _no_shutdown_api(state, req)
-    if refused:
-        return refused
-    c = _need_master(state, req)
+def _shutdown_api(handler: Handler) -> Callable[[SandboxState, Request], Response]:
+    """The node shutdown API exists from 7.15 on (older versions know no such endpoint) and needs a
+    master; the handler gets the cluster."""
+    @functools.wraps(handler)
+    def serve(state: SandboxState, req: Request) -> Response:
+        if version_tuple(state.es_version)[:2] < (7, 15):
+            state.unknown_requests.append(f"{req.method} {req.path}")
+            return Response(400, {"error": f"no handler found for uri [{req.path}] and method [{req.method}]"})
+        return handler(state, req, _need_master(state, req))
+    return serve
+
+
+@_shutdown_api
+def shutdown_put(state: SandboxState, req: Request, c: Cluster) -> Response:
     nid = req.parts["node_id"]
     body = req.body if isinstance(req.body, dict) else {}
     stype = str(body.get("type", "")).lower()
@@ -103,22 +108,16 @@ def shutdown_put(state: SandboxState, req: Request) -> Response:
     return Response(200, {"acknowledged": True})
 
 
-def shutdown_get(state: SandboxState, req: Request) -> Response:
-    refused = _no_shutdown_api(state, req)
-    if refused:
-        return refused
-    c = _need_master(state, req)
+@_shutdown_api
+def shutdown_get(state: SandboxState, req: Request, c: Cluster) -> Response:
     nid = req.parts.get("node_id")
     wanted = None if not nid or nid == "_all" else set(nid.split(","))
     nodes = [_shutdown_status(c, k, v) for k, v in sorted(c.shutdowns.items()) if wanted is None or k in wanted]
     return Response(200, {"nodes": nodes})
 
 
-def shutdown_delete(state: SandboxState, req: Request) -> Response:
-    refused = _no_shutdown_api(state, req)
-    if refused:
-        return refused
-    c = _need_master(state, req)
+@_shutdown_api
+def shutdown_delete(state: SandboxState, req: Request, c: Cluster) -> Response:
     nid = req.parts["node_id"]
     if nid not in c.shutdowns:
         raise ESError(404, "resource_not_found_exception", f"node [{nid}] is not currently shutting down")

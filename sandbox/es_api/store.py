@@ -21,12 +21,10 @@ It works with ``state.engine`` None (single node, every primary active).
 """
 from __future__ import annotations
 
-import base64
 import copy
 import fnmatch
 import json
 import time
-import uuid as uuidlib
 import zlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -34,6 +32,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from sandbox import units
 from sandbox.state import IndexMeta, Request, Response
 
+from ..model import new_uuid as _uuid  # one id format for the sandbox's two halves
 from . import mapping as mp
 from .errors import ESError, illegal_argument, index_not_found
 from .query import iter_matching
@@ -44,10 +43,6 @@ _NON_DYNAMIC = {"index.number_of_shards", "index.routing_partition_size", "index
 
 
 # --- small helpers -----------------------------------------------------------------
-
-def _uuid() -> str:
-    return base64.urlsafe_b64encode(uuidlib.uuid4().bytes).decode().rstrip("=")[:22]
-
 
 def parse_time(value: Any, default: float, name: str = "timeout") -> float:
     """Seconds of an Elasticsearch time value ("30s", "1m", "500ms"); -1.0 for "-1"."""

@@ -22,6 +22,7 @@ from ansible_collections.logstack.elk.plugins.module_utils.rollout.node import N
 from ansible_collections.logstack.elk.plugins.module_utils.rollout.planner import Options
 
 from tests.real.conftest import scenario
+from tests.sandbox_plugin import wait_for
 
 ZONE = "aws_availability_zone"
 FORCED = {"cluster.routing.allocation.awareness.attributes": ZONE,
@@ -37,14 +38,9 @@ class Counting(Cluster):
         return super().explain(*args, **kwargs)
 
 
-def wait(predicate, timeout=180, what=""):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "timed out waiting for " + what
-        time.sleep(1)
+def wait(predicate, what=""):
+    """A real cluster's reaction: seconds, polled once a second."""
+    return wait_for(predicate, timeout=180, interval=1, what=what)
 
 
 def settle(sb):
