@@ -1121,23 +1121,19 @@ class Reindexer:
         return True
 
     def _do_delete_source(self, name):
-        tname = self.temp_name(name)
-        tmp = self.state(tname)
-        self._verified_pair(tname, name, tmp.meta, "delete %s" % name)
-        if self._allow_removal(name):
-            self._verified_pair(tname, name, tmp.meta, "delete %s" % name)
-        # One atomic call: the source goes, its aliases and its very name point at the verified,
-        # write-blocked copy (late writes get the block's error; no write can auto-create the name).
-        actions = [{"remove_index": {"index": name}}, {"add": {"index": tname, "alias": name}}]
-        actions += [{"add": _alias_action(tname, alias, spec)} for alias, spec in tmp.meta["aliases"].items()]
-        self.es.post("/_aliases", {"actions": actions})
+        self._name_to_copy(name, "delete %s" % name)
 
     def _do_swap(self, name):
+        self._name_to_copy(name, "swap %s" % name)  # the same call: in swap mode its alias is the end state
+
+    def _name_to_copy(self, name, what):
+        """One atomic call: the source goes, its aliases and its very name point at the verified,
+        write-blocked copy (late writes get the block's error; no write can auto-create the name)."""
         tname = self.temp_name(name)
         tmp = self.state(tname)
-        self._verified_pair(tname, name, tmp.meta, "swap %s" % name)
+        self._verified_pair(tname, name, tmp.meta, what)
         if self._allow_removal(name):
-            self._verified_pair(tname, name, tmp.meta, "swap %s" % name)
+            self._verified_pair(tname, name, tmp.meta, what)
         actions = [{"remove_index": {"index": name}}, {"add": {"index": tname, "alias": name}}]
         actions += [{"add": _alias_action(tname, alias, spec)} for alias, spec in tmp.meta["aliases"].items()]
         self.es.post("/_aliases", {"actions": actions})
