@@ -14,6 +14,7 @@ Elasticsearch 7.17, 8.x, 9.x and OpenSearch 1-3 all accept.
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import os
 from urllib.parse import quote, urlencode, urlsplit
@@ -29,6 +30,11 @@ try:
 except ImportError as exc:  # reported by the module through missing_required_lib
     HAS_ELASTIC_TRANSPORT = False
     ELASTIC_TRANSPORT_IMPORT_ERROR = exc
+
+# OpenSearch 2.x answers with one TASK_RESOURCE_USAGE header per child task (opensearch-project/OpenSearch
+# #18245): a synchronous _reindex of 200k documents sends about 200, and http.client (under urllib3) refuses
+# a response of more than 100 headers. Seen on a real OpenSearch 2.19.6 (docs/real-clusters.md).
+http.client._MAXHEADERS = max(http.client._MAXHEADERS, 10000)  # pylint: disable=protected-access
 
 # Argument spec fragment every Elasticsearch module extends (documented in the
 # doc fragment logstack.elk.es). Environment variables are the fallback so AWX

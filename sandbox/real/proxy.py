@@ -13,6 +13,9 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, List, Optional, Tuple
 
+# OpenSearch 2.x sends one TASK_RESOURCE_USAGE header per child task (hundreds for a synchronous _reindex);
+# http.client refuses more than 100 (the collection's client raises the limit the same way).
+http.client._MAXHEADERS = max(http.client._MAXHEADERS, 10000)  # pylint: disable=protected-access
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"}
 
 
