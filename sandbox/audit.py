@@ -95,6 +95,7 @@ class Audit:
         self.outdated_at_start = 0
         self.state_dir: Optional[str] = None
         self._events_written = 0
+        self._events_file_made = False  # events.jsonl, written (even empty) once the cluster formed
         self.requests = RequestLog()
         # spans of degradation not explained by version skew: when, how long, which copies
         self.episodes: list = []
@@ -200,13 +201,13 @@ class Audit:
         if self._events_written > len(events):
             self._events_written = 0
         new = events[self._events_written:]
-        path = os.path.join(self.state_dir, "events.jsonl")
-        if not new and os.path.exists(path):
+        if not new and self._events_file_made:
             return
-        with open(path, "a", encoding="utf-8") as fh:
+        with open(os.path.join(self.state_dir, "events.jsonl"), "a", encoding="utf-8") as fh:
             for e in new:
                 fh.write(json.dumps(e) + "\n")
         self._events_written = len(events)
+        self._events_file_made = True
 
     def report(self) -> Dict[str, Any]:
         self._classify_requests()

@@ -243,8 +243,7 @@ class Sandbox:
                        capture_output=True)
 
     def events(self) -> List[Dict[str, Any]]:
-        path = os.path.join(self.state, "events.jsonl")
-        with open(path) as handle:
+        with open(os.path.join(self.state, "events.jsonl")) as handle:
             return [json.loads(line) for line in handle if line.strip()]
 
     # -- direct reads, to decide when to interrupt and to check the end state ----

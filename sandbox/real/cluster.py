@@ -143,7 +143,7 @@ class RealCluster:
         for iid, at in list(self._boot_at.items()):
             if time.monotonic() >= at:
                 del self._boot_at[iid]
-                if not known.get(iid) or not known[iid].killed:
+                if not self.nodes[iid].killed:  # its instance may have gone while it waited
                     self._start_node(self.nodes[iid])
         if self.formed:
             self._faults()
@@ -184,7 +184,7 @@ class RealCluster:
         seeds = [n.transport for n in live] + [node.transport]
         node.write_config(self.scenario.cluster_name, seeds, initial)
         self._write_seed_files()
-        late = self._boot_delay(group, iid)
+        late = self._boot_delay(iid)
         if late:
             self._boot_at[iid] = time.monotonic() + late
             self.log("fault", f"instance {iid} ({group}) boots {late:.0f}s after the others (scenario fault "
@@ -197,13 +197,16 @@ class RealCluster:
         self.log("node_started", f"instance {node.instance_id} ({node.group}) started {self.family} {node.version} "
                  f"as {node.name} on {node.ip}", instance_id=node.instance_id, node=node.name, version=node.version)
 
-    def _boot_delay(self, group: str, iid: str) -> float:
+    def _boot_delay(self, iid: str) -> float:
         for f in self.scenario.faults:
-            if f.type == "slow_boot" and not self.formed:
-                name, n = f.node.rsplit("/", 1)
-                if name == group and self.world.initial_instances[group][int(n)] == iid:
-                    return f.for_seconds
+            if f.type == "slow_boot" and not self.formed and self._initial_instance(f.node) == iid:
+                return f.for_seconds
         return 0.0
+
+    def _initial_instance(self, where: str) -> str:
+        """A fault's ``node: <group>/<n>``: the group's n-th initial instance."""
+        group, n = where.rsplit("/", 1)
+        return self.world.initial_instances[group][int(n)]
 
     def _write_seed_files(self) -> None:
         """Every node's ``unicast_hosts.txt`` lists every node not killed, as discovery-ec2 lists the
@@ -234,8 +237,7 @@ class RealCluster:
         for i, f in enumerate(self.scenario.faults):
             if f.type == "crash" and i not in self._crash_done and t >= f.at_seconds:
                 self._crash_done.add(i)
-                group, n = f.node.rsplit("/", 1)
-                iid = self.world.initial_instances[group][int(n)]
+                iid = self._initial_instance(f.node)
                 node = self.nodes.get(iid)
                 if node is not None and not node.killed:
                     node.kill(discard_data=False)
